@@ -1,0 +1,1 @@
+"""Prefect flows, run on the user's machine: thin compositions of tasks."""

@@ -1,0 +1,17 @@
+"""The job spec, shared by the orchestrator and the GPU box."""
+
+from jobspecs.load import LoadedSpec, load_spec, validate
+from jobspecs.plan import ClipPlan, build_prompt, plan_clips
+from jobspecs.schema import JobSpec, SpecError, baselines
+
+__all__ = [
+    "ClipPlan",
+    "JobSpec",
+    "LoadedSpec",
+    "SpecError",
+    "baselines",
+    "build_prompt",
+    "load_spec",
+    "plan_clips",
+    "validate",
+]

@@ -1,0 +1,317 @@
+"""The job spec: global constants, strict shot cards, a reference image and the run's settings.
+
+Validated with pydantic before anything runs; every refusal names the field, the value and the rule.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
+
+MIN_TOTAL_S, MAX_TOTAL_S = 30.0, 60.0
+MIN_SHOT_S, MAX_SHOT_S = 5.0, 10.0
+OUTPUT_FPS = 24
+OUTPUT_SIZE = (1280, 720)
+
+# The closed set of camera moves, each with the directions it takes (empty: it takes none).
+CAMERA_MOVES: dict[str, tuple[str, ...]] = {
+    "static": (),
+    "pan": ("left", "right"),
+    "tilt": ("up", "down"),
+    "dolly": ("left", "right"),
+    "push-in": (),
+    "pull-out": (),
+    "orbit": ("left", "right"),
+}
+
+Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
+
+
+class SpecError(ValueError):
+    """A job spec that can't run. The message lists every problem as `field = value: rule`."""
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# --- model baselines -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Baseline:
+    """One model's locked settings (jobspecs/baselines.yaml)."""
+
+    id: str
+    built: bool
+    repo: str | None
+    pipeline: str | None
+    width: int
+    height: int
+    fps: int
+    frame_step: int
+    max_frames: int
+    steps: int | None
+    guidance: float | None
+    guidance_kind: str | None
+    scheduler: str | None
+    shift: float | None
+    negative_prompt: str | None
+    issue: int | None = None
+
+
+@functools.cache
+def baselines() -> dict[str, Baseline]:
+    data = yaml.safe_load((Path(__file__).parent / "baselines.yaml").read_text())
+    return {model_id: Baseline(id=model_id, **fields) for model_id, fields in data.items()}
+
+
+# --- the spec --------------------------------------------------------------------------------------
+
+
+class Constants(Strict):
+    """What stays the same in every clip; appended to every shot's prompt."""
+
+    style: Text  # style and realism
+    setting: Text  # era, location, environment
+    lighting: Text  # lighting and visibility
+    lens: Text  # lens and camera style
+    composition: Text  # aspect and composition
+
+
+class Shot(Strict):
+    """One shot card: one subject, one action, one environment, at most one camera move, 5–10 s."""
+
+    subject: Text
+    action: Text
+    environment: Text
+    camera: str = "static"
+    duration_s: float
+
+    @field_validator("camera", mode="before")
+    @classmethod
+    def one_camera_move(cls, value: object) -> str:
+        if isinstance(value, list | tuple):
+            if len(value) != 1:
+                raise ValueError(f"exactly one camera move per shot, got {len(value)}")
+            value = value[0]
+        if not isinstance(value, str):
+            raise ValueError("a camera move is text such as 'pan left' or 'push-in'")
+        words = value.strip().lower().replace("_", "-").split()
+        joined = {"and", "then", "+", "&", "while"}
+        if any(w in joined for w in words) or "," in value or sum(w in CAMERA_MOVES for w in words) > 1:
+            raise ValueError("exactly one camera move per shot (split the shot into two shots)")
+        if not words or words[0] not in CAMERA_MOVES:
+            raise ValueError(f"unknown camera move; the moves are {', '.join(CAMERA_MOVES)}")
+        move, rest = words[0], words[1:]
+        allowed = CAMERA_MOVES[move]
+        if allowed and (len(rest) != 1 or rest[0] not in allowed):
+            raise ValueError(f"'{move}' needs one direction: {' or '.join(allowed)}")
+        if not allowed and rest:
+            raise ValueError(f"'{move}' takes no direction")
+        return " ".join(words)
+
+    @field_validator("duration_s")
+    @classmethod
+    def shot_length(cls, value: float) -> float:
+        if not MIN_SHOT_S <= value <= MAX_SHOT_S:
+            raise ValueError(f"a shot lasts {MIN_SHOT_S:g}–{MAX_SHOT_S:g} s")
+        return value
+
+    @property
+    def move(self) -> str:
+        return self.camera.split()[0]
+
+    @property
+    def direction(self) -> str | None:
+        parts = self.camera.split()
+        return parts[1] if len(parts) > 1 else None
+
+
+class Generation(Strict):
+    """Overrides of single variables of the model's locked baseline (None = keep the baseline)."""
+
+    width: int | None = None
+    height: int | None = None
+    fps: int | None = Field(None, ge=8, le=60)
+    max_frames: int | None = Field(None, ge=2)
+    steps: int | None = Field(None, ge=1, le=200)
+    guidance: float | None = Field(None, ge=0)
+    scheduler: str | None = None
+    shift: float | None = Field(None, gt=0)
+    negative_prompt: str | None = None
+
+
+class Stitch(Strict):
+    """How clips are joined. Same clips + same settings + same ffmpeg build = the same bytes."""
+
+    transition: Literal["cut", "crossfade"] = "cut"
+    overlap_frames: int = Field(0, ge=0, le=24)
+    seam_bridge: Literal["none", "blend", "minterpolate"] = "none"
+    bridge_frames: int = Field(0, ge=0, le=12)
+    preset: Literal["ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower"] = "medium"
+    crf: int = Field(18, ge=0, le=51)
+    threads: int = Field(4, ge=1, le=16)  # pinned: x264's output depends on its thread count
+
+    @model_validator(mode="after")
+    def consistent(self) -> Stitch:
+        if self.transition == "crossfade" and self.overlap_frames < 1:
+            raise ValueError("transition 'crossfade' needs overlap_frames ≥ 1 (the frames blended at a seam)")
+        if self.transition == "cut" and self.overlap_frames:
+            raise ValueError("overlap_frames is only used by transition 'crossfade'; set it to 0 for 'cut'")
+        if self.seam_bridge != "none" and self.transition != "cut":
+            raise ValueError("a seam bridge inserts frames between clips; it needs transition 'cut'")
+        if (self.seam_bridge == "none") != (self.bridge_frames == 0):
+            raise ValueError("seam_bridge 'blend'/'minterpolate' needs bridge_frames ≥ 1; 'none' needs 0")
+        return self
+
+
+class Guardrails(Strict):
+    clip_limit_s: float = Field(600.0, gt=0)  # a clip still generating after this is killed
+    run_limit_s: float | None = Field(None, gt=0)  # default: clips × clip_limit_s
+
+
+class ColorMatch(Strict):
+    """Match each chained input image to the reference (a fixed anchor) in LAB mean/std."""
+
+    mode: Literal["off", "reinhard"] = "off"
+    strength: float = Field(0.5, ge=0, le=1)
+
+    @field_validator("mode", mode="before")
+    @classmethod
+    def yaml_off(cls, value: object) -> object:
+        return "off" if value is False else value  # YAML 1.1 reads a bare `off` as false
+
+
+class Infrastructure(Strict):
+    provider: Literal["local", "vast", "ssh"] = "local"
+    gpu: str = "RTX 4090"
+    max_usd_per_hour: float | None = Field(None, gt=0)
+
+
+BUILT_PROVIDERS = {"local"}
+
+
+class JobSpec(Strict):
+    title: Text
+    model: str = "kenburns"
+    seed: int = Field(0, ge=0, lt=2**32)
+    reference_image: str
+    constants: Constants
+    shots: list[Shot] = Field(min_length=1)
+    generation: Generation = Generation()
+    stitch: Stitch = Stitch()
+    guardrails: Guardrails = Guardrails()
+    color_match: ColorMatch = ColorMatch()
+    infrastructure: Infrastructure = Infrastructure()
+
+    @field_validator("model")
+    @classmethod
+    def known_model(cls, value: str) -> str:
+        known = baselines()
+        if value not in known:
+            raise ValueError(f"unknown model; the models are {', '.join(known)}")
+        if not known[value].built:
+            raise ValueError(f"model '{value}' is not built yet (issue #{known[value].issue}); use 'kenburns' for now")
+        return value
+
+    @field_validator("infrastructure")
+    @classmethod
+    def built_provider(cls, value: Infrastructure) -> Infrastructure:
+        if value.provider not in BUILT_PROVIDERS:
+            raise ValueError(f"provider '{value.provider}' is not built yet (issue #3); use 'local' for now")
+        return value
+
+    @model_validator(mode="after")
+    def fits_the_model(self) -> JobSpec:
+        base = self.baseline
+        for name in ("steps", "guidance", "scheduler", "shift", "negative_prompt"):
+            if getattr(self.generation, name) is not None and getattr(base, name) is None:
+                raise ValueError(f"generation.{name}: model '{self.model}' has no such setting")
+        width, height = self.size
+        check_720p_class(width, height)
+        max_frames = self.max_frames
+        if max_frames > base.max_frames:
+            raise ValueError(
+                f"generation.max_frames = {max_frames}: above model '{self.model}''s native {base.max_frames}"
+            )
+        if (max_frames - 1) % base.frame_step:
+            raise ValueError(
+                f"generation.max_frames = {max_frames}: model '{self.model}' needs "
+                f"{base.frame_step}k+1 frames (e.g. {base.max_frames})"
+            )
+        total = total_seconds(self)
+        if not MIN_TOTAL_S <= total <= MAX_TOTAL_S:
+            raise ValueError(
+                f"shots: total length {total:.2f} s after overlaps; a film lasts "
+                f"{MIN_TOTAL_S:g}–{MAX_TOTAL_S:g} s (sum of shot durations minus crossfade overlaps)"
+            )
+        return self
+
+    # Effective generation settings: the baseline with this spec's overrides.
+    @property
+    def baseline(self) -> Baseline:
+        return baselines()[self.model]
+
+    @property
+    def size(self) -> tuple[int, int]:
+        base = self.baseline
+        return (self.generation.width or base.width, self.generation.height or base.height)
+
+    @property
+    def fps(self) -> int:
+        return self.generation.fps or self.baseline.fps
+
+    @property
+    def max_frames(self) -> int:
+        return self.generation.max_frames or self.baseline.max_frames
+
+    def effective(self, name: str) -> object:
+        override = getattr(self.generation, name)
+        return override if override is not None else getattr(self.baseline, name)
+
+    def shot_frames(self, shot: Shot) -> list[int]:
+        """Frame counts of the chained sub-clips one shot becomes (one clip unless it is too long)."""
+        parts = math.ceil(shot.duration_s * self.fps / (self.max_frames - 1) - 1e-9)
+        frames = frames_for(shot.duration_s / parts, self.fps, self.baseline.frame_step)
+        return [min(frames, self.max_frames)] * parts
+
+    @property
+    def clip_count(self) -> int:
+        return sum(len(self.shot_frames(shot)) for shot in self.shots)
+
+    @property
+    def run_limit_s(self) -> float:
+        return self.guardrails.run_limit_s or self.clip_count * self.guardrails.clip_limit_s
+
+
+def check_720p_class(width: int, height: int) -> None:
+    """720p-class: short side 704–768, long side 1248–1376, both multiples of 16 (portrait allowed)."""
+    short, long = sorted((width, height))
+    if not (704 <= short <= 768 and 1248 <= long <= 1376) or width % 16 or height % 16:
+        raise ValueError(
+            f"generation size = {width}x{height}: not 720p-class (short side 704–768, long side "
+            "1248–1376, both multiples of 16; e.g. 1280x720, 1280x704, 1360x768)"
+        )
+
+
+def total_seconds(spec: JobSpec) -> float:
+    """Length of the stitched film: every clip's motion, less crossfades, plus bridge frames."""
+    frames = [n for shot in spec.shots for n in spec.shot_frames(shot)]
+    seams = len(frames) - 1
+    motion = sum((n - 1) / spec.fps for n in frames)
+    overlap = seams * spec.stitch.overlap_frames / OUTPUT_FPS
+    bridges = seams * spec.stitch.bridge_frames / OUTPUT_FPS
+    return motion - overlap + bridges + 1 / OUTPUT_FPS
+
+
+def frames_for(seconds: float, fps: int, step: int) -> int:
+    """The frame count nearest to `seconds` of motion at `fps` on the rule step*k+1 (k ≥ 1)."""
+    k = max(1, round(seconds * fps / step))
+    return step * k + 1

@@ -1,0 +1,63 @@
+"""The provider and transport interfaces every provider implements (local now; vast and ssh later)."""
+
+from __future__ import annotations
+
+import subprocess
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+
+class BoxError(RuntimeError):
+    """A command on the box failed; the message carries the tail of its output."""
+
+
+class Transport(Protocol):
+    def run(self, argv: list[str], timeout_s: float, env: dict[str, str]) -> subprocess.CompletedProcess:
+        """Run a command to the end (argv, never a shell string); output captured."""
+
+    def start_detached(self, argv: list[str], log: str, env: dict[str, str]) -> int:
+        """Start a command that outlives this connection; returns its pid."""
+
+    def read_text(self, path: str) -> str | None:
+        """A small text file's contents, or None if it doesn't exist."""
+
+    def put(self, local: Path, remote: str) -> None: ...
+
+    def get(self, remote: str, local: Path) -> None: ...
+
+
+@dataclass
+class Box:
+    """A machine that runs the worker: where the project's Python is and where runs live."""
+
+    provider: str
+    root: str  # the box's run root: <root>/<run_id>/ is one job dir
+    python: str  # the interpreter with the project installed
+    transport: Transport
+    env: dict[str, str] = field(default_factory=dict)  # for every command on the box
+    instance_id: str | None = None  # a rented instance, where there is one
+
+    def job_dir(self, run_id: str) -> str:
+        return f"{self.root}/{run_id}"
+
+    def run(self, argv: list[str], timeout_s: float) -> str:
+        """Run on the box; returns stdout, raises BoxError with the output's tail on a non-zero exit."""
+        done = self.transport.run(argv, timeout_s, self.env)
+        if done.returncode:
+            tail = (done.stderr or done.stdout or "").strip().splitlines()[-15:]
+            raise BoxError(f"`{' '.join(argv[:4])} …` exited {done.returncode} on the box:\n" + "\n".join(tail))
+        return done.stdout
+
+    def python_module(self, module: str, *args: str, timeout_s: float = 3600) -> str:
+        return self.run([self.python, "-m", module, *args], timeout_s)
+
+
+class Provider(Protocol):
+    name: str
+
+    def acquire(self, run_id: str) -> Box:
+        """A box ready to take a job (rented, set up and reachable, where that applies)."""
+
+    def release(self, box: Box, run_id: str, fetched: bool) -> str:
+        """Give the box back (`fetched`: the bundle is safely on this machine); says what was done."""

@@ -1,0 +1,1 @@
+"""Everything that runs on the GPU box. Imports jobspecs only (never provisioning/, tasks/ or flows/)."""

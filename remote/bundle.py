@@ -1,0 +1,245 @@
+"""The bundle: manifest.json + SHA256SUMS + one tar archive, and the verification of all of it.
+
+    python -m remote.bundle JOB_DIR      (on the box) writes manifest.json, SHA256SUMS, <run_id>.tar(.sha256)
+
+verify_bundle() (on the laptop) checks the archive's hash, refuses unsafe members (absolute paths, `..`,
+links, devices), extracts and checks every file against SHA256SUMS; an error names the file. Every path in
+the manifest and logs is relative to the run directory.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.metadata
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tarfile
+import tempfile
+from pathlib import Path, PurePosixPath
+
+import yaml
+
+from jobspecs import plan_clips, validate
+from jobspecs.schema import OUTPUT_FPS
+from remote.ffmpeg import ffmpeg_build
+from remote.layout import JobPaths, written_atomically
+from remote.status import now_iso, read_status
+
+MANIFEST = "manifest.json"
+SUMS = "SHA256SUMS"
+LIBRARIES = ("numpy", "pillow", "pydantic", "prefect", "torch", "diffusers", "transformers", "accelerate",
+             "huggingface-hub", "imageio-ffmpeg")  # fmt: skip
+
+
+class BundleError(RuntimeError):
+    """The bundle is damaged or unsafe; the message names the file."""
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def environment() -> dict:
+    """The box: Python, OS, libraries, GPU and driver (where there is one), the ffmpeg build."""
+    libraries = {}
+    for name in LIBRARIES:
+        try:
+            libraries[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            pass
+    env = {"python": platform.python_version(), "os": platform.platform(), "machine": platform.machine(),
+           "cpus": os.cpu_count(), "libraries": libraries, "ffmpeg": ffmpeg_build(), "gpus": []}  # fmt: skip
+    if shutil.which("nvidia-smi"):
+        query = "--query-gpu=name,driver_version,memory.total"
+        out = subprocess.run(["nvidia-smi", query, "--format=csv,noheader"], capture_output=True, text=True)
+        env["gpus"] = [dict(zip(("name", "driver", "memory"), (f.strip() for f in line.split(",")), strict=False))
+                       for line in out.stdout.splitlines() if line.strip()]  # fmt: skip
+        if "torch" in libraries:
+            import torch
+
+            env["cuda"] = torch.version.cuda
+    return env
+
+
+def final_video_info(paths: JobPaths) -> dict | None:
+    if not paths.final_video.exists():
+        return None
+    import imageio_ffmpeg
+
+    frames, _ = imageio_ffmpeg.count_frames_and_secs(str(paths.final_video))
+    return {"path": "final/final_stitched.mp4", "frames": frames, "seconds": round(frames / OUTPUT_FPS, 4),
+            "sha256": sha256_file(paths.final_video)}  # fmt: skip
+
+
+def run_files(run_dir: Path) -> list[str]:
+    """Every file of the run directory (relative, POSIX), the manifest and the sums excluded."""
+    names = (p.relative_to(run_dir).as_posix() for p in run_dir.rglob("*") if p.is_file())
+    return sorted(n for n in names if n not in (MANIFEST, SUMS))
+
+
+def write_manifest(paths: JobPaths, stitch_summary: dict | None) -> dict:
+    run = paths.run_info()
+    spec = validate(yaml.safe_load(paths.job_yaml.read_text()), source=str(paths.job_yaml))
+    logs = paths.finished_logs()
+    status = read_status(paths.run_dir)
+    model = logs[0]["model"] if logs else {"id": spec.model, "repo": spec.baseline.repo, "revision": None}
+    files = {name: sha256_file(paths.run_dir / name) for name in run_files(paths.run_dir)}
+    manifest = {
+        "run_id": paths.run_id,
+        "title": spec.title,
+        "created_at": run["created_at"],
+        "bundled_at": now_iso(),
+        "model": model,
+        "pipeline_commit": run["commit"],
+        "spec": {"file": run["spec_file"], "overrides": run["overrides"], "job_yaml_sha256": files["job.yaml"]},
+        "reference_image": run["reference"],
+        "environment": environment(),
+        "stitch": stitch_summary,
+        "final_video": final_video_info(paths),
+        "clips": {
+            "planned": len(plan_clips(spec)),
+            "finished": len(logs),
+            "list": [
+                {
+                    "clip": log["clip"],
+                    "shot": log["shot"],
+                    "camera": log["shot_card"]["camera"],
+                    "seed": log["seed"],
+                    "file": log["clip_file"],
+                    "last_frame": log["last_frame"],
+                    "seconds": log["clip_file"]["seconds"],
+                    "timings_s": log["timings_s"],
+                }
+                for log in logs
+            ],
+        },  # fmt: skip
+        "guardrails": {
+            "clip_limit_s": spec.guardrails.clip_limit_s,
+            "run_limit_s": spec.run_limit_s,
+            "outcome": "ok" if status.get("state") == "generated" else status.get("state"),
+            "reason": status.get("reason"),
+        },
+        "files": files,
+    }
+    with written_atomically(paths.run_dir / MANIFEST) as part:
+        part.write_text(json.dumps(manifest, indent=2, sort_keys=True))
+    return manifest
+
+
+def write_sums(run_dir: Path) -> None:
+    names = [MANIFEST, *run_files(run_dir)]
+    lines = "".join(f"{sha256_file(run_dir / name)}  {name}\n" for name in names)
+    with written_atomically(run_dir / SUMS) as part:
+        part.write_text(lines)
+
+
+def make_bundle(job_dir: Path) -> dict:
+    """manifest.json, SHA256SUMS, then <run_id>.tar (sums and manifest first) and its .sha256."""
+    paths = JobPaths(job_dir.resolve())
+    stitch_summary = json.loads(paths.stitch_json.read_text()) if paths.stitch_json.exists() else None
+    write_manifest(paths, stitch_summary)
+    write_sums(paths.run_dir)
+    names = [SUMS, MANIFEST, *run_files(paths.run_dir)]
+    with written_atomically(paths.archive) as part, tarfile.open(part, "w", format=tarfile.PAX_FORMAT) as tar:
+        for name in names:
+            info = tar.gettarinfo(paths.run_dir / name, arcname=f"{paths.run_id}/{name}")
+            info.uid = info.gid = 0
+            info.uname = info.gname = ""
+            info.mode = 0o644
+            with open(paths.run_dir / name, "rb") as f:
+                tar.addfile(info, f)
+    digest = sha256_file(paths.archive)
+    Path(f"{paths.archive}.sha256").write_text(f"{digest}  {paths.archive.name}\n")
+    return {"archive": paths.archive.name, "sha256": digest, "files": len(names)}
+
+
+def read_sums(text: str) -> dict[str, str]:
+    sums = {}
+    for line in text.splitlines():
+        digest, sep, name = line.partition("  ")
+        if not sep or len(digest) != 64:
+            raise BundleError(f"{SUMS}: malformed line {line!r}")
+        sums[name] = digest
+    return sums
+
+
+def check_member(member: tarfile.TarInfo, run_id: str | None) -> str:
+    """The member's path inside the run directory; refuses anything that could write outside it."""
+    name = member.name
+    path = PurePosixPath(name)
+    if path.is_absolute() or ".." in path.parts or "\\" in name:
+        raise BundleError(f"{name}: unsafe path in the archive (absolute or with '..'); refused")
+    if not (member.isfile() or member.isdir()):
+        raise BundleError(f"{name}: a link or special file in the archive; refused")
+    if run_id is not None and path.parts[0] != run_id:
+        raise BundleError(f"{name}: outside the run directory {run_id}/; refused")
+    return PurePosixPath(*path.parts[1:]).as_posix()
+
+
+def expected_archive_hash(archive: Path) -> str | None:
+    sidecar = Path(f"{archive}.sha256")
+    return sidecar.read_text().split()[0] if sidecar.exists() else None
+
+
+def verify_bundle(archive: Path, dest: Path | None = None, expected_sha256: str | None = None) -> dict:
+    """Check everything; extract to dest/<run_id>/ if dest is given. Returns the manifest."""
+    archive = Path(archive)
+    expected = expected_sha256 or expected_archive_hash(archive)
+    if dest is not None:
+        Path(dest).mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=".verify-", dir=dest) as tmp:
+        try:
+            with tarfile.open(archive, "r:") as tar:
+                members = tar.getmembers()
+                if not members:
+                    raise BundleError(f"{archive.name}: empty archive")
+                run_id = PurePosixPath(members[0].name).parts[0]
+                inside = [check_member(m, run_id) for m in members]
+                tar.extractall(tmp, members=members, filter="data")
+        except (tarfile.TarError, EOFError) as exc:
+            raise BundleError(f"{archive.name}: damaged archive ({exc})") from None
+        run_dir = Path(tmp) / run_id
+        if SUMS not in inside:
+            raise BundleError(f"{SUMS}: missing from the archive (or its header is damaged)")
+        sums = read_sums((run_dir / SUMS).read_text())
+        files = {name for name, member in zip(inside, members, strict=True) if member.isfile()} - {SUMS}
+        if missing := sorted(set(sums) - files):
+            raise BundleError(f"{missing[0]}: listed in {SUMS} but missing from the archive (damaged header?)")
+        if unlisted := sorted(files - set(sums)):
+            raise BundleError(f"{unlisted[0]}: in the archive but not listed in {SUMS}")
+        for name in sorted(sums):
+            actual = sha256_file(run_dir / name)
+            if actual != sums[name]:
+                raise BundleError(f"{name}: sha256 {actual} does not match {SUMS} ({sums[name]})")
+        manifest = json.loads((run_dir / MANIFEST).read_text())
+        if manifest.get("files") != {k: v for k, v in sums.items() if k != MANIFEST}:
+            raise BundleError(f"{MANIFEST}: its file list disagrees with {SUMS}")
+        if expected is not None and sha256_file(archive) != expected:
+            raise BundleError(f"{archive.name}: sha256 does not match {expected} (damaged outside the files)")
+        if dest is not None:
+            target = Path(dest) / run_id
+            if target.exists():
+                raise BundleError(f"{target}: already exists; not overwritten")
+            os.replace(run_dir, target)
+    return manifest
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 1:
+        print("usage: python -m remote.bundle JOB_DIR", file=sys.stderr)
+        return 2
+    print(json.dumps(make_bundle(Path(args[0]))))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

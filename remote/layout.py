@@ -1,0 +1,111 @@
+"""Where everything lives on the box for one run (JOB_DIR = <box root>/<run_id>):
+
+<box root>/worker.lock          one worker per box
+JOB_DIR/input/run.json          run id, spec file name, --set overrides, reference hash, code commit
+JOB_DIR/input/reference.<ext>   the reference image, as the user gave it
+JOB_DIR/run/                    the run directory; becomes the bundle (see DESIGN.md)
+JOB_DIR/stitch.json             what the stitch did, for the manifest
+JOB_DIR/<run_id>.tar(.sha256)   the bundle and its hash
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+
+@dataclass(frozen=True)
+class JobPaths:
+    job_dir: Path
+
+    @property
+    def run_id(self) -> str:
+        return self.job_dir.name
+
+    @property
+    def input_dir(self) -> Path:
+        return self.job_dir / "input"
+
+    @property
+    def run_json(self) -> Path:
+        return self.input_dir / "run.json"
+
+    @property
+    def reference(self) -> Path:
+        return next(self.input_dir.glob("reference.*"))
+
+    @property
+    def run_dir(self) -> Path:
+        return self.job_dir / "run"
+
+    @property
+    def job_yaml(self) -> Path:
+        return self.run_dir / "job.yaml"
+
+    @property
+    def final_video(self) -> Path:
+        return self.run_dir / "final" / "final_stitched.mp4"
+
+    @property
+    def stitch_json(self) -> Path:
+        """What the stitch did (settings, filtergraph, encoder), for the manifest."""
+        return self.job_dir / "stitch.json"
+
+    @property
+    def lock(self) -> Path:
+        return self.job_dir.parent / "worker.lock"
+
+    @property
+    def archive(self) -> Path:
+        return self.job_dir / f"{self.run_id}.tar"
+
+    def clip(self, index: int) -> Path:
+        return self.run_dir / "clips" / f"clip_{index:03d}.mp4"
+
+    def last_frame(self, index: int) -> Path:
+        return self.run_dir / "frames" / f"last_frame_{index:03d}.png"
+
+    def log(self, index: int) -> Path:
+        return self.run_dir / "logs" / f"log_{index:03d}.json"
+
+    def run_info(self) -> dict:
+        return json.loads(self.run_json.read_text())
+
+    def finished_logs(self) -> list[dict]:
+        """The logs of finished clips, in chain order, up to the first gap."""
+        logs = []
+        while self.log(len(logs)).exists():
+            logs.append(json.loads(self.log(len(logs)).read_text()))
+        return logs
+
+
+def stage_job(job_dir: Path, spec_data: dict, reference: Path, run_info: dict) -> list[Path]:
+    """Lay out a new job dir (input/run.json, input/reference.<ext>, run/job.yaml); returns the files.
+
+    The laptop stages a job in a temporary folder and copies these files to the box as they are."""
+    files = {
+        job_dir / "input" / "run.json": json.dumps(run_info, indent=2, sort_keys=True).encode(),
+        job_dir / "input" / f"reference{reference.suffix.lower()}": reference.read_bytes(),
+        job_dir / "run" / "job.yaml": yaml.safe_dump(spec_data, sort_keys=False, allow_unicode=True).encode(),
+    }
+    for path, data in files.items():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+    return list(files)
+
+
+@contextmanager
+def written_atomically(path: Path) -> Iterator[Path]:
+    """Yield a temporary path beside `path`; rename it into place only if the block finishes.
+
+    A worker killed mid-write leaves a `.part` file, never a half-written clip under its final name."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    part = path.with_name(path.name + ".part")
+    yield part
+    os.replace(part, path)

@@ -1,0 +1,137 @@
+"""The supervisor: starts the worker and kills it, for real, when a clip or the run overruns.
+
+    python -m remote.supervise JOB_DIR          run the worker under the clip and run limits
+    python -m remote.supervise --stop JOB_DIR   stop it now (the laptop's own deadline)
+
+Prefect's timeouts and Python threads can't interrupt code stuck in CUDA or C; a SIGKILL to the worker's
+process group can. The supervisor records why it stopped in status.json and removes the half-written files
+of the clip in progress; every finished clip stays on disk.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import yaml
+
+from jobspecs import validate
+from remote.layout import JobPaths
+from remote.status import TERMINAL_STATES, log_progress, now_iso, read_status, update_status
+
+EXIT_STOPPED = 3  # a guardrail or a stop request ended the run
+POLL_S = 0.5
+
+
+def worker_env(paths: JobPaths) -> dict[str, str]:
+    """The worker's environment: unbuffered output and, unless an API is given, a Prefect of the box's own."""
+    env = dict(os.environ, PYTHONUNBUFFERED="1", DO_NOT_TRACK="1", PREFECT_SERVER_ANALYTICS_ENABLED="false")
+    if "PREFECT_API_URL" not in env:
+        env.setdefault("PREFECT_HOME", str(paths.job_dir.parent / "prefect"))
+        env.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
+    return env
+
+
+def kill_group(pid: int) -> None:
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
+def remove_partial_files(paths: JobPaths) -> list[str]:
+    removed = sorted(p.relative_to(paths.run_dir).as_posix() for p in paths.run_dir.rglob("*.part"))
+    for name in removed:
+        (paths.run_dir / name).unlink()
+    return removed
+
+
+def mark_stopped(paths: JobPaths, reason: str) -> None:
+    removed = remove_partial_files(paths)
+    update_status(paths.run_dir, state="stopped", reason=reason, stopped_at_clip=read_status(paths.run_dir).get("clip"))
+    log_progress(paths.run_dir, "stopped", read_status(paths.run_dir).get("clip"), reason)
+    if removed:
+        log_progress(paths.run_dir, "stopped", None, f"removed unfinished files: {', '.join(removed)}")
+
+
+def supervise(job_dir: Path, worker_argv: list[str] | None = None) -> int:
+    """Run the worker to the end or to a limit; returns 0 (all clips generated), 1 (failed) or 3 (stopped)."""
+    paths = JobPaths(job_dir.resolve())
+    spec = validate(yaml.safe_load(paths.job_yaml.read_text()), source=str(paths.job_yaml))
+    clip_limit, run_limit = spec.guardrails.clip_limit_s, spec.run_limit_s
+    stop_requested: list[str] = []
+    signal.signal(signal.SIGTERM, lambda *_: stop_requested.append("stop requested (SIGTERM)"))
+
+    update_status(paths.run_dir, state="starting", supervisor_pid=os.getpid(), started_at=now_iso(),
+                  clip_limit_s=clip_limit, run_limit_s=run_limit)  # fmt: skip
+    log_progress(paths.run_dir, "start", None, f"clip limit {clip_limit:g} s, run limit {run_limit:g} s")
+    argv = worker_argv or [sys.executable, "-m", "remote.worker", str(paths.job_dir)]
+    with open(paths.run_dir / "status" / "worker.log", "ab") as log:
+        worker = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                  start_new_session=True, env=worker_env(paths))  # fmt: skip
+    update_status(paths.run_dir, worker_pid=worker.pid)
+
+    run_deadline = time.monotonic() + run_limit
+    current_clip, clip_since = None, time.monotonic()
+    while worker.poll() is None:
+        status = read_status(paths.run_dir)
+        clip = status.get("clip") if status.get("state") == "generating" else None
+        if clip != current_clip:
+            current_clip, clip_since = clip, time.monotonic()
+        reason = None
+        if stop_requested:
+            reason = stop_requested[0]
+        elif clip is not None and time.monotonic() - clip_since > clip_limit:
+            reason = f"clip {clip} ran past the clip limit of {clip_limit:g} s; killed"
+        elif time.monotonic() > run_deadline:
+            reason = f"the run went past its limit of {run_limit:g} s; killed"
+        if reason:
+            kill_group(worker.pid)
+            worker.wait()
+            mark_stopped(paths, reason)
+            return EXIT_STOPPED
+        time.sleep(POLL_S)
+
+    state = read_status(paths.run_dir).get("state")
+    if worker.returncode == 0 and state == "generated":
+        return 0
+    if state not in TERMINAL_STATES:
+        update_status(paths.run_dir, state="failed", reason=f"the worker exited with status {worker.returncode}")
+        log_progress(paths.run_dir, "failed", None, f"the worker exited with status {worker.returncode}")
+    remove_partial_files(paths)
+    return 1
+
+
+def stop(job_dir: Path) -> None:
+    """Ask the supervisor to stop (it kills the worker and records why); kill the worker itself if alone."""
+    paths = JobPaths(job_dir.resolve())
+    status = read_status(paths.run_dir)
+    supervisor = status.get("supervisor_pid")
+    if supervisor and status.get("state") not in TERMINAL_STATES:
+        try:
+            os.kill(supervisor, signal.SIGTERM)
+            return
+        except ProcessLookupError:
+            pass
+    if status.get("worker_pid") and status.get("state") not in TERMINAL_STATES:
+        kill_group(status["worker_pid"])
+        mark_stopped(paths, "stopped from outside; the supervisor was gone")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) == 2 and args[0] == "--stop":
+        stop(Path(args[1]))
+        return 0
+    if len(args) != 1:
+        print("usage: python -m remote.supervise [--stop] JOB_DIR", file=sys.stderr)
+        return 2
+    return supervise(Path(args[0]))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,207 @@
+"""The worker: one process on the box that loads the model once and generates the clips in order.
+
+    python -m remote.worker JOB_DIR        (started by remote.supervise, which kills it on overrun)
+
+Clip 0 starts from the reference image; clip i from frames/last_frame_{i-1}.png, saved losslessly from the
+generated frames (never decoded back from the mp4). Each clip writes clips/clip_i.mp4, frames/last_frame_i.png
+and, last, logs/log_i.json: a clip is finished when its log exists. Finished clips are skipped on a restart.
+The loop is a Prefect flow against a Prefect of the box's own: nothing here talks to the user's API.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import platform
+import sys
+import time
+import traceback
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import yaml
+from PIL import Image, ImageOps
+from prefect import flow, task
+from prefect.cache_policies import NO_CACHE
+
+from jobspecs import ClipPlan, JobSpec, plan_clips, validate
+from remote.bundle import sha256_file
+from remote.color import match_colors
+from remote.ffmpeg import encode_frames
+from remote.layout import JobPaths, written_atomically
+from remote.models import ModelAdapter, load_adapter
+from remote.status import log_progress, now_iso, update_status
+
+EXIT_BUSY = 75  # another worker holds this box's lock
+
+
+class WorkerBusy(RuntimeError):
+    """Another worker already runs on this box."""
+
+
+@contextmanager
+def worker_lock(paths: JobPaths) -> Iterator[None]:
+    """One worker per box (one GPU): an exclusive flock, released by the kernel when the process dies."""
+    paths.lock.parent.mkdir(parents=True, exist_ok=True)
+    with open(paths.lock, "a+") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            lock.seek(0)
+            holder = lock.read().strip() or "unknown"
+            raise WorkerBusy(f"another worker holds {paths.lock} ({holder}); one worker per box") from None
+        lock.truncate(0)
+        lock.write(f"pid={os.getpid()} run={paths.run_id}")
+        lock.flush()
+        yield
+
+
+def fit_to_clip(image: Image.Image, width: int, height: int) -> Image.Image:
+    """Centre-crop to the clip's aspect and resize (Lanczos): the input image at the clip size."""
+    return ImageOps.fit(image.convert("RGB"), (width, height), Image.Resampling.LANCZOS)
+
+
+def write_json(path: Path, data: dict) -> None:
+    with written_atomically(path) as part:
+        part.write_text(json.dumps(data, indent=2, sort_keys=True))
+
+
+@task(name="generate-clip", cache_policy=NO_CACHE)
+def generate_clip(
+    adapter: ModelAdapter, spec: JobSpec, clip: ClipPlan, paths: JobPaths, run: dict, load_s: float
+) -> dict:
+    run_dir = paths.run_dir
+    started, started_at = time.monotonic(), now_iso()
+    update_status(run_dir, state="generating", clip=clip.index, clip_started_at=started_at)
+    log_progress(run_dir, "generate", clip.index, f"start: {clip.camera}, {clip.frames} frames, seed {clip.seed}")
+
+    if clip.index == 0:
+        input_path = paths.reference
+        image = fit_to_clip(Image.open(input_path), clip.width, clip.height)
+    else:
+        input_path = paths.last_frame(clip.index - 1)
+        image = Image.open(input_path).convert("RGB")
+    color_log = None
+    if spec.color_match.mode == "reinhard" and clip.index > 0:
+        reference = fit_to_clip(Image.open(paths.reference), clip.width, clip.height)
+        image, color_log = match_colors(image, reference, spec.color_match.strength)
+        log_progress(run_dir, "color", clip.index, f"ΔE {color_log['delta_e_before']} → {color_log['delta_e_after']}")
+
+    result = adapter.generate(clip.prompt, image, clip, clip.seed)
+    expected = (clip.frames, clip.height, clip.width, 3)
+    if result.frames.shape != expected or result.frames.dtype.name != "uint8":
+        raise RuntimeError(f"{adapter.id} returned frames {result.frames.shape} {result.frames.dtype}, not {expected}")
+
+    encode_start = time.monotonic()
+    with written_atomically(paths.clip(clip.index)) as part:
+        encode_frames(result.frames, part, clip.fps, spec.stitch.preset, spec.stitch.crf, spec.stitch.threads)
+    encode_s = time.monotonic() - encode_start
+    with written_atomically(paths.last_frame(clip.index)) as part:
+        Image.fromarray(result.frames[-1]).save(part, format="PNG", compress_level=6)
+
+    info = adapter.info()
+    shot = spec.shots[clip.shot_index]
+    log = {
+        "run_id": paths.run_id,
+        "clip": clip.index,
+        "shot": clip.shot_index,
+        "part": clip.part,
+        "parts": clip.parts,
+        "prompt": clip.prompt,
+        "negative_prompt": spec.effective("negative_prompt"),
+        "shot_card": shot.model_dump(mode="json"),
+        "seed": clip.seed,
+        "params": {
+            "width": clip.width,
+            "height": clip.height,
+            "frames": clip.frames,
+            "fps": clip.fps,
+            "steps": spec.effective("steps"),
+            "guidance": spec.effective("guidance"),
+            "guidance_kind": spec.baseline.guidance_kind,
+            "scheduler": spec.effective("scheduler"),
+            "shift": spec.effective("shift"),
+            "adapter": result.params,
+        },
+        "input_image": {
+            "path": input_path.name if clip.index == 0 else input_path.relative_to(run_dir).as_posix(),
+            "sha256": sha256_file(input_path),
+        },  # fmt: skip
+        "color_match": color_log,
+        "last_frame": {
+            "path": f"frames/{paths.last_frame(clip.index).name}",
+            "sha256": sha256_file(paths.last_frame(clip.index)),
+        },  # fmt: skip
+        "clip_file": {
+            "path": f"clips/{paths.clip(clip.index).name}",
+            "sha256": sha256_file(paths.clip(clip.index)),
+            "frames": clip.frames,
+            "seconds": round(clip.seconds, 4),
+        },  # fmt: skip
+        "timings_s": {
+            "load": round(load_s, 3),
+            **{k: round(v, 3) for k, v in result.timings_s.items()},
+            "encode": round(encode_s, 3),
+            "clip_total": round(time.monotonic() - started, 3),
+        },  # fmt: skip
+        "peak_vram_bytes": result.peak_vram_bytes,
+        "model": {"id": info["id"], "repo": info.get("repo"), "revision": info.get("revision")},
+        "libraries": {"python": platform.python_version(), **info.get("libraries", {})},
+        "commit": run.get("commit"),
+        "started_at": started_at,
+        "finished_at": now_iso(),
+    }
+    write_json(paths.log(clip.index), log)  # last: the clip is finished once its log exists
+    update_status(run_dir, clips_done=clip.index + 1)
+    log_progress(run_dir, "clip", clip.index, f"done in {log['timings_s']['clip_total']:.1f} s")
+    return log
+
+
+@flow(name="generate-clips")
+def generate_clips(job_dir: str) -> int:
+    """Load the model once, then every clip of the plan in order; returns the number of finished clips."""
+    paths = JobPaths(Path(job_dir))
+    run = paths.run_info()
+    spec = validate(yaml.safe_load(paths.job_yaml.read_text()), source=str(paths.job_yaml))
+    clips = plan_clips(spec)
+    done = len(paths.finished_logs())
+    update_status(paths.run_dir, state="loading", clips_total=len(clips), clips_done=done, clip=None)
+    log_progress(paths.run_dir, "load", None, f"loading {spec.model}")
+    start = time.monotonic()
+    adapter = load_adapter(spec)
+    adapter.load()
+    load_s = time.monotonic() - start
+    log_progress(paths.run_dir, "load", None, f"{spec.model} loaded in {load_s:.1f} s")
+    for clip in clips[done:]:
+        generate_clip(adapter, spec, clip, paths, run, load_s)
+    update_status(paths.run_dir, state="generated", clip=None)
+    log_progress(paths.run_dir, "generated", None, f"{len(clips)} clips")
+    return len(clips)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 1:
+        print("usage: python -m remote.worker JOB_DIR", file=sys.stderr)
+        return 2
+    paths = JobPaths(Path(args[0]).resolve())
+    try:
+        with worker_lock(paths):
+            update_status(paths.run_dir, worker_pid=os.getpid())
+            generate_clips(str(paths.job_dir))
+        return 0
+    except WorkerBusy as exc:
+        print(f"refused: {exc}", file=sys.stderr, flush=True)
+        log_progress(paths.run_dir, "refused", None, str(exc))
+        return EXIT_BUSY
+    except Exception as exc:  # the worker's last word: into status.json, then a non-zero exit
+        traceback.print_exc()
+        update_status(paths.run_dir, state="failed", reason=f"{type(exc).__name__}: {exc}")
+        log_progress(paths.run_dir, "failed", None, f"{type(exc).__name__}: {exc}")
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
