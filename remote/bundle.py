@@ -184,6 +184,14 @@ def check_member(member: tarfile.TarInfo, run_id: str | None) -> str:
     return PurePosixPath(*path.parts[1:]).as_posix()
 
 
+def check_hash(run_dir: Path, name: str, sums: dict[str, str]) -> None:
+    if name not in sums:
+        raise BundleError(f"{name}: not listed in {SUMS}")
+    actual = sha256_file(run_dir / name)
+    if actual != sums[name]:
+        raise BundleError(f"{name}: sha256 {actual} does not match {SUMS} ({sums[name]})")
+
+
 def expected_archive_hash(archive: Path) -> str | None:
     sidecar = Path(f"{archive}.sha256")
     return sidecar.read_text().split()[0] if sidecar.exists() else None
@@ -210,18 +218,17 @@ def verify_bundle(archive: Path, dest: Path | None = None, expected_sha256: str 
         if SUMS not in inside:
             raise BundleError(f"{SUMS}: missing from the archive (or its header is damaged)")
         sums = read_sums((run_dir / SUMS).read_text())
+        check_hash(run_dir, MANIFEST, sums)  # the manifest, vouched for by SHA256SUMS, checks SHA256SUMS back
+        manifest = json.loads((run_dir / MANIFEST).read_text())
+        if manifest.get("files") != {k: v for k, v in sums.items() if k != MANIFEST}:
+            raise BundleError(f"{SUMS}: disagrees with the file list of {MANIFEST}")
         files = {name for name, member in zip(inside, members, strict=True) if member.isfile()} - {SUMS}
         if missing := sorted(set(sums) - files):
             raise BundleError(f"{missing[0]}: listed in {SUMS} but missing from the archive (damaged header?)")
         if unlisted := sorted(files - set(sums)):
             raise BundleError(f"{unlisted[0]}: in the archive but not listed in {SUMS}")
         for name in sorted(sums):
-            actual = sha256_file(run_dir / name)
-            if actual != sums[name]:
-                raise BundleError(f"{name}: sha256 {actual} does not match {SUMS} ({sums[name]})")
-        manifest = json.loads((run_dir / MANIFEST).read_text())
-        if manifest.get("files") != {k: v for k, v in sums.items() if k != MANIFEST}:
-            raise BundleError(f"{MANIFEST}: its file list disagrees with {SUMS}")
+            check_hash(run_dir, name, sums)
         if expected is not None and sha256_file(archive) != expected:
             raise BundleError(f"{archive.name}: sha256 does not match {expected} (damaged outside the files)")
         if dest is not None:

@@ -91,15 +91,17 @@ def bridge_frames(left: ClipInput, right: ClipInput, settings: Stitch, work: Pat
         weights = np.arange(1, count + 1) / (count + 1)
         mixed = (1 - weights[:, None, None, None]) * a + weights[:, None, None, None] * b
         return np.round(mixed).astype(np.uint8)
-    Image.fromarray(a).save(work / "pair_0.png")
-    Image.fromarray(b).save(work / "pair_1.png")
+    # minterpolate needs a frame on each side of the pair: feed A A B B at 1 fps, keep the frames strictly
+    # between the two middle ones. scd=none: a seam is bridged even where it looks like a scene change.
+    for i, frame in enumerate((a, a, b, b)):
+        Image.fromarray(frame).save(work / f"pair_{i}.png")
     raw = run_ffmpeg(
         ["-framerate", "1", "-i", str(work / "pair_%d.png"),
-         "-vf", f"minterpolate=fps={count + 1}:mi_mode=mci:mc_mode=aobmc:me_mode=bidir:vsbmc=1",
+         "-vf", f"minterpolate=fps={count + 1}:mi_mode=mci:mc_mode=aobmc:me_mode=bidir:vsbmc=1:scd=none",
          "-f", "rawvideo", "-pix_fmt", "rgb24", "-"]
     )  # fmt: skip
     frames = np.frombuffer(raw, dtype=np.uint8).reshape(-1, height, width, 3)
-    return frames[1 : count + 1]
+    return frames[count + 2 : 2 * count + 2]
 
 
 def stitch_clips(clips: list[ClipInput], out: Path, settings: Stitch) -> dict:

@@ -126,7 +126,7 @@ def generate_clip(
             "adapter": result.params,
         },
         "input_image": {
-            "path": input_path.name if clip.index == 0 else input_path.relative_to(run_dir).as_posix(),
+            "path": spec.reference_image if clip.index == 0 else input_path.relative_to(run_dir).as_posix(),
             "sha256": sha256_file(input_path),
         },  # fmt: skip
         "color_match": color_log,
