@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # Installs what the demo and the tests need into .venv (idempotent; re-runs pip only when pyproject.toml changes).
 # Needs: python3 ≥ 3.11 with venv, and pip access to PyPI (or this machine's registry mirror). ffmpeg comes
-# pinned inside the imageio-ffmpeg wheel; no Debian packages are needed yet.
+# pinned inside the imageio-ffmpeg wheel. The remote extra brings the CPU torch wheel (torch==2.13.0) for the
+# offline tiny-model tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 python3 -c 'import sys; sys.exit(sys.version_info < (3, 11))' || { echo "python3 >= 3.11 needed" >&2; exit 1; }
 [ -x .venv/bin/python ] || python3 -m venv .venv
 stamp=.venv/.installed-$(sha256sum pyproject.toml | cut -c1-16)
 if [ ! -f "$stamp" ]; then
-  .venv/bin/pip install --quiet --disable-pip-version-check -e '.[dev]' 2> >(grep -v 'is ignored: it is neither' >&2)
+  .venv/bin/pip install --quiet --disable-pip-version-check -e '.[dev,remote]' 2> >(grep -v 'is ignored: it is neither' >&2)
   rm -f .venv/.installed-* && touch "$stamp"
 fi
