@@ -7,7 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 python3 -c 'import sys; sys.exit(sys.version_info < (3, 11))' || { echo "python3 >= 3.11 needed" >&2; exit 1; }
 [ -x .venv/bin/python ] || python3 -m venv .venv
-stamp=.venv/.installed-$(sha256sum pyproject.toml | cut -c1-16)
+stamp=.venv/.installed-$(cat pyproject.toml scripts/setup.sh | sha256sum | cut -c1-16)
 if [ ! -f "$stamp" ]; then
   .venv/bin/pip install --quiet --disable-pip-version-check -e '.[dev,remote]' 2> >(grep -v 'is ignored: it is neither' >&2)
   rm -f .venv/.installed-* && touch "$stamp"
