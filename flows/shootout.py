@@ -1,28 +1,36 @@
 """The shootout flow: one job spec → chained clips on a box → one verified bundle on this machine.
 
-validate → plan → box → upload → worker (followed here) → stitch → bundle → fetch → verify → release → summary
+validate → plan → (commit check) → box → setup → prefetch → upload → worker (followed here, clips copied as they
+finish) → stitch → bundle → fetch → verify → release the box (destroy a rented one) → summary
+
+The box is released in a `finally`, which also runs on cancellation; if this process is killed, the
+on_crashed/on_cancellation hooks (run by Prefect's worker in a fresh process) destroy the instance recorded
+for this flow run, and the reaper catches anything left after that.
 """
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
-from prefect import flow
-from prefect.client.orchestration import get_client
+from prefect import flow, get_run_logger
+from prefect.runtime import flow_run as current_flow_run
 
-from provisioning.base import Provider
-from provisioning.local import LocalProvider
 from tasks.box import (
     acquire_box,
+    build_wheel,
     bundle_on_box,
     fetch_bundle,
     follow_worker,
+    prefetch_model,
     release_box,
+    setup_box,
     start_worker,
     stitch_on_box,
     upload_job,
 )
 from tasks.job import code_commit, load_job, new_run_id
+from tasks.providers import destroy_recorded, forget_record, make_provider, secret
 from tasks.report import publish_summary, verify
 
 
@@ -30,27 +38,50 @@ class RunIncomplete(RuntimeError):
     """The worker stopped (a guardrail) or failed; what finished was still bundled and verified."""
 
 
-def make_provider(name: str, out_dir: Path) -> Provider:
-    if name == "local":
-        # This machine is the box, so its worker flow may report to the same Prefect API as this flow.
-        with get_client(sync_client=True) as client:
-            api_url = str(client.api_url)
-        return LocalProvider(out_dir / ".box", env={"PREFECT_API_URL": api_url})
-    raise ValueError(f"provider {name!r} is not built yet")  # jobspecs refuses it before this point
+class DirtyTree(RuntimeError):
+    """The code differs from its commit; a rented box only runs committed code unless allowed."""
 
 
-@flow(name="shootout")
-def shootout(spec: str = "jobspecs/demo.yaml", out_dir: str = "outputs", overrides: list[str] | None = None) -> dict:
+def destroy_on_crash(flow, flow_run, state) -> None:  # noqa: ANN001 — Prefect's hook signature
+    """on_crashed / on_cancellation: this flow's own `finally` may not have run; destroy what it recorded."""
+    get_run_logger().warning(destroy_recorded(str(flow_run.id)))
+
+
+def hf_token() -> str | None:
+    try:
+        return secret("hf-token", "HF_TOKEN")
+    except RuntimeError:
+        return None  # public repos need none
+
+
+@flow(name="shootout", on_crashed=[destroy_on_crash], on_cancellation=[destroy_on_crash])
+def shootout(
+    spec: str = "jobspecs/demo.yaml",
+    out_dir: str = "outputs",
+    overrides: list[str] | None = None,
+    resume_from: str | None = None,
+) -> dict:
     job = load_job(spec, overrides or [])
-    run_id = new_run_id(job.spec.model)
+    infra = job.spec.infrastructure
+    commit = code_commit()
+    if infra.provider != "local" and commit.get("dirty") and not infra.allow_dirty:
+        raise DirtyTree("the working tree differs from its commit; commit first, or set infrastructure.allow_dirty")
     out = Path(out_dir).resolve()
-    provider = make_provider(job.spec.infrastructure.provider, out)
+    run_id = resume_from or new_run_id(job.spec.model)
+    keep = out / f"{run_id}.partial"  # finished clips, copied as they finish (a rented box can vanish)
+    if resume_from and not keep.exists():
+        raise FileNotFoundError(f"resume_from={resume_from}: nothing kept at {keep}")
+    provider = make_provider(job.spec, str(current_flow_run.id), run_id, out)
     box = acquire_box(provider, run_id)
     fetched = False
     try:
-        job_dir = upload_job(box, job, run_id, code_commit())
+        if box.venv is not None:
+            setup_box(box, build_wheel(out / ".wheels" / run_id))
+            prefetch_model(box, job.spec.model, hf_token())
+        job_dir = upload_job(box, job, run_id, commit, finished=keep if resume_from else None)
         start_worker(box, job_dir)
-        status = follow_worker(box, job_dir, job.spec.clip_count, job.spec.run_limit_s)
+        remote = infra.provider != "local"
+        status = follow_worker(box, job_dir, job.spec.clip_count, job.spec.run_limit_s, keep if remote else None)
         if status.get("clips_done"):
             stitch_on_box(box, job_dir)
         bundle = bundle_on_box(box, job_dir)
@@ -59,6 +90,9 @@ def shootout(spec: str = "jobspecs/demo.yaml", out_dir: str = "outputs", overrid
         fetched = True
     finally:
         release_box(provider, box, run_id, fetched)
+        forget_record(str(current_flow_run.id))  # reached only when the release (the destroy) succeeded
+    shutil.rmtree(keep, ignore_errors=True)  # the verified bundle holds everything kept there
+    shutil.rmtree(out / ".wheels" / run_id, ignore_errors=True)
     publish_summary(manifest, out / run_id)
     if status.get("state") != "generated":
         raise RunIncomplete(
@@ -67,4 +101,5 @@ def shootout(spec: str = "jobspecs/demo.yaml", out_dir: str = "outputs", overrid
         )
     video = manifest["final_video"]
     return {"run_id": run_id, "archive": str(archive), "run_dir": str(out / run_id),
-            "video": str(out / run_id / video["path"]), "seconds": video["seconds"]}  # fmt: skip
+            "video": str(out / run_id / video["path"]), "seconds": video["seconds"],
+            "costs": [rental.cost() for rental in getattr(provider, "rentals", [])]}  # fmt: skip

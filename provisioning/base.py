@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import subprocess
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -22,9 +23,13 @@ class Transport(Protocol):
     def read_text(self, path: str) -> str | None:
         """A small text file's contents, or None if it doesn't exist."""
 
-    def put(self, local: Path, remote: str) -> None: ...
+    def put(self, local: Path, remote: str) -> None:
+        """Copy a file to the box (resuming a partial copy where the transport can)."""
 
-    def get(self, remote: str, local: Path) -> None: ...
+    def get(self, remote: str, local: Path) -> None:
+        """Copy a file from the box (resuming a partial copy where the transport can)."""
+
+    def close(self) -> None: ...
 
 
 @dataclass
@@ -33,10 +38,14 @@ class Box:
 
     provider: str
     root: str  # the box's run root: <root>/<run_id>/ is one job dir
-    python: str  # the interpreter with the project installed
     transport: Transport
+    venv: str | None = None  # where remote/setup.sh installs the project; None: this interpreter (local)
     env: dict[str, str] = field(default_factory=dict)  # for every command on the box
-    instance_id: str | None = None  # a rented instance, where there is one
+    instance_id: int | None = None  # a rented instance, where there is one
+
+    @property
+    def python(self) -> str:
+        return sys.executable if self.venv is None else f"{self.venv}/bin/python"
 
     def job_dir(self, run_id: str) -> str:
         return f"{self.root}/{run_id}"

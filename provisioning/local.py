@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 from provisioning.base import Box
@@ -42,6 +41,9 @@ class LocalTransport:
         local.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(remote, local)
 
+    def close(self) -> None:
+        pass
+
 
 class LocalProvider:
     name = "local"
@@ -52,8 +54,7 @@ class LocalProvider:
 
     def acquire(self, run_id: str) -> Box:
         self.root.mkdir(parents=True, exist_ok=True)
-        return Box(provider=self.name, root=str(self.root), python=sys.executable, transport=LocalTransport(),
-                   env=self.env)  # fmt: skip
+        return Box(provider=self.name, root=str(self.root), transport=LocalTransport(), env=self.env)
 
     def release(self, box: Box, run_id: str, fetched: bool) -> str:
         job_dir = Path(box.job_dir(run_id))

@@ -20,6 +20,11 @@ from pathlib import Path
 import yaml
 
 
+def clip_files(index: int) -> tuple[str, str, str]:
+    """A finished clip's three files, relative to the run directory: the clip, its last frame, its log."""
+    return f"clips/clip_{index:03d}.mp4", f"frames/last_frame_{index:03d}.png", f"logs/log_{index:03d}.json"
+
+
 @dataclass(frozen=True)
 class JobPaths:
     job_dir: Path
@@ -66,13 +71,13 @@ class JobPaths:
         return self.job_dir / f"{self.run_id}.tar"
 
     def clip(self, index: int) -> Path:
-        return self.run_dir / "clips" / f"clip_{index:03d}.mp4"
+        return self.run_dir / clip_files(index)[0]
 
     def last_frame(self, index: int) -> Path:
-        return self.run_dir / "frames" / f"last_frame_{index:03d}.png"
+        return self.run_dir / clip_files(index)[1]
 
     def log(self, index: int) -> Path:
-        return self.run_dir / "logs" / f"log_{index:03d}.json"
+        return self.run_dir / clip_files(index)[2]
 
     def run_info(self) -> dict:
         return json.loads(self.run_json.read_text())

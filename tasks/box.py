@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import subprocess
 import sys
 import tempfile
 import time
@@ -13,12 +14,15 @@ from prefect.cache_policies import NO_CACHE
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+import remote
 from jobspecs import LoadedSpec
 from provisioning.base import Box, BoxError, Provider
 from remote.bundle import sha256_file
-from remote.layout import stage_job
+from remote.layout import clip_files, stage_job
 from remote.status import TERMINAL_STATES, now_iso
+from tasks.job import REPO
 
+SETUP_SCRIPT = Path(remote.__file__).parent / "setup.sh"
 POLL_S = 1.0
 START_TIMEOUT_S = 180  # the supervisor must have written its first status by then
 STOP_GRACE_S = 60  # the laptop's deadline is the run limit plus this
@@ -32,8 +36,9 @@ def acquire_box(provider: Provider, run_id: str) -> Box:
 
 
 @task(name="upload-job", cache_policy=NO_CACHE)
-def upload_job(box: Box, job: LoadedSpec, run_id: str, commit: dict) -> str:
-    """input/run.json, input/reference.<ext> and run/job.yaml (the resolved spec) onto the box."""
+def upload_job(box: Box, job: LoadedSpec, run_id: str, commit: dict, finished: Path | None = None) -> str:
+    """input/run.json, input/reference.<ext> and run/job.yaml (the resolved spec) onto the box, and, when resuming,
+    the finished clips kept from the failed run (the worker skips them and continues from the last one)."""
     job_dir = box.job_dir(run_id)
     run_info = {
         "run_id": run_id,
@@ -43,13 +48,74 @@ def upload_job(box: Box, job: LoadedSpec, run_id: str, commit: dict) -> str:
         "reference": {"file": job.reference.name, "sha256": sha256_file(job.reference)},
         "commit": commit,
     }
-    resolved = job.spec.model_dump(mode="json") | {"reference_image": job.reference.name}
     with tempfile.TemporaryDirectory() as tmp:
         staged = Path(tmp) / run_id
-        for path in stage_job(staged, resolved, job.reference, run_info):
+        for path in stage_job(staged, resolved_spec(job), job.reference, run_info):
             box.transport.put(path, f"{job_dir}/{path.relative_to(staged).as_posix()}")
-    get_run_logger().info(f"uploaded the job to {job_dir}")
+    resumed = finished_clip_files(finished) if finished else []
+    for path in resumed:
+        box.transport.put(path, f"{job_dir}/run/{path.relative_to(finished).as_posix()}")
+    get_run_logger().info(
+        f"uploaded the job to {job_dir}" + (f", resuming after {len(resumed) // 3} clips" if resumed else "")
+    )
     return job_dir
+
+
+def resolved_spec(job: LoadedSpec) -> dict:
+    """What job.yaml holds: the validated spec, the reference image by its file name."""
+    return job.spec.model_dump(mode="json") | {"reference_image": job.reference.name}
+
+
+def finished_clip_files(folder: Path) -> list[Path]:
+    """Clip, last frame and log of each finished clip kept in `folder` (a failed run's .partial), in order."""
+    files, index = [], 0
+    while (folder / clip_files(index)[2]).exists():
+        clip, frame, log_file = (folder / name for name in clip_files(index))
+        log = json.loads(log_file.read_text())
+        if sha256_file(clip) != log["clip_file"]["sha256"] or sha256_file(frame) != log["last_frame"]["sha256"]:
+            raise BoxError(f"{clip.name}: kept copy does not match its log's sha256; not resuming from it")
+        files += [clip, frame, log_file]
+        index += 1
+    return files
+
+
+@task(name="build-wheel", cache_policy=NO_CACHE)
+def build_wheel(dest: Path) -> Path:
+    """The project as a wheel, from this checkout (whose commit the run records)."""
+    dest.mkdir(parents=True, exist_ok=True)
+    done = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--quiet", "-w", str(dest), str(REPO)],
+                          capture_output=True, text=True)  # fmt: skip
+    if done.returncode:
+        raise BoxError(f"building the wheel failed:\n{done.stderr[-2000:]}")
+    return next(dest.glob("i2v_shootout-*.whl"))
+
+
+@task(name="setup-box", cache_policy=NO_CACHE)
+def setup_box(box: Box, wheel: Path) -> None:
+    """remote/setup.sh on the box: a venv with the wheel and its pinned `remote` extra; its log's tail on failure."""
+    logger = get_run_logger()
+    setup_dir = f"{box.root}/setup"
+    box.transport.put(wheel, f"{setup_dir}/{wheel.name}")
+    box.transport.put(SETUP_SCRIPT, f"{setup_dir}/setup.sh")
+    log = f"{setup_dir}/setup.log"
+    argv = ["bash", f"{setup_dir}/setup.sh", f"{setup_dir}/{wheel.name}", box.venv, log]
+    done = box.transport.run(argv, timeout_s=3600, env=box.env)
+    tail = (box.transport.read_text(log) or "").strip().splitlines()[-20:]
+    if done.returncode:
+        raise BoxError(f"setup.sh failed on the box (exit {done.returncode}); the end of {log}:\n" + "\n".join(tail))
+    logger.info(f"box set up: {' | '.join(tail[-2:])}")
+
+
+@task(name="prefetch-model", cache_policy=NO_CACHE)
+def prefetch_model(box: Box, model_id: str, hf_token: str | None) -> dict:
+    """Download the model's pinned files into the box's HF cache (HF_TOKEN travels in the command's environment)."""
+    env = box.env | ({"HF_TOKEN": hf_token} if hf_token else {})
+    done = box.transport.run([box.python, "-m", "remote.prefetch", model_id], timeout_s=7200, env=env)
+    if done.returncode:
+        raise BoxError(f"prefetch of {model_id} failed:\n{done.stderr[-2000:]}")
+    result = json.loads(done.stdout)
+    get_run_logger().info(f"model {model_id}: {result['files']} files, {result['bytes'] / 1e9:.2f} GB in the cache")
+    return result
 
 
 @task(name="start-worker", cache_policy=NO_CACHE)
@@ -90,13 +156,21 @@ class ClipBar:
         self.clip = clip
 
 
+def fetch_finished_clips(box: Box, job_dir: str, keep: Path, first: int, count: int) -> None:
+    """Copy clips first..count-1 (mp4, last frame, then the log) from the box into `keep`."""
+    for index in range(first, count):
+        for name in clip_files(index):
+            box.transport.get(f"{job_dir}/run/{name}", keep / name)
+
+
 @task(name="follow-worker", cache_policy=NO_CACHE)
-def follow_worker(box: Box, job_dir: str, clips_total: int, run_limit_s: float) -> dict:
+def follow_worker(box: Box, job_dir: str, clips_total: int, run_limit_s: float, keep: Path | None = None) -> dict:
     """Mirror the box's progress.log into the run's logs until the worker ends; enforce the run deadline here too
-    (the box's supervisor is the first line; this one holds if the box's clock or supervisor fails)."""
+    (the box's supervisor is the first line; this one holds if the box's clock or supervisor fails). With `keep`,
+    every clip is copied here as soon as it is finished: a lost box loses at most the clip in progress."""
     logger = get_run_logger()
     status_path, progress_path = f"{job_dir}/run/status/status.json", f"{job_dir}/run/status/progress.log"
-    start, seen, stop_sent = time.monotonic(), 0, None
+    start, seen, stop_sent, kept = time.monotonic(), 0, None, None
     deadline = start + run_limit_s + STOP_GRACE_S
     with ClipBar(clips_total) as bar:
         while True:
@@ -107,6 +181,11 @@ def follow_worker(box: Box, job_dir: str, clips_total: int, run_limit_s: float) 
             seen = len(complete)
             status = json.loads(box.transport.read_text(status_path) or "{}")
             bar.update(status)
+            if keep is not None and status:
+                kept = kept if kept is not None else len(list((keep / "logs").glob("log_*.json")))
+                if status.get("clips_done", 0) > kept:
+                    fetch_finished_clips(box, job_dir, keep, kept, status["clips_done"])
+                    kept = status["clips_done"]
             if status.get("state") in TERMINAL_STATES:
                 return status
             elapsed = time.monotonic() - start

@@ -1,0 +1,79 @@
+"""The download-only stage: the model's pinned revision into HF_HOME / HF_HUB_CACHE, before any GPU work.
+
+    python -m remote.prefetch MODEL_ID [--smoke-seconds N]
+
+Only the files a diffusers pipeline loads are fetched (configs, safetensors weights, tokenizer files);
+`snapshot_download` resumes an interrupted download. HF_TOKEN comes from the environment and is never printed.
+Later loads run with HF_HUB_OFFLINE=1. --smoke-seconds checks that the repo answers (one small file) in time.
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import sys
+import time
+from pathlib import Path
+
+from jobspecs import baselines
+
+PIPELINE_FILES = ["model_index.json", "*/config.json", "*.safetensors", "*.safetensors.index.json",
+                  "*/tokenizer*", "*/special_tokens_map.json", "*/vocab*", "*/merges.txt", "*/spiece.model",
+                  "*/preprocessor_config.json", "*/scheduler_config.json", "*/added_tokens.json",
+                  "*/chat_template*"]  # fmt: skip
+
+
+def prefetch(model_id: str) -> dict:
+    """Download (or find in the cache) what the pipeline needs; returns what the manifest and the cost need."""
+    base = baselines()[model_id]
+    if base.repo is None:
+        return {"model": model_id, "repo": None, "files": 0, "bytes": 0, "seconds": 0.0}
+    from huggingface_hub import snapshot_download
+
+    start = time.monotonic()
+    revision = getattr(base, "revision", None)
+    folder = Path(snapshot_download(repo_id=base.repo, revision=revision, allow_patterns=PIPELINE_FILES))
+    files = [p for p in folder.rglob("*") if p.is_file()]
+    return {"model": model_id, "repo": base.repo, "revision": folder.name, "files": len(files),
+            "bytes": sum(p.stat().st_size for p in files), "seconds": round(time.monotonic() - start, 1)}  # fmt: skip
+
+
+def _fetch_index(repo: str, revision: str | None) -> None:
+    from huggingface_hub import hf_hub_download
+
+    hf_hub_download(repo, "model_index.json", revision=revision)
+
+
+def smoke(model_id: str, seconds: float) -> dict:
+    """Does the repo answer within `seconds`? Fetches model_index.json in a process that is killed at the limit."""
+    base = baselines()[model_id]
+    if base.repo is None:
+        return {"model": model_id, "ok": True, "seconds": 0.0}
+    start = time.monotonic()
+    process = multiprocessing.get_context("spawn").Process(
+        target=_fetch_index, args=(base.repo, getattr(base, "revision", None))
+    )
+    process.start()
+    process.join(seconds)
+    if process.is_alive():
+        process.kill()
+        process.join()
+    ok = process.exitcode == 0
+    return {"model": model_id, "ok": ok, "seconds": round(time.monotonic() - start, 1)}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) == 3 and args[1] == "--smoke-seconds":
+        result = smoke(args[0], float(args[2]))
+        print(json.dumps(result))
+        return 0 if result["ok"] else 1
+    if len(args) != 1:
+        print("usage: python -m remote.prefetch MODEL_ID [--smoke-seconds N]", file=sys.stderr)
+        return 2
+    print(json.dumps(prefetch(args[0])))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

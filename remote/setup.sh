@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Set up a box for the worker: a venv with this project (the wheel built at the run's commit) and its `remote`
+# extra at pinned versions. Idempotent: an existing venv is reused, satisfied requirements are not reinstalled,
+# and the project's own code is always replaced by the given wheel. ffmpeg comes pinned in the imageio-ffmpeg wheel.
+#
+#   bash setup.sh WHEEL VENV LOG
+set -euo pipefail
+wheel=$1 venv=$2 log=$3
+mkdir -p "$(dirname "$log")"
+exec >>"$log" 2>&1
+echo "== setup $(date -u +%FT%TZ) wheel=$(basename "$wheel") venv=$venv"
+python=$(command -v python3.11 || command -v python3)
+"$python" -c 'import sys; assert sys.version_info >= (3, 11), sys.version' || { echo "python >= 3.11 needed"; exit 1; }
+[ -x "$venv/bin/python" ] || "$python" -m venv "$venv"
+"$venv/bin/python" -m pip install --quiet --disable-pip-version-check "$wheel[remote]"
+"$venv/bin/python" -m pip install --quiet --disable-pip-version-check --force-reinstall --no-deps "$wheel"
+"$venv/bin/python" -c 'import remote.worker, remote.ffmpeg; print("ffmpeg:", remote.ffmpeg.ffmpeg_build()["version"])'
+echo "== setup ok"

@@ -1,0 +1,102 @@
+"""Which box a run gets, the durable record of a rented instance, and the secrets it needs.
+
+The record (a Prefect Variable per flow run, plus the instance's label `shootout:<flow-run-id>`) is written
+the moment an instance exists, so the crash/cancel hooks and the reaper can destroy it when this process can't.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+from prefect import get_run_logger
+from prefect.blocks.system import Secret
+from prefect.client.orchestration import get_client
+from prefect.variables import Variable
+
+from jobspecs import JobSpec
+from provisioning.base import Provider
+from provisioning.keys import config_dir, project_key
+from provisioning.local import LocalProvider
+from provisioning.ssh import SshProvider, SshTarget
+from provisioning.vast import LABEL_PREFIX, OfferQuery, VastClient, VastProvider
+
+VAST_KEY_BLOCK = "vast-api-key"  # a Prefect Secret block; VAST_API_KEY in the environment is the fallback
+
+
+class MissingSecret(RuntimeError):
+    """A secret the run needs is in neither its Secret block nor the environment."""
+
+
+def secret(block: str, env_var: str) -> str:
+    """A Secret block's value, else the environment variable's; the value itself is never logged or raised."""
+    try:
+        return Secret.load(block).get()
+    except ValueError:
+        pass
+    if os.environ.get(env_var):
+        return os.environ[env_var]
+    raise MissingSecret(f"no Prefect Secret block '{block}' and no {env_var} in the environment")
+
+
+def vast_client(server_url: str | None = None) -> VastClient:
+    return VastClient(secret(VAST_KEY_BLOCK, "VAST_API_KEY"), server_url or os.environ.get("VAST_URL"))
+
+
+def record_name(flow_run_id: str) -> str:
+    return "shootout_instance_" + str(flow_run_id).replace("-", "")
+
+
+def write_record(flow_run_id: str, record: dict) -> None:
+    Variable.set(record_name(flow_run_id), record, overwrite=True)
+
+
+def forget_record(flow_run_id: str) -> None:
+    if Variable.get(record_name(flow_run_id)) is not None:
+        Variable.unset(record_name(flow_run_id))
+
+
+def destroy_recorded(flow_run_id: str) -> str:
+    """Destroy the instance a flow run recorded (idempotent) and drop the record."""
+    record = Variable.get(record_name(flow_run_id))
+    if not record:
+        return f"flow run {flow_run_id}: no instance recorded"
+    vast_client(record.get("server_url")).destroy(int(record["instance_id"]), deadline=time.monotonic() + 300)
+    Variable.unset(record_name(flow_run_id))
+    return f"flow run {flow_run_id}: destroyed instance {record['instance_id']}"
+
+
+def local_api_url() -> str:
+    with get_client(sync_client=True) as client:
+        return str(client.api_url)
+
+
+def make_provider(spec: JobSpec, flow_run_id: str, run_id: str, out_dir: Path) -> Provider:
+    infra = spec.infrastructure
+    if infra.provider == "local":
+        # This machine is the box, so its worker flow may report to the same Prefect API as this flow.
+        return LocalProvider(out_dir / ".box", env={"PREFECT_API_URL": local_api_url()})
+    known_hosts = config_dir() / "known_hosts" / run_id  # this run's own: trust on first use, then pinned
+    key_file = Path(infra.key_file).expanduser() if infra.key_file else project_key()
+    if infra.provider == "ssh":
+        target = SshTarget(infra.host, infra.port, infra.user, key_file, known_hosts)
+        root = infra.remote_root or "i2v-shootout"  # relative: under the user's home on the box
+        return SshProvider(target, root=root, venv=infra.venv, ready_timeout_s=infra.ready_timeout_s)
+    logger = get_run_logger()
+    client = vast_client()
+    server_url = os.environ.get("VAST_URL")
+    return VastProvider(
+        client,
+        OfferQuery(gpu=infra.gpu, max_usd_per_hour=infra.max_usd_per_hour, min_disk_gb=infra.disk_gb),
+        label=f"{LABEL_PREFIX}{flow_run_id}",
+        key_file=key_file,
+        known_hosts=known_hosts,
+        on_created=lambda record: write_record(flow_run_id, record | {"server_url": server_url}),
+        log=logger.info,
+        image=infra.image,
+        disk_gb=infra.disk_gb,
+        remote_root=infra.remote_root or "/workspace/i2v-shootout",
+        venv=infra.venv,
+        ready_timeout_s=infra.ready_timeout_s,
+    )

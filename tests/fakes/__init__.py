@@ -1,0 +1,1 @@
+"""Fakes of outside services for tests (Vast.ai's REST API in vast_api.py)."""
