@@ -40,6 +40,7 @@ def parser() -> argparse.ArgumentParser:
                              help="override a spec field, e.g. --set seed=7 --set shots.0.duration_s=6")  # fmt: skip
         if name == "run":
             command.add_argument("--out", default="outputs", help="where <run_id>.tar and <run_id>/ go")
+            command.add_argument("--resume", metavar="RUN_ID", help="continue a failed run from its kept clips")
     verify = commands.add_parser("verify", help="check a bundle's hashes and safety")
     verify.add_argument("bundle", type=Path)
     verify.add_argument("--extract", type=Path, help="also extract into DIR/<run_id>/")
@@ -75,13 +76,17 @@ def main(argv: list[str] | None = None) -> int:
     for key, value in PREFECT_DEFAULTS.items():
         os.environ.setdefault(key, value)
     from flows.shootout import shootout
+    from provisioning.vast import cost_line
 
     try:
-        result = shootout(spec=str(Path(args.spec).resolve()), out_dir=args.out, overrides=args.overrides)
+        result = shootout(spec=str(Path(args.spec).resolve()), out_dir=args.out, overrides=args.overrides,
+                          resume_from=args.resume)  # fmt: skip
     except Exception as exc:  # the flow's own logs carry the details; the exit code carries the verdict
         print(f"\nFAILED: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1
     print(f"\nDONE {result['video']} ({result['seconds']:.2f} s)\nbundle {result['archive']} (verified)")
+    for cost in result["costs"]:
+        print(f"cost {cost_line(cost)}")
     return 0
 
 

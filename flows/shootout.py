@@ -13,9 +13,11 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+import yaml
 from prefect import flow, get_run_logger
 from prefect.runtime import flow_run as current_flow_run
 
+from jobspecs import LoadedSpec
 from tasks.box import (
     acquire_box,
     build_wheel,
@@ -24,6 +26,7 @@ from tasks.box import (
     follow_worker,
     prefetch_model,
     release_box,
+    resolved_spec,
     setup_box,
     start_worker,
     stitch_on_box,
@@ -47,6 +50,21 @@ def destroy_on_crash(flow, flow_run, state) -> None:  # noqa: ANN001 — Prefect
     get_run_logger().warning(destroy_recorded(str(flow_run.id)))
 
 
+def resumable_clips(out: Path, run_id: str, job: LoadedSpec) -> Path:
+    """Where a failed run's finished clips are (its .partial folder, else its verified run directory), after
+    checking that the spec asks for the same film (guardrails and infrastructure may differ)."""
+    source = next((p for p in (out / f"{run_id}.partial", out / run_id) if (p / "job.yaml").exists()), None)
+    if source is None:
+        raise FileNotFoundError(f"resume_from={run_id}: no {run_id}.partial/ or {run_id}/ with a job.yaml in {out}")
+    before = yaml.safe_load((source / "job.yaml").read_text())
+    now = resolved_spec(job)
+    changed = sorted(k for k in before.keys() | now.keys() if k not in ("guardrails", "infrastructure")
+                     and before.get(k) != now.get(k))  # fmt: skip
+    if changed:
+        raise ValueError(f"resume_from={run_id}: the spec differs from that run's in {', '.join(changed)}")
+    return source
+
+
 def hf_token() -> str | None:
     try:
         return secret("hf-token", "HF_TOKEN")
@@ -67,10 +85,10 @@ def shootout(
     if infra.provider != "local" and commit.get("dirty") and not infra.allow_dirty:
         raise DirtyTree("the working tree differs from its commit; commit first, or set infrastructure.allow_dirty")
     out = Path(out_dir).resolve()
-    run_id = resume_from or new_run_id(job.spec.model)
+    finished = resumable_clips(out, resume_from, job) if resume_from else None
+    run_id = new_run_id(job.spec.model)
     keep = out / f"{run_id}.partial"  # finished clips, copied as they finish (a rented box can vanish)
-    if resume_from and not keep.exists():
-        raise FileNotFoundError(f"resume_from={resume_from}: nothing kept at {keep}")
+    remote = infra.provider != "local"
     provider = make_provider(job.spec, str(current_flow_run.id), run_id, out)
     box = acquire_box(provider, run_id)
     fetched = False
@@ -78,9 +96,8 @@ def shootout(
         if box.venv is not None:
             setup_box(box, build_wheel(out / ".wheels" / run_id))
             prefetch_model(box, job.spec.model, hf_token())
-        job_dir = upload_job(box, job, run_id, commit, finished=keep if resume_from else None)
+        job_dir = upload_job(box, job, run_id, commit, finished=finished, keep=keep if remote else None)
         start_worker(box, job_dir)
-        remote = infra.provider != "local"
         status = follow_worker(box, job_dir, job.spec.clip_count, job.spec.run_limit_s, keep if remote else None)
         if status.get("clips_done"):
             stitch_on_box(box, job_dir)

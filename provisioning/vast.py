@@ -86,6 +86,11 @@ class Rental:
                 "destroyed": self.destroyed_monotonic is not None}  # fmt: skip
 
 
+def cost_line(cost: dict) -> str:
+    return (f"instance {cost['instance_id']}: {cost['billed_seconds']:.0f} s at ${cost['usd_per_hour']:.3f}/h "
+            f"+ ${cost['usd_transfer']:.4f} transfer = ${cost['usd_total']:.4f}")  # fmt: skip
+
+
 def with_backoff(call: Callable[[], object], deadline: float, what: str) -> object:
     """The SDK retries 429/5xx three times itself; past that, back off (1, 2, 4 … 15 s) until the deadline."""
     delay = 1.0
@@ -284,4 +289,4 @@ class VastProvider:
         for rental in self.rentals:
             if rental.destroyed_monotonic is None:
                 self.destroy(rental)
-        return "; ".join(f"instance {r.instance_id}: ${r.cost()['usd_total']:.4f}" for r in self.rentals)
+        return "; ".join(cost_line(r.cost()) for r in self.rentals)

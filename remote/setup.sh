@@ -12,7 +12,13 @@ echo "== setup $(date -u +%FT%TZ) wheel=$(basename "$wheel") venv=$venv"
 python=$(command -v python3.11 || command -v python3)
 "$python" -c 'import sys; assert sys.version_info >= (3, 11), sys.version' || { echo "python >= 3.11 needed"; exit 1; }
 [ -x "$venv/bin/python" ] || "$python" -m venv "$venv"
-"$venv/bin/python" -m pip install --quiet --disable-pip-version-check "$wheel[remote]"
-"$venv/bin/python" -m pip install --quiet --disable-pip-version-check --force-reinstall --no-deps "$wheel"
+stamp="$venv/.shootout-wheel-$(sha256sum "$wheel" | cut -c1-16)"  # wheels are built reproducibly: same code, same hash
+if [ -f "$stamp" ]; then
+  echo "this wheel is installed already"
+else
+  "$venv/bin/python" -m pip install --quiet --disable-pip-version-check "$wheel[remote]"
+  "$venv/bin/python" -m pip install --quiet --disable-pip-version-check --force-reinstall --no-deps "$wheel"
+  rm -f "$venv"/.shootout-wheel-* && touch "$stamp"
+fi
 "$venv/bin/python" -c 'import remote.worker, remote.ffmpeg; print("ffmpeg:", remote.ffmpeg.ffmpeg_build()["version"])'
 echo "== setup ok"

@@ -30,8 +30,8 @@ POLL_S = 0.5
 def worker_env(paths: JobPaths) -> dict[str, str]:
     """The worker's environment: unbuffered output and, unless an API is given, a Prefect of the box's own."""
     env = dict(os.environ, PYTHONUNBUFFERED="1", DO_NOT_TRACK="1", PREFECT_SERVER_ANALYTICS_ENABLED="false")
-    if "PREFECT_API_URL" not in env:
-        env.setdefault("PREFECT_HOME", str(paths.job_dir.parent / "prefect"))
+    if "PREFECT_API_URL" not in env:  # the box's own Prefect, kept beside the interpreter: migrated once per box
+        env.setdefault("PREFECT_HOME", str(Path(sys.prefix) / "prefect-home"))
         env.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
     return env
 

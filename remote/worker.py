@@ -147,7 +147,7 @@ def generate_clip(
             "clip_total": round(time.monotonic() - started, 3),
         },  # fmt: skip
         "peak_vram_bytes": result.peak_vram_bytes,
-        "model": {"id": info["id"], "repo": info.get("repo"), "revision": info.get("revision")},
+        "model": {"repo": None, "revision": None} | {k: v for k, v in info.items() if k != "libraries"},
         "libraries": {"python": platform.python_version(), **info.get("libraries", {})},
         "commit": run.get("commit"),
         "started_at": started_at,

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
+import yaml
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from rich.console import Console
@@ -36,7 +38,9 @@ def acquire_box(provider: Provider, run_id: str) -> Box:
 
 
 @task(name="upload-job", cache_policy=NO_CACHE)
-def upload_job(box: Box, job: LoadedSpec, run_id: str, commit: dict, finished: Path | None = None) -> str:
+def upload_job(
+    box: Box, job: LoadedSpec, run_id: str, commit: dict, finished: Path | None = None, keep: Path | None = None
+) -> str:
     """input/run.json, input/reference.<ext> and run/job.yaml (the resolved spec) onto the box, and, when resuming,
     the finished clips kept from the failed run (the worker skips them and continues from the last one)."""
     job_dir = box.job_dir(run_id)
@@ -52,6 +56,9 @@ def upload_job(box: Box, job: LoadedSpec, run_id: str, commit: dict, finished: P
         staged = Path(tmp) / run_id
         for path in stage_job(staged, resolved_spec(job), job.reference, run_info):
             box.transport.put(path, f"{job_dir}/{path.relative_to(staged).as_posix()}")
+    if keep is not None:  # the spec beside the kept clips, so a later run can resume from them
+        keep.mkdir(parents=True, exist_ok=True)
+        (keep / "job.yaml").write_text(yaml.safe_dump(resolved_spec(job), sort_keys=False, allow_unicode=True))
     resumed = finished_clip_files(finished) if finished else []
     for path in resumed:
         box.transport.put(path, f"{job_dir}/run/{path.relative_to(finished).as_posix()}")
@@ -83,8 +90,9 @@ def finished_clip_files(folder: Path) -> list[Path]:
 def build_wheel(dest: Path) -> Path:
     """The project as a wheel, from this checkout (whose commit the run records)."""
     dest.mkdir(parents=True, exist_ok=True)
-    done = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--quiet", "-w", str(dest), str(REPO)],
-                          capture_output=True, text=True)  # fmt: skip
+    command = [sys.executable, "-m", "pip", "wheel", "--no-deps", "--quiet", "-w", str(dest), str(REPO)]
+    # fixed timestamps make the wheel reproducible: the same code gives the same bytes, and setup.sh skips it
+    done = subprocess.run(command, capture_output=True, text=True, env=os.environ | {"SOURCE_DATE_EPOCH": "315532800"})
     if done.returncode:
         raise BoxError(f"building the wheel failed:\n{done.stderr[-2000:]}")
     return next(dest.glob("i2v_shootout-*.whl"))

@@ -39,4 +39,4 @@ def code_commit() -> dict:
     sha = git("rev-parse", "HEAD")
     if sha is None:
         return {"sha": None, "dirty": None, "note": "not a git checkout"}
-    return {"sha": sha, "dirty": bool(git("status", "--porcelain", "--untracked-files=no"))}
+    return {"sha": sha, "dirty": bool(git("status", "--porcelain", "--untracked-files=normal"))}

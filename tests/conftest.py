@@ -52,6 +52,22 @@ def shootout_cli(*args: str, env: dict[str, str] | None = None, timeout: float =
 
 
 @pytest.fixture(scope="session")
+def sshd_server(tmp_path_factory: pytest.TempPathFactory):
+    """A real OpenSSH server on 127.0.0.1 (throwaway host and user keys), stopped by pid at the end."""
+    from sshd import make_sshd
+
+    server = make_sshd(tmp_path_factory.mktemp("sshd")).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def box_venv(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """One venv for every box of the session (they share this machine): remote/setup.sh creates it on first use."""
+    return str(tmp_path_factory.mktemp("box-venv") / "venv")
+
+
+@pytest.fixture(scope="session")
 def demo_run(prefect_api: str, tmp_path_factory: pytest.TempPathFactory) -> dict:
     """The README's demo, run once through `shootout run` against the session's Prefect server."""
     out = tmp_path_factory.mktemp("demo-out")

@@ -53,16 +53,19 @@ class Sshd:
                 self.process.wait()
 
 
-def make_sshd(folder: Path) -> Sshd:
+def make_sshd(folder: Path, port: int | None = None, user_key: Path | None = None) -> Sshd:
+    """Config and keys for an sshd on 127.0.0.1:`port` (a free one by default) that lets in `user_key`
+    (a new throwaway key by default)."""
     folder.mkdir(parents=True, exist_ok=True)
-    for name in ("host_key", "user_key"):
+    for name in ("host_key", "user_key") if user_key is None else ("host_key",):
         subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(folder / name)], check=True)
-    (folder / "authorized_keys").write_text((folder / "user_key.pub").read_text())
-    port = free_port()
+    user_key = user_key or folder / "user_key"
+    (folder / "authorized_keys").write_text(Path(f"{user_key}.pub").read_text())
+    port = port or free_port()
     (folder / "sshd_config").write_text(
         f"Port {port}\nListenAddress 127.0.0.1\nHostKey {folder / 'host_key'}\nPidFile {folder / 'sshd.pid'}\n"
         f"AuthorizedKeysFile {folder / 'authorized_keys'}\nPasswordAuthentication no\n"
         "KbdInteractiveAuthentication no\nPubkeyAuthentication yes\nUsePAM no\nStrictModes no\n"
         "PermitRootLogin yes\nSubsystem sftp internal-sftp\nLogLevel ERROR\nMaxStartups 100\nMaxSessions 100\n"
     )
-    return Sshd(folder=folder, port=port, user=os.environ.get("USER") or "root", key_file=folder / "user_key")
+    return Sshd(folder=folder, port=port, user=os.environ.get("USER") or "root", key_file=user_key)

@@ -73,10 +73,8 @@ def test_unknown_model(tmp_path) -> None:
     refused(tmp_path, changed(model="sora"), "model = 'sora'", "unknown model", "kenburns")
 
 
-def test_models_and_providers_not_built_yet_are_refused(tmp_path) -> None:
-    message = refused(tmp_path, changed(model="wan22_ti2v_5b", infrastructure={"provider": "vast"}))
-    assert "model 'wan22_ti2v_5b' is not built yet" in message
-    assert "provider 'vast' is not built yet" in message
+def test_ssh_provider_needs_a_host(tmp_path) -> None:
+    refused(tmp_path, changed(infrastructure={"provider": "ssh"}), "infrastructure", "needs infrastructure.host")
 
 
 def test_reference_image_missing(tmp_path) -> None:

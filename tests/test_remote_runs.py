@@ -1,0 +1,221 @@
+"""Whole runs on a remote box: `shootout run` → the real vastai client → the fake Vast API → a real sshd →
+setup.sh → the worker with kenburns → bundle back → verified → instance destroyed; and the faults on the way.
+Every test ends with zero live instances at the fake and nothing that had finished lost."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+from conftest import DEMO, REPO, shootout_cli
+from fakes.vast_api import FakeVast
+
+from remote.bundle import sha256_file
+
+VAST_KEY = "vast-key-5ecr3t-do-not-log"
+HF_TOKEN = "hf_t0ken5ecr3t-do-not-log"
+
+
+@pytest.fixture
+def fake(sshd_server, tmp_path):
+    with FakeVast(ssh_host="127.0.0.1", ssh_port=sshd_server.port, api_key=VAST_KEY) as server:
+        yield server
+    stop_box_processes(tmp_path / "box")
+
+
+def stop_box_processes(root: Path) -> None:
+    """A destroyed fake instance is only a folder here: end the supervisor and worker it left, by pid."""
+    for path in root.glob("**/run/status/status.json"):
+        status = json.loads(path.read_text())
+        for pid, group in ((status.get("worker_pid"), True), (status.get("supervisor_pid"), False)):
+            if pid:
+                try:
+                    (os.killpg if group else os.kill)(pid, signal.SIGKILL)
+                except (ProcessLookupError, PermissionError):
+                    pass
+
+
+def remote_args(provider: str, sshd, box_venv: str, root: Path, *extra: str) -> list[str]:
+    sets = {"infrastructure.provider": provider, "infrastructure.key_file": str(sshd.key_file),
+            "infrastructure.remote_root": str(root), "infrastructure.venv": box_venv,
+            "infrastructure.allow_dirty": "true"}  # fmt: skip
+    if provider == "ssh":
+        sets |= {"infrastructure.host": "127.0.0.1", "infrastructure.port": str(sshd.port)}
+    args = [arg for key, value in sets.items() for arg in ("--set", f"{key}={value}")]
+    return [*args, *extra]
+
+
+def run_env(prefect_api: str, tmp_path: Path, fake: FakeVast | None = None) -> dict[str, str]:
+    env = {"PREFECT_API_URL": prefect_api, "HOME": str(tmp_path / "home"), "HF_TOKEN": HF_TOKEN}
+    if fake is not None:
+        env |= {"VAST_URL": fake.url, "VAST_API_KEY": VAST_KEY}
+    return env
+
+
+def start_run(args: list[str], env: dict[str, str]) -> subprocess.Popen:
+    exe = Path(os.environ.get("VIRTUAL_ENV", REPO / ".venv")) / "bin" / "shootout"
+    return subprocess.Popen([str(exe), "run", str(DEMO), *args], env=os.environ | env, cwd=REPO,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+
+
+def bundle_of(out: Path) -> tuple[Path, dict]:
+    archives = sorted(out.glob("*.tar"))
+    assert len(archives) == 1, list(out.iterdir())
+    run_dir = out / archives[0].name.removesuffix(".tar")
+    return run_dir, json.loads((run_dir / "manifest.json").read_text())
+
+
+def hashes(manifest: dict) -> dict[str, str]:
+    return {name: digest for name, digest in manifest["files"].items() if name.startswith(("clips/", "frames/"))} | {
+        "final": manifest["final_video"]["sha256"]
+    }
+
+
+def secrets_in(texts: list[str]) -> list[str]:
+    return [secret for secret in (VAST_KEY, HF_TOKEN) if any(secret in text for text in texts)]
+
+
+def all_text(folder: Path) -> list[str]:
+    return [p.read_bytes().decode(errors="replace") for p in folder.rglob("*") if p.is_file()]
+
+
+def assert_nothing_leaked(api: str, out: Path, root: Path, home: Path, *outputs: str) -> None:
+    """No secret in any output, log, artifact, variable, manifest or file on either side; no record left."""
+    api = api.rstrip("/")
+    logs = httpx.post(f"{api}/logs/filter", json={"limit": 200, "sort": "TIMESTAMP_DESC"}).json()
+    artifacts = httpx.post(f"{api}/artifacts/filter", json={}).json()
+    variables = httpx.post(f"{api}/variables/filter", json={}).json()
+    flow_runs = httpx.post(f"{api}/flow_runs/filter", json={"limit": 200}).json()
+    texts = [*outputs, json.dumps(logs), json.dumps(artifacts), json.dumps(variables), json.dumps(flow_runs),
+             *all_text(out), *all_text(root), *all_text(home)]  # fmt: skip
+    assert secrets_in(texts) == []
+    assert not [v for v in variables if v["name"].startswith("shootout_instance_")]  # each record went with its box
+
+
+def local_hashes(demo_run) -> dict[str, str]:
+    local_dir = demo_run["out"] / demo_run["archive"].name.removesuffix(".tar")
+    return hashes(json.loads((local_dir / "manifest.json").read_text()))
+
+
+def test_vast_run_killed_mid_clip_then_resumed_gives_the_same_bytes_as_local(
+    demo_run, fake, sshd_server, box_venv, tmp_path
+) -> None:
+    out, root = tmp_path / "out", tmp_path / "box"
+    env = run_env(demo_run["api"], tmp_path, fake)
+    run = start_run(["--out", str(out), *remote_args("vast", sshd_server, box_venv, root)], env)
+    try:
+        _, status = wait_for(lambda: (s := box_status(root)) and s[1].get("clips_done", 0) >= 2 and s)
+        os.kill(status["worker_pid"], signal.SIGKILL)  # the worker dies mid clip 2 (an OOM kill, say)
+        first_out, first_err = run.communicate(timeout=300)
+    finally:
+        run.kill()
+    assert run.returncode == 1 and "RunIncomplete" in first_err
+    first_dir, first = bundle_of(out)  # what finished was still fetched, bundled and verified
+    assert first["clips"]["finished"] >= 2 and first["guardrails"]["outcome"] == "failed"
+    assert sha256_file(first_dir / "clips" / "clip_001.mp4") == first["files"]["clips/clip_001.mp4"]
+    assert fake.live_instances() == []
+
+    done = shootout_cli("run", str(DEMO), "--out", str(out), "--resume", first_dir.name,
+                        *remote_args("vast", sshd_server, box_venv, root), env=env)  # fmt: skip
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-5000:]
+    assert f"resuming after {first['clips']['finished']} clips" in done.stderr
+    (archive,) = [a for a in out.glob("*.tar") if a.name != f"{first_dir.name}.tar"]
+    second = json.loads((out / archive.name.removesuffix(".tar") / "manifest.json").read_text())
+    assert hashes(second) == local_hashes(demo_run)  # same spec and seed: the same clips, frames and film
+    assert fake.live_instances() == [] and len(fake.requests_to("PUT", "/api/v0/asks/*/")) == 2
+    (created, _) = fake.requests_to("PUT", "/api/v0/asks/*/")
+    assert created["body"]["label"].startswith("shootout:") and VAST_KEY not in json.dumps(created["body"])
+    assert "/h + $" in done.stdout and "transfer = $" in done.stdout  # the instance's cost is reported
+    assert_nothing_leaked(demo_run["api"], out, root, tmp_path / "home", first_out, first_err, done.stdout,
+                          done.stderr)  # fmt: skip
+
+
+def test_ssh_run_gives_the_same_bytes_as_local(demo_run, sshd_server, box_venv, tmp_path) -> None:
+    out, root = tmp_path / "out", tmp_path / "box"
+    done = shootout_cli("run", str(DEMO), "--out", str(out), *remote_args("ssh", sshd_server, box_venv, root),
+                        env=run_env(demo_run["api"], tmp_path))  # fmt: skip
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-5000:]
+    run_dir, manifest = bundle_of(out)
+    assert hashes(manifest) == local_hashes(demo_run)
+    assert not (root / run_dir.name).exists()  # the job dir on the box is removed once the bundle is safe
+    assert not (out / f"{run_dir.name}.partial").exists()  # the kept clips were folded into the verified bundle
+    assert_nothing_leaked(demo_run["api"], out, root, tmp_path / "home", done.stdout, done.stderr)
+
+
+def test_setup_failure_stops_the_run_with_the_log_tail(demo_run, fake, sshd_server, tmp_path) -> None:
+    out = tmp_path / "out"
+    args = remote_args("vast", sshd_server, "/proc/no-venv-here", tmp_path / "box")
+    done = shootout_cli("run", str(DEMO), "--out", str(out), *args, env=run_env(demo_run["api"], tmp_path, fake))
+    assert done.returncode == 1
+    assert "setup.sh failed on the box" in done.stdout + done.stderr and "== setup" in done.stdout + done.stderr
+    assert fake.live_instances() == [] and len(fake.requests_to("DELETE", "/api/v0/instances/*/")) >= 1
+
+
+def box_status(root: Path) -> tuple[Path, dict] | None:
+    for path in root.glob("*/*/run/status/status.json"):
+        try:
+            return path, json.loads(path.read_text())
+        except json.JSONDecodeError:
+            return None
+    return None
+
+
+def wait_for(condition, timeout_s: float = 300):  # noqa: ANN001, ANN201
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if value := condition():
+            return value
+        time.sleep(0.2)
+    raise TimeoutError("condition not met")
+
+
+def test_a_clip_over_its_limit_is_stopped_and_the_box_destroyed(demo_run, fake, sshd_server, box_venv, tmp_path):
+    out = tmp_path / "out"
+    args = remote_args("vast", sshd_server, box_venv, tmp_path / "box", "--set", "guardrails.clip_limit_s=3")
+    done = shootout_cli("run", str(DEMO), "--out", str(out), *args, env=run_env(demo_run["api"], tmp_path, fake))
+    assert done.returncode == 1 and "clip 0 ran past the clip limit of 3 s" in done.stderr
+    _, manifest = bundle_of(out)
+    assert manifest["guardrails"]["outcome"] == "stopped" and manifest["clips"]["finished"] == 0
+    assert fake.live_instances() == []
+
+
+def test_cancelling_the_local_flow_destroys_the_instance(demo_run, fake, sshd_server, box_venv, tmp_path) -> None:
+    root = tmp_path / "box"
+    run = start_run(["--out", str(tmp_path / "out"), *remote_args("vast", sshd_server, box_venv, root)],
+                    run_env(demo_run["api"], tmp_path, fake))  # fmt: skip
+    try:
+        wait_for(lambda: box_status(root))  # the instance exists and the worker runs
+        assert len(fake.live_instances()) == 1
+        run.send_signal(signal.SIGTERM)  # what `prefect flow-run cancel` and Ctrl-C end in
+        run.communicate(timeout=120)
+    finally:
+        run.kill()
+    assert run.returncode != 0 and fake.live_instances() == []
+
+
+def test_a_killed_flow_leaves_an_orphan_the_reaper_destroys(demo_run, fake, sshd_server, box_venv, tmp_path) -> None:
+    root = tmp_path / "box"
+    env = run_env(demo_run["api"], tmp_path, fake)
+    run = start_run(["--out", str(tmp_path / "out"), *remote_args("vast", sshd_server, box_venv, root)], env)
+    try:
+        wait_for(lambda: box_status(root))
+    finally:
+        run.kill()  # SIGKILL: no finally, no hook — the instance is orphaned
+        run.wait()
+    (orphan,) = fake.live_instances()
+    flow_run_id = fake.instance(orphan)["label"].removeprefix("shootout:")
+    api = demo_run["api"].rstrip("/")
+    # What the heartbeat automation does to a silent run: mark it Crashed.
+    httpx.post(f"{api}/flow_runs/{flow_run_id}/set_state", json={"state": {"type": "CRASHED"}, "force": True})
+    reaper = subprocess.run([str(Path(os.environ.get("VIRTUAL_ENV", REPO / ".venv")) / "bin" / "python"),
+                             "-m", "flows.reaper"], env=os.environ | env, cwd=REPO, capture_output=True, text=True,
+                            timeout=300)  # fmt: skip
+    assert reaper.returncode == 0, reaper.stderr[-3000:]
+    assert f"destroyed instance {orphan}" in reaper.stdout + reaper.stderr
+    assert fake.live_instances() == []
