@@ -14,7 +14,8 @@ import shutil
 from pathlib import Path
 
 import yaml
-from prefect import flow, get_run_logger
+from prefect import flow
+from prefect.logging.loggers import flow_run_logger
 from prefect.runtime import flow_run as current_flow_run
 
 from jobspecs import LoadedSpec
@@ -47,7 +48,7 @@ class DirtyTree(RuntimeError):
 
 def destroy_on_crash(flow, flow_run, state) -> None:  # noqa: ANN001 — Prefect's hook signature
     """on_crashed / on_cancellation: this flow's own `finally` may not have run; destroy what it recorded."""
-    get_run_logger().warning(destroy_recorded(str(flow_run.id)))
+    flow_run_logger(flow_run, flow).warning(destroy_recorded(str(flow_run.id)))
 
 
 def resumable_clips(out: Path, run_id: str, job: LoadedSpec) -> Path:
@@ -90,9 +91,9 @@ def shootout(
     keep = out / f"{run_id}.partial"  # finished clips, copied as they finish (a rented box can vanish)
     remote = infra.provider != "local"
     provider = make_provider(job.spec, str(current_flow_run.id), run_id, out)
-    box = acquire_box(provider, run_id)
-    fetched = False
+    box, fetched = None, False
     try:
+        box = acquire_box(provider, run_id)
         if box.venv is not None:
             setup_box(box, build_wheel(out / ".wheels" / run_id))
             prefetch_model(box, job.spec.model, hf_token())

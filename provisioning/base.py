@@ -68,5 +68,6 @@ class Provider(Protocol):
     def acquire(self, run_id: str) -> Box:
         """A box ready to take a job (rented, set up and reachable, where that applies)."""
 
-    def release(self, box: Box, run_id: str, fetched: bool) -> str:
-        """Give the box back (`fetched`: the bundle is safely on this machine); says what was done."""
+    def release(self, box: Box | None, run_id: str, fetched: bool) -> str:
+        """Give the box back (`fetched`: the bundle is safely on this machine; `box` None: acquire failed, so
+        destroy whatever the attempt created); says what was done."""

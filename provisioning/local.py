@@ -56,7 +56,9 @@ class LocalProvider:
         self.root.mkdir(parents=True, exist_ok=True)
         return Box(provider=self.name, root=str(self.root), transport=LocalTransport(), env=self.env)
 
-    def release(self, box: Box, run_id: str, fetched: bool) -> str:
+    def release(self, box: Box | None, run_id: str, fetched: bool) -> str:
+        if box is None:
+            return "nothing to release"
         job_dir = Path(box.job_dir(run_id))
         if not fetched:
             return f"kept {job_dir}: the bundle was not fetched, its finished clips are there"

@@ -152,7 +152,9 @@ class SshProvider:
         transport = wait_for_ssh(self.target, time.monotonic() + self.ready_timeout_s)
         return Box(provider=self.name, root=self.root, transport=transport, venv=self.venv)
 
-    def release(self, box: Box, run_id: str, fetched: bool) -> str:
+    def release(self, box: Box | None, run_id: str, fetched: bool) -> str:
+        if box is None:
+            return "nothing to release"
         job_dir = box.job_dir(run_id)
         if not fetched:
             message = f"kept {box.root}/{run_id} on {self.target.host}: the bundle was not fetched"

@@ -226,6 +226,9 @@ class VastProvider:
                 failed_machines.add(offer.get("machine_id"))
                 self.destroy(rental)
                 continue
+            except BaseException:  # anything else (the API gave up, a cancel): nothing this attempt made survives
+                self.destroy(rental)
+                raise
             root = f"{self.remote_root}/{rental.instance_id}"
             env = {"HF_HOME": f"{self.remote_root}/hf", "HF_HUB_CACHE": f"{self.remote_root}/hf/hub"}
             return Box(provider=self.name, root=root, transport=transport, venv=self.venv or f"{root}/venv",
@@ -281,10 +284,10 @@ class VastProvider:
         rental.destroyed_monotonic = time.monotonic()
         self.log(f"destroyed instance {rental.instance_id} (confirmed gone)")
 
-    def release(self, box: Box, run_id: str, fetched: bool) -> str:
+    def release(self, box: Box | None, run_id: str, fetched: bool) -> str:
         """Destroy every instance this run created that still lives; a box holds nothing worth keeping after."""
-        box.transport.close()
-        if self.rentals:
+        if box is not None:
+            box.transport.close()
             self.rentals[-1].bytes_moved += getattr(box.transport, "bytes_moved", 0)
         for rental in self.rentals:
             if rental.destroyed_monotonic is None:

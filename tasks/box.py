@@ -233,5 +233,5 @@ def fetch_bundle(box: Box, job_dir: str, archive_name: str, out_dir: Path) -> Pa
 
 
 @task(name="release-box", cache_policy=NO_CACHE)
-def release_box(provider: Provider, box: Box, run_id: str, fetched: bool) -> None:
+def release_box(provider: Provider, box: Box | None, run_id: str, fetched: bool) -> None:
     get_run_logger().info(provider.release(box, run_id, fetched))

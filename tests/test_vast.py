@@ -7,6 +7,7 @@ import threading
 import time
 
 import pytest
+import requests
 from fakes.vast_api import RATE_LIMIT_TEXT, FakeVast, no_such_ask
 from sshd import free_port, make_sshd
 
@@ -147,3 +148,11 @@ def test_no_matching_offer_is_refused_before_creating_anything(fake, sshd, tmp_p
     with pytest.raises(VastError, match="no offer matches"):
         made.acquire("run-1")
     assert records == [] and fake.requests_to("PUT", "/api/v0/asks/*/") == []
+
+
+def test_an_api_that_gives_up_mid_wait_still_leaves_nothing_running(fake, sshd, tmp_path) -> None:
+    fake.inject("GET", "/api/v0/instances/*/", 429, body=RATE_LIMIT_TEXT, times=6)
+    made, records, _ = provider(fake, sshd, tmp_path, ready_timeout_s=1)
+    with pytest.raises(requests.HTTPError):
+        made.acquire("run-1")
+    assert len(records) == 1 and fake.live_instances() == []
