@@ -96,7 +96,8 @@ def shootout(
         box = acquire_box(provider, run_id)
         if box.venv is not None:
             setup_box(box, build_wheel(out / ".wheels" / run_id))
-            prefetch_model(box, job.spec.model, hf_token())
+            if job.spec.model_source == "hub":  # tiny weights are built on the box, offline
+                prefetch_model(box, job.spec.model, hf_token())
         job_dir = upload_job(box, job, run_id, commit, finished=finished, keep=keep if remote else None)
         start_worker(box, job_dir)
         status = follow_worker(box, job_dir, job.spec.clip_count, job.spec.run_limit_s, keep if remote else None)

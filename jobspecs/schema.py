@@ -202,6 +202,7 @@ class Infrastructure(Strict):
     gpu: str = "RTX 4090"
     max_usd_per_hour: float | None = Field(None, gt=0)
     disk_gb: float = Field(80, ge=20)
+    min_ram_gb: float | None = Field(None, gt=0)  # host RAM; default 96 GB for hunyuan_i2v (offload), else 32
     image: str = "pytorch/pytorch:2.7.1-cuda12.8-cudnn9-runtime"
     # ssh: the box
     host: str | None = None

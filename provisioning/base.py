@@ -42,6 +42,7 @@ class Box:
     venv: str | None = None  # where remote/setup.sh installs the project; None: this interpreter (local)
     env: dict[str, str] = field(default_factory=dict)  # for every command on the box
     instance_id: int | None = None  # a rented instance, where there is one
+    downloaded_bytes: int = 0  # what the box fetched itself (the model), for the transfer cost
 
     @property
     def python(self) -> str:

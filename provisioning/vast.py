@@ -45,6 +45,7 @@ class OfferQuery:
     min_inet_down_mbps: float = 200
     min_disk_gb: float = 80
     min_cuda: float = 12.8
+    min_ram_gb: float = 32  # host RAM: Hunyuan's offload plan pins ~80 GB of weights there
     verified: bool = True
     max_usd_per_hour: float | None = None
 
@@ -52,7 +53,7 @@ class OfferQuery:
         """The query in the vastai search syntax (also what a user types)."""
         parts = [f"gpu_name={self.gpu.replace(' ', '_')}", f"num_gpus={self.num_gpus}",
                  f"reliability>{self.min_reliability}", f"inet_down>{self.min_inet_down_mbps}",
-                 f"disk_space>={self.min_disk_gb}", f"cuda_vers>={self.min_cuda}",
+                 f"disk_space>={self.min_disk_gb}", f"cuda_vers>={self.min_cuda}", f"cpu_ram>={self.min_ram_gb}",
                  f"verified={str(self.verified).lower()}", "rentable=true"]  # fmt: skip
         if self.max_usd_per_hour is not None:
             parts.append(f"dph<={self.max_usd_per_hour}")
@@ -288,7 +289,7 @@ class VastProvider:
         """Destroy every instance this run created that still lives; a box holds nothing worth keeping after."""
         if box is not None:
             box.transport.close()
-            self.rentals[-1].bytes_moved += getattr(box.transport, "bytes_moved", 0)
+            self.rentals[-1].bytes_moved += getattr(box.transport, "bytes_moved", 0) + box.downloaded_bytes
         for rental in self.rentals:
             if rental.destroyed_monotonic is None:
                 self.destroy(rental)

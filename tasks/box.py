@@ -28,6 +28,7 @@ SETUP_SCRIPT = Path(remote.__file__).parent / "setup.sh"
 POLL_S = 1.0
 START_TIMEOUT_S = 180  # the supervisor must have written its first status by then
 STOP_GRACE_S = 60  # the laptop's deadline is the run limit plus this
+UNREACHABLE_S = 120  # a box that doesn't answer this long is lost
 
 
 @task(name="acquire-box", cache_policy=NO_CACHE)
@@ -122,6 +123,7 @@ def prefetch_model(box: Box, model_id: str, hf_token: str | None) -> dict:
     if done.returncode:
         raise BoxError(f"prefetch of {model_id} failed:\n{done.stderr[-2000:]}")
     result = json.loads(done.stdout)
+    box.downloaded_bytes += result["bytes"]
     get_run_logger().info(f"model {model_id}: {result['files']} files, {result['bytes'] / 1e9:.2f} GB in the cache")
     return result
 
@@ -178,16 +180,30 @@ def follow_worker(box: Box, job_dir: str, clips_total: int, run_limit_s: float, 
     every clip is copied here as soon as it is finished: a lost box loses at most the clip in progress."""
     logger = get_run_logger()
     status_path, progress_path = f"{job_dir}/run/status/status.json", f"{job_dir}/run/status/progress.log"
-    start, seen, stop_sent, kept = time.monotonic(), 0, None, None
+    start, seen, stop_sent, kept, started = time.monotonic(), 0, None, None, False
     deadline = start + run_limit_s + STOP_GRACE_S
+    unreachable_since: float | None = None
     with ClipBar(clips_total) as bar:
         while True:
-            text = box.transport.read_text(progress_path) or ""
+            try:
+                text = box.transport.read_text(progress_path) or ""
+                status = json.loads(box.transport.read_text(status_path) or "{}")
+            except Exception as exc:  # an SSH drop: reconnect on the next poll; the detached worker goes on
+                unreachable_since = unreachable_since or time.monotonic()
+                if time.monotonic() - unreachable_since > UNREACHABLE_S:
+                    raise BoxError(f"the box has not answered for {UNREACHABLE_S} s ({exc!r}); lost") from None
+                logger.warning(f"the box did not answer ({type(exc).__name__}); retrying")
+                box.transport.close()
+                time.sleep(POLL_S)
+                continue
+            unreachable_since = None
             complete = text[: text.rfind("\n") + 1]
             for line in complete[seen:].splitlines():
                 logger.info(line)
             seen = len(complete)
-            status = json.loads(box.transport.read_text(status_path) or "{}")
+            if started and not status:
+                raise BoxError(f"the run's status on the box is gone: the box lost the run ({kept or 0} clips kept)")
+            started = started or bool(status)
             bar.update(status)
             if keep is not None and status:
                 kept = kept if kept is not None else len(list((keep / "logs").glob("log_*.json")))
@@ -196,8 +212,7 @@ def follow_worker(box: Box, job_dir: str, clips_total: int, run_limit_s: float, 
                     kept = status["clips_done"]
             if status.get("state") in TERMINAL_STATES:
                 return status
-            elapsed = time.monotonic() - start
-            if not status and elapsed > START_TIMEOUT_S:
+            if not status and time.monotonic() - start > START_TIMEOUT_S:
                 log = box.transport.read_text(f"{job_dir}/supervisor.log") or "(empty)"
                 raise BoxError(f"the worker did not start within {START_TIMEOUT_S} s:\n{log[-2000:]}")
             if time.monotonic() > deadline and stop_sent is None:

@@ -88,7 +88,12 @@ def make_provider(spec: JobSpec, flow_run_id: str, run_id: str, out_dir: Path) -
     server_url = os.environ.get("VAST_URL")
     return VastProvider(
         client,
-        OfferQuery(gpu=infra.gpu, max_usd_per_hour=infra.max_usd_per_hour, min_disk_gb=infra.disk_gb),
+        OfferQuery(
+            gpu=infra.gpu,
+            max_usd_per_hour=infra.max_usd_per_hour,
+            min_disk_gb=infra.disk_gb,
+            min_ram_gb=infra.min_ram_gb or (96 if spec.model == "hunyuan_i2v" else 32),
+        ),  # fmt: skip
         label=f"{LABEL_PREFIX}{flow_run_id}",
         key_file=key_file,
         known_hosts=known_hosts,

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import time
@@ -218,4 +219,25 @@ def test_a_killed_flow_leaves_an_orphan_the_reaper_destroys(demo_run, fake, sshd
                             timeout=300)  # fmt: skip
     assert reaper.returncode == 0, reaper.stderr[-3000:]
     assert f"destroyed instance {orphan}" in reaper.stdout + reaper.stderr
+    assert fake.live_instances() == []
+
+
+def test_a_lost_box_loses_at_most_the_clip_in_progress(prefect_api, fake, sshd_server, box_venv, tmp_path) -> None:
+    out, root = tmp_path / "out", tmp_path / "box"
+    run = start_run(["--out", str(out), *remote_args("vast", sshd_server, box_venv, root)],
+                    run_env(prefect_api, tmp_path, fake))  # fmt: skip
+    try:
+        wait_for(lambda: list(out.glob("*.partial/logs/log_000.json")))  # clip 0 is finished and copied here
+        path, _ = box_status(root)
+        stop_box_processes(root)  # the instance dies with its disk: processes and files gone
+        shutil.rmtree(path.parents[2])
+        _, stderr = run.communicate(timeout=300)
+    finally:
+        run.kill()
+    assert run.returncode == 1 and "the box lost the run" in stderr
+    (kept,) = out.glob("*.partial")
+    log = json.loads((kept / "logs" / "log_000.json").read_text())
+    assert sha256_file(kept / "clips" / "clip_000.mp4") == log["clip_file"]["sha256"]
+    assert sha256_file(kept / "frames" / "last_frame_000.png") == log["last_frame"]["sha256"]
+    assert (kept / "job.yaml").exists()  # enough to resume on a new box
     assert fake.live_instances() == []

@@ -156,3 +156,10 @@ def test_an_api_that_gives_up_mid_wait_still_leaves_nothing_running(fake, sshd, 
     with pytest.raises(requests.HTTPError):
         made.acquire("run-1")
     assert len(records) == 1 and fake.live_instances() == []
+
+
+def test_host_ram_is_part_of_the_offer_query(fake, sshd, tmp_path) -> None:
+    made, records, _ = provider(fake, sshd, tmp_path, query=OfferQuery(min_cuda=12.4, min_ram_gb=96))
+    with pytest.raises(VastError, match="cpu_ram>=96"):  # the fake's offers have 64 GB
+        made.acquire("run-1")
+    assert records == []

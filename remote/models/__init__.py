@@ -19,6 +19,9 @@ from jobspecs import ClipPlan, JobSpec
 # model id -> "module:class". Only built models are listed; jobspecs refuses the others at validation.
 ADAPTERS: dict[str, str] = {
     "kenburns": "remote.models.kenburns:KenBurns",
+    "wan22_ti2v_5b": "remote.models.wan22:Wan22",
+    "hunyuan_i2v": "remote.models.hunyuan:HunyuanI2V",
+    "cogvideox15_5b_i2v": "remote.models.cogvideox:CogVideoX15",
 }
 
 
@@ -40,7 +43,8 @@ class ModelAdapter(Protocol):
         """One clip from `image` (already at the clip's size), deterministic for `seed`."""
 
     def info(self) -> dict:
-        """id, revision and library versions, for the logs and the manifest."""
+        """id, repo, revision and `libraries` (versions), for the logs; every other key (the weights' source,
+        the memory plan, ...) goes into the logs' and the manifest's `model` too."""
 
 
 def load_adapter(spec: JobSpec) -> ModelAdapter:

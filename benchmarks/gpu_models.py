@@ -1,0 +1,290 @@
+"""GPU check: each adapter's pipeline at full size (random weights), one clip at its 720p baseline, 2 denoising
+steps + the VAE decode, under a 24 GiB cap, with the adapter's own `24gb` memory plan.
+
+    python benchmarks/gpu_models.py [MODEL ...] [--cap-gib 24] [--steps 2] [--memory 24gb] [--out DIR]
+    python benchmarks/gpu_models.py --dry-run [MODEL ...]   (this script's plumbing on tiny pipelines, CPU)
+
+No weights are downloaded (none can be on the benchmark machine, and speed and memory don't depend on their
+values). Each component is built from its full-size config (the real repos' configs; shared/research/models.md
+§4) directly on the GPU in its run dtype, then moved to the CPU, where from_pretrained leaves a pipeline; then
+the adapter's setup() (scheduler, prompt pre-encoding, memory plan) and generate() run exactly as on the rented
+RTX 4090. The cap (torch.cuda.set_per_process_memory_fraction) is set before setup(), so prompt encoding counts.
+Tokenizers are the tiny ones (remote/models/tiny.py): only their ids matter here. One JSON per model:
+GPU, versions, command, settings, peak VRAM (allocated and reserved), s/step, denoise and decode seconds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import gc
+import json
+import platform
+import re
+import resource
+import shlex
+import sys
+import time
+import traceback
+from pathlib import Path
+
+import torch
+import yaml
+from PIL import Image, ImageOps
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from jobspecs import plan_clips, validate  # noqa: E402
+from remote.models import load_adapter  # noqa: E402
+from remote.models.hf import library_versions  # noqa: E402
+from remote.models.tiny import TINY, clip_tokenizer, llama3_tokenizer, t5_tokenizer  # noqa: E402
+
+GIB = 2**30
+MODELS = ("wan22_ti2v_5b", "cogvideox15_5b_i2v", "hunyuan_i2v")
+
+# Full-size configs (diffusers' conversion scripts, the official repos, the published config.json files).
+WAN_TRANSFORMER = dict(patch_size=(1, 2, 2), num_attention_heads=24, attention_head_dim=128, in_channels=48,
+                       out_channels=48, text_dim=4096, freq_dim=256, ffn_dim=14336, num_layers=30, cross_attn_norm=True,
+                       qk_norm="rms_norm_across_heads", eps=1e-6, image_dim=None, added_kv_proj_dim=None,
+                       rope_max_seq_len=1024)  # fmt: skip
+WAN_VAE = dict(base_dim=160, decoder_base_dim=256, z_dim=48, dim_mult=[1, 2, 4, 4], num_res_blocks=2,
+               temperal_downsample=[False, True, True], is_residual=True, in_channels=12, out_channels=12,
+               patch_size=2, scale_factor_temporal=4, scale_factor_spatial=16, latents_mean=[0.0] * 48,
+               latents_std=[1.0] * 48)  # fmt: skip
+UMT5_XXL = dict(d_model=4096, d_kv=64, d_ff=10240, num_layers=24, num_heads=64, relative_attention_num_buckets=32,
+                relative_attention_max_distance=128, feed_forward_proj="gated-gelu",
+                tie_word_embeddings=False)  # fmt: skip
+HUNYUAN_TRANSFORMER = dict(in_channels=16, out_channels=16, num_attention_heads=24, attention_head_dim=128,
+                           num_layers=20, num_single_layers=40, num_refiner_layers=2, mlp_ratio=4.0, patch_size=2,
+                           patch_size_t=1, qk_norm="rms_norm", guidance_embeds=True, text_embed_dim=4096,
+                           pooled_projection_dim=768, rope_theta=256.0, rope_axes_dim=(16, 56, 56),
+                           image_condition_type="token_replace")  # fmt: skip
+HUNYUAN_VAE = dict(in_channels=3, out_channels=3, latent_channels=16, block_out_channels=(128, 256, 512, 512),
+                   layers_per_block=2, act_fn="silu", norm_num_groups=32, scaling_factor=0.476986,
+                   spatial_compression_ratio=8, temporal_compression_ratio=4, mid_block_add_attention=True)  # fmt: skip
+LLAMA3_8B = dict(vocab_size=128320, hidden_size=4096, intermediate_size=14336, num_hidden_layers=32,
+                 num_attention_heads=32, num_key_value_heads=8, max_position_embeddings=8192, rope_theta=500000.0,
+                 rms_norm_eps=1e-5)  # fmt: skip
+CLIP_L14_336 = dict(hidden_size=1024, intermediate_size=4096, num_hidden_layers=24, num_attention_heads=16,
+                    image_size=336, patch_size=14, projection_dim=768)  # fmt: skip
+CLIP_TEXT_L14 = dict(vocab_size=49408, hidden_size=768, intermediate_size=3072, num_hidden_layers=12,
+                     num_attention_heads=12, max_position_embeddings=77, projection_dim=768,
+                     hidden_act="quick_gelu")  # fmt: skip
+COG_TRANSFORMER = dict(num_attention_heads=48, attention_head_dim=64, in_channels=32, out_channels=16,
+                       time_embed_dim=512, ofs_embed_dim=512, text_embed_dim=4096, num_layers=42, sample_width=300,
+                       sample_height=300, sample_frames=81, patch_size=2, patch_size_t=2, temporal_compression_ratio=4,
+                       max_text_seq_length=226, use_rotary_positional_embeddings=True,
+                       use_learned_positional_embeddings=False, patch_bias=False)  # fmt: skip
+COG_VAE = dict(latent_channels=16, block_out_channels=(128, 256, 256, 512), layers_per_block=3,
+               temporal_compression_ratio=4, scaling_factor=0.7, invert_scale_latents=True)  # fmt: skip
+T5_XXL = dict(vocab_size=32128, d_model=4096, d_kv=64, d_ff=10240, num_layers=24, num_heads=64,
+              relative_attention_num_buckets=32, feed_forward_proj="gated-gelu")  # fmt: skip
+
+
+def on_gpu_then_cpu(make, dtype: torch.dtype):
+    """Build a module with its default (random) init directly on the GPU in `dtype` (its float32 modules in
+    float32, as from_pretrained loads them), then move it to the CPU."""
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(dtype)
+    try:
+        with torch.device("cuda"):
+            module = make()
+    finally:
+        torch.set_default_dtype(previous)
+    module = module.to("cpu").eval()
+    for name, param in module.named_parameters():  # what from_pretrained(dtype=...) keeps in float32
+        if any(part in name.split(".") for part in getattr(module, "_keep_in_fp32_modules", None) or ()):
+            param.data = param.data.float()
+    gc.collect()
+    torch.cuda.empty_cache()
+    return module
+
+
+def build_wan():
+    import diffusers
+    import transformers
+
+    tokenizer = t5_tokenizer(model_max_length=512)
+    umt5 = transformers.UMT5Config(vocab_size=256384, **UMT5_XXL)
+    return diffusers.WanImageToVideoPipeline(
+        tokenizer=tokenizer,
+        text_encoder=on_gpu_then_cpu(lambda: transformers.UMT5EncoderModel(umt5), torch.bfloat16),
+        vae=on_gpu_then_cpu(lambda: diffusers.AutoencoderKLWan(**WAN_VAE), torch.float32),
+        scheduler=diffusers.UniPCMultistepScheduler(
+            prediction_type="flow_prediction", use_flow_sigmas=True, num_train_timesteps=1000, flow_shift=5.0
+        ),  # fmt: skip
+        transformer=on_gpu_then_cpu(lambda: diffusers.WanTransformer3DModel(**WAN_TRANSFORMER), torch.bfloat16),
+        expand_timesteps=True,
+    )
+
+
+def build_hunyuan():
+    import diffusers
+    import transformers
+    from diffusers.pipelines.hunyuan_video.pipeline_hunyuan_video_image2video import DEFAULT_PROMPT_TEMPLATE
+
+    tokenizer = llama3_tokenizer(DEFAULT_PROMPT_TEMPLATE["template"])
+    tokenizer_2 = clip_tokenizer()
+    llava = transformers.LlavaConfig(
+        text_config=transformers.LlamaConfig(**LLAMA3_8B, bos_token_id=tokenizer.bos_token_id,
+                                             eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id),
+        vision_config=transformers.CLIPVisionConfig(**CLIP_L14_336),
+        image_token_index=tokenizer.convert_tokens_to_ids("<image>"), pad_token_id=tokenizer.pad_token_id,
+        projector_hidden_act="gelu", vision_feature_layer=-2, vision_feature_select_strategy="default",
+    )  # fmt: skip
+    ids = {"bos_token_id": tokenizer_2.bos_token_id, "eos_token_id": tokenizer_2.eos_token_id,
+           "pad_token_id": tokenizer_2.pad_token_id}  # fmt: skip
+    clip_text = transformers.CLIPTextConfig(**CLIP_TEXT_L14, **ids)
+    image_processor = transformers.CLIPImageProcessor(
+        crop_size={"height": 336, "width": 336}, size={"shortest_edge": 336}, do_center_crop=True, do_normalize=True,
+        do_resize=True, resample=3, image_mean=[0.48145466, 0.4578275, 0.40821073],
+        image_std=[0.26862954, 0.26130258, 0.27577711],
+    )  # fmt: skip
+    return diffusers.HunyuanVideoImageToVideoPipeline(
+        text_encoder=on_gpu_then_cpu(lambda: transformers.LlavaForConditionalGeneration(llava), torch.float16),
+        tokenizer=tokenizer,
+        transformer=on_gpu_then_cpu(
+            lambda: diffusers.HunyuanVideoTransformer3DModel(**HUNYUAN_TRANSFORMER), torch.bfloat16
+        ),
+        vae=on_gpu_then_cpu(lambda: diffusers.AutoencoderKLHunyuanVideo(**HUNYUAN_VAE), torch.float16),
+        scheduler=diffusers.FlowMatchEulerDiscreteScheduler(shift=7.0),
+        text_encoder_2=on_gpu_then_cpu(lambda: transformers.CLIPTextModel(clip_text), torch.float16),
+        tokenizer_2=tokenizer_2,
+        image_processor=image_processor,
+    )
+
+
+def build_cogvideox():
+    import diffusers
+    import transformers
+
+    t5 = transformers.T5Config(**T5_XXL)
+    return diffusers.CogVideoXImageToVideoPipeline(
+        tokenizer=t5_tokenizer(model_max_length=226),
+        text_encoder=on_gpu_then_cpu(lambda: transformers.T5EncoderModel(t5), torch.bfloat16),
+        vae=on_gpu_then_cpu(lambda: diffusers.AutoencoderKLCogVideoX(**COG_VAE), torch.bfloat16),
+        transformer=on_gpu_then_cpu(lambda: diffusers.CogVideoXTransformer3DModel(**COG_TRANSFORMER), torch.bfloat16),
+        scheduler=diffusers.CogVideoXDDIMScheduler(
+            snr_shift_scale=1.0,
+            beta_schedule="scaled_linear",
+            beta_start=0.00085,
+            beta_end=0.012,
+            clip_sample=False,
+            prediction_type="v_prediction",
+            rescale_betas_zero_snr=True,
+            set_alpha_to_one=True,
+            timestep_spacing="trailing",
+        ),  # fmt: skip
+    )
+
+
+BUILDERS = {"wan22_ti2v_5b": build_wan, "hunyuan_i2v": build_hunyuan, "cogvideox15_5b_i2v": build_cogvideox}
+
+
+def params_b(module) -> float:
+    return round(sum(p.numel() for p in module.parameters()) / 1e9, 3)
+
+
+def run(model: str, args: argparse.Namespace) -> dict:
+    data = yaml.safe_load((REPO / "jobspecs" / "demo.yaml").read_text())
+    data["model"] = model
+    data["generation"] = {"steps": args.steps, "memory": args.memory}
+    if args.dry_run:  # tiny pipelines at a tiny size on the CPU
+        data["model_source"] = "tiny"
+        data["generation"] |= {"width": 64, "height": 64}
+    spec = validate(data)
+    first = plan_clips(spec)[0]
+    clip = dataclasses.replace(first, frames=spec.baseline.max_frames)  # one native clip at the baseline size
+    image = ImageOps.fit(Image.open(REPO / "jobspecs" / "espresso.png").convert("RGB"), (clip.width, clip.height),
+                         Image.Resampling.LANCZOS)  # fmt: skip
+    cuda = not args.dry_run
+    device = torch.device("cuda" if cuda else "cpu")
+    total = torch.cuda.get_device_properties(0).total_memory if cuda else 0
+    result = {
+        "model": model,
+        "gpu": torch.cuda.get_device_name(0) if cuda else "cpu (dry run)",
+        "gpu_memory_gib": round(total / GIB, 1),
+        "cap_gib": args.cap_gib,
+        "clip": {"width": clip.width, "height": clip.height, "frames": clip.frames, "steps": args.steps},
+        "command": "python " + shlex.join(sys.argv),
+        "libraries": library_versions() | {"python": platform.python_version()},
+    }
+    start = time.monotonic()
+    pipe = BUILDERS[model]() if cuda else TINY[model][1]()
+    if type(pipe).__name__ == "WanPipeline":  # the tiny repo is saved like the real one, as text-to-video
+        from diffusers import WanImageToVideoPipeline
+
+        pipe = WanImageToVideoPipeline.from_pipe(pipe)
+    result["build_s"] = round(time.monotonic() - start, 1)
+    result["params_b"] = {name: params_b(c) for name, c in pipe.components.items() if isinstance(c, torch.nn.Module)}
+    if cuda:
+        gc.collect()
+        torch.cuda.empty_cache()
+        result["allocated_after_build_gib"] = round(torch.cuda.memory_allocated() / GIB, 2)
+        if result["allocated_after_build_gib"] > 0.5:
+            raise RuntimeError(f"{result['allocated_after_build_gib']} GiB still on the GPU after the build")
+        torch.cuda.set_per_process_memory_fraction(args.cap_gib * GIB / total)
+        torch.cuda.reset_peak_memory_stats()
+    adapter = load_adapter(spec)
+    try:
+        start = time.monotonic()
+        adapter.setup(pipe, device)
+        if cuda:
+            torch.cuda.synchronize()
+            result["setup_peak_gib"] = round(torch.cuda.max_memory_allocated() / GIB, 2)
+        result["setup_s"] = round(time.monotonic() - start, 1)
+        generated = adapter.generate(clip.prompt, image, clip, clip.seed)
+    except torch.OutOfMemoryError as exc:
+        where = [
+            f"{frame.name} ({Path(frame.filename).name}:{frame.lineno})"
+            for frame in traceback.extract_tb(exc.__traceback__)
+        ]
+        result["error"] = f"OutOfMemoryError under the {args.cap_gib} GiB cap: {str(exc).splitlines()[0]}"
+        result["error_at"] = where[-6:]
+        result["memory"] = adapter.memory
+        return result
+    params = generated.params
+    result |= {
+        "ok": generated.frames.shape == (clip.frames, clip.height, clip.width, 3),
+        "frames_shape": list(generated.frames.shape),
+        "peak_allocated_gib": round((generated.peak_vram_bytes or 0) / GIB, 2),
+        "peak_reserved_gib": round((params["peak_vram_reserved_bytes"] or 0) / GIB, 2),
+        "s_per_step": params["s_per_step"],
+        "denoise_s": round(generated.timings_s["denoise"], 2),
+        "decode_s": round(generated.timings_s["decode"], 2),
+        "host_peak_rss_gib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / GIB, 1),
+        "memory": adapter.memory,
+        "settings": {k: v for k, v in params.items() if k not in ("memory", "peak_vram_reserved_bytes", "s_per_step")},
+    }
+    return result
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("models", nargs="*", help=f"any of {', '.join(MODELS)} (default: all)")
+    parser.add_argument("--cap-gib", type=float, default=24.0)
+    parser.add_argument("--steps", type=int, default=2)
+    parser.add_argument("--memory", default="24gb", choices=["24gb", "full", "auto"])
+    parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results")
+    parser.add_argument("--dry-run", action="store_true", help="tiny pipelines on the CPU: checks this script")
+    args = parser.parse_args()
+    args.models = args.models or list(MODELS)
+    if unknown := set(args.models) - set(MODELS):
+        parser.error(f"unknown model(s) {', '.join(sorted(unknown))}; the models are {', '.join(MODELS)}")
+    args.out.mkdir(parents=True, exist_ok=True)
+    for model in args.models:
+        try:
+            result = run(model, args)
+        except Exception:
+            result = {"model": model, "error": traceback.format_exc()}
+        gpu = re.sub(r"[^A-Za-z0-9._-]+", "-", result.get("gpu", "gpu")).strip("-")
+        path = args.out / f"gpu_models_{model}_{gpu}.json"
+        path.write_text(json.dumps(result, indent=2, sort_keys=True) + "\n")
+        keys = ("peak_allocated_gib", "peak_reserved_gib", "s_per_step", "denoise_s", "decode_s", "error")
+        print(model, {k: result.get(k) for k in keys}, flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,241 @@
+"""What the three diffusers adapters share: where the weights come from, the device, the memory plan's
+choice, the tokenizer guard, and one timed pipeline call.
+
+Weights are always read from a local Hugging Face cache (never downloaded here: the prefetch did that), at
+the model's pinned revision; the commit actually loaded is the snapshot folder's name and goes into every log.
+With `model_source: tiny` the cache is the tiny pipelines' own (SHOOTOUT_TINY_HF_HOME, built on demand by
+remote.models.tiny), kept apart so that tiny weights never stand in the real cache under the real repo ids.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.metadata
+import json
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from jobspecs import JobSpec
+
+TINY_HOME_ENV = "SHOOTOUT_TINY_HF_HOME"
+DEFAULT_TINY_HOME = Path.home() / ".cache" / "i2v-shootout" / "tiny-hf"
+LIBRARIES = ("torch", "diffusers", "transformers", "accelerate", "huggingface-hub", "tokenizers", "safetensors", "ftfy")
+# Text the tokenizer guard encodes both ways: Hunyuan's template markers, plain prose, digits and accents.
+PROBES = (
+    "<|start_header_id|>system<|end_header_id|>\n\n<image>\nA cat walks on the beach.",
+    "A red espresso cup on a saucer, 50 mm lens, warm light. Café crème at 7:30.",
+)
+
+
+class ModelNotCached(RuntimeError):
+    """The model's pinned revision is not in the local Hugging Face cache."""
+
+
+@dataclass(frozen=True)
+class Weights:
+    source: str  # "hub" or "tiny"
+    repo: str
+    revision: str  # as asked for: a commit, or "main"
+    snapshot: Path  # the folder loaded; its name is the commit actually loaded
+    cache_dir: Path | None  # None: the standard Hugging Face cache
+
+    @property
+    def commit(self) -> str:
+        return self.snapshot.name
+
+
+def tiny_home() -> Path:
+    return Path(os.environ.get(TINY_HOME_ENV) or DEFAULT_TINY_HOME)
+
+
+def find_weights(spec: JobSpec) -> Weights:
+    """The local snapshot of the spec's model at its pinned revision (tiny: built first if missing)."""
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import LocalEntryNotFoundError
+
+    repo = spec.baseline.repo
+    if spec.model_source == "tiny":
+        from remote.models import tiny
+
+        cache_dir, revision = tiny_home() / "hub", "main"
+        if not (cache_dir / f"models--{repo.replace('/', '--')}" / "refs" / "main").exists():
+            print(f"building the tiny {spec.model} pipeline into {tiny_home()}", flush=True)
+            tiny.install(tiny_home(), [spec.model])
+    else:
+        cache_dir, revision = None, spec.baseline.revision
+    try:
+        snapshot = snapshot_download(repo, revision=revision, cache_dir=cache_dir, local_files_only=True)
+    except LocalEntryNotFoundError:
+        where = cache_dir or "the Hugging Face cache (HF_HOME / HF_HUB_CACHE)"
+        raise ModelNotCached(
+            f"{repo} at revision {revision} is not in {where}; prefetch it first "
+            "(or smoke-test the box with --set model_source=tiny)"
+        ) from None
+    return Weights(spec.model_source, repo, revision, Path(snapshot), cache_dir)
+
+
+def pick_device():
+    """The GPU where there is one. On the CPU (tiny pipelines) torch uses one thread: their ops are too small to
+    share, and OpenMP threads spinning against other work on a small machine made a 2-core test clip 10× slower."""
+    import torch
+
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    torch.set_num_threads(1)
+    return torch.device("cpu")
+
+
+def pick_memory_plan(setting: str, full_needs_gib: float) -> str:
+    """`auto`: `full` where the GPU has at least `full_needs_gib`, else `24gb`; on the CPU, `full` (no VRAM)."""
+    import torch
+
+    if setting != "auto":
+        return setting
+    if not torch.cuda.is_available():
+        return "full"
+    total_gib = torch.cuda.get_device_properties(0).total_memory / 2**30
+    return "full" if total_gib >= full_needs_gib else "24gb"
+
+
+def faithful_tokenizer(snapshot: Path, component: str) -> tuple[object, str]:
+    """The tokenizer the repo names in model_index.json, unless it encodes differently from its tokenizer.json.
+
+    transformers 5 rebuilds a tokenizer from its class label: a byte-level (Llama-3) tokenizer.json labelled
+    LlamaTokenizerFast gets a SentencePiece Metaspace pre-tokenizer and silently different ids (HunyuanVideo;
+    transformers#45488). Then the tokenizer.json is loaded as it is (PreTrainedTokenizerFast). Returns the
+    tokenizer and a line for the log."""
+    import transformers
+    from tokenizers import Tokenizer
+
+    folder = snapshot / component
+    library, class_name = json.loads((snapshot / "model_index.json").read_text())[component]
+    labelled = getattr(importlib.import_module(library), class_name).from_pretrained(folder, local_files_only=True)
+    raw_file = folder / "tokenizer.json"
+    if not raw_file.is_file():
+        return labelled, f"{class_name} (no tokenizer.json to check against)"
+    raw = Tokenizer.from_file(str(raw_file))
+    if all(
+        labelled(p, add_special_tokens=False).input_ids == raw.encode(p, add_special_tokens=False).ids for p in PROBES
+    ):
+        return labelled, f"{class_name}: encodes like tokenizer.json"
+    fast = transformers.PreTrainedTokenizerFast.from_pretrained(folder, local_files_only=True)
+    return fast, f"{class_name} encodes differently from tokenizer.json: loaded PreTrainedTokenizerFast instead"
+
+
+def make_scheduler(current, name: str, shift: float | None, **extra):
+    """Scheduler `name` (a diffusers class) from the repo's scheduler config, with the spec's shift."""
+    import inspect
+
+    import diffusers
+
+    scheduler_class = getattr(diffusers, name, None)
+    if not (inspect.isclass(scheduler_class) and issubclass(scheduler_class, diffusers.SchedulerMixin)):
+        raise ValueError(f"generation.scheduler = {name!r}: not a diffusers scheduler class")
+    if shift is not None:
+        accepted = inspect.signature(scheduler_class.__init__).parameters
+        key = next((k for k in ("flow_shift", "shift") if k in accepted), None)
+        if key is None:
+            raise ValueError(f"generation.shift: scheduler {name} takes no shift")
+        extra[key] = shift
+    return scheduler_class.from_config(current.config, **extra)
+
+
+def library_versions() -> dict[str, str]:
+    versions = {}
+    for name in LIBRARIES:
+        try:
+            versions[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            pass
+    import torch
+
+    if torch.cuda.is_available():
+        versions["cuda"] = torch.version.cuda
+        versions["gpu"] = torch.cuda.get_device_name(0)
+    return versions
+
+
+def seeded(seed: int):
+    """A CPU generator: the same seed gives the same noise on any GPU (the pipelines move it over)."""
+    import torch
+
+    return torch.Generator(device="cpu").manual_seed(seed)
+
+
+def to_uint8(frames: np.ndarray) -> np.ndarray:
+    """Float frames in [0, 1] → uint8 RGB, rounded."""
+    return (np.clip(frames, 0.0, 1.0) * 255).round().astype(np.uint8)
+
+
+@dataclass
+class Call:
+    frames: np.ndarray  # (F, H, W, 3) uint8
+    timings_s: dict[str, float]
+    peak_vram_bytes: int | None
+    peak_vram_reserved_bytes: int | None
+    s_per_step: float | None  # mean of steps 2.. (step 1 also carries the preparation)
+
+
+def timed_call(pipe, device, **kwargs) -> Call:
+    """One pipeline call with output_type 'np', timed per step (the callback marks each step's end).
+
+    timings: `denoise` = from the call to the end of the last step (image/prompt encoding included),
+    `decode` = from there to the frames (the VAE decode and post-processing)."""
+    import torch
+
+    cuda = device.type == "cuda"
+    step_ends: list[float] = []
+
+    def on_step_end(pipeline, step, timestep, callback_kwargs):
+        if cuda:
+            torch.cuda.synchronize()
+        step_ends.append(time.monotonic())
+        return callback_kwargs
+
+    if cuda:
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+    start = time.monotonic()
+    output = pipe(**kwargs, output_type="np", callback_on_step_end=on_step_end)
+    if cuda:
+        torch.cuda.synchronize()
+    end = time.monotonic()
+    frames = to_uint8(np.asarray(output.frames[0]))
+    last = step_ends[-1] if step_ends else start
+    steps = np.diff(step_ends)
+    return Call(
+        frames=frames,
+        timings_s={"denoise": last - start, "decode": end - last},
+        peak_vram_bytes=torch.cuda.max_memory_allocated() if cuda else None,
+        peak_vram_reserved_bytes=torch.cuda.max_memory_reserved() if cuda else None,
+        s_per_step=round(float(steps.mean()), 4) if len(steps) else None,
+    )
+
+
+def baseline_overrides(spec: JobSpec) -> dict:
+    """What this spec changes in the model's locked baseline (the manifest records it)."""
+    return {
+        name: value for name, value in spec.generation.model_dump().items() if name != "memory" and value is not None
+    }
+
+
+def adapter_info(adapter) -> dict:
+    """An adapter's info(): id, repo, the commit actually loaded, where from, memory plan, library versions."""
+    weights = adapter.weights
+    return {
+        "id": adapter.id,
+        "repo": adapter.spec.baseline.repo,
+        "revision": weights.commit if weights else None,
+        "revision_requested": weights.revision if weights else adapter.spec.baseline.revision,
+        "source": adapter.spec.model_source,
+        "pipeline": type(adapter.pipe).__name__ if adapter.pipe is not None else adapter.spec.baseline.pipeline,
+        "device": str(adapter.device) if adapter.device is not None else None,
+        "memory": adapter.memory,
+        "tokenizer": adapter.tokenizer_check,
+        "baseline_overrides": baseline_overrides(adapter.spec),
+        "libraries": library_versions(),
+    }

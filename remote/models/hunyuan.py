@@ -1,0 +1,153 @@
+"""HunyuanVideo-I2V (hunyuanvideo-community/HunyuanVideo-I2V) through diffusers' HunyuanVideoImageToVideoPipeline.
+
+The 16-channel "token_replace" weights: guidance-distilled, so one forward per step with the guidance scale
+(6.0) as an input of the model (`guidance_scale`; the pipeline's default 1.0 is wrong) and no negative
+prompt. The prompt goes through LLaVA-Llama-3 together with the input image, so it can't be encoded ahead.
+The tokenizer is checked against its tokenizer.json first (transformers 5 rebuilds a byte-level Llama-3
+tokenizer labelled LlamaTokenizerFast with the wrong pre-tokenizer, and nothing fails: remote/models/hf.py).
+Dtypes as in diffusers' example: transformer bf16, text encoders and VAE fp16.
+
+Memory plans (`generation.memory`):
+  full   everything on the GPU (transformer 23.9 GiB, LLaVA 15.6 GiB, 12 GiB of activations at 1280×720×129,
+         51 GiB for the untiled VAE decode): cards of 110 GB and more.
+  24gb   the transformer and the LLaVA text encoder stay in (pinned) CPU memory and stream to the GPU block by
+         block / layer by layer on a side CUDA stream (group offload: weights arrive while the previous block
+         computes, bf16 kept exact); CLIP and the VAE stay on the GPU; the VAE decodes in tiles. Host RAM: about
+         twice the offloaded weights (80 GB) while the pinned copies are made.
+"""
+
+from __future__ import annotations
+
+import torch
+from PIL import Image
+
+from jobspecs import ClipPlan, JobSpec
+from remote.models import Generated
+from remote.models.hf import (
+    adapter_info,
+    faithful_tokenizer,
+    find_weights,
+    make_scheduler,
+    pick_device,
+    pick_memory_plan,
+    seeded,
+    timed_call,
+)
+
+MAX_SEQUENCE_LENGTH = 256  # Llama tokens of the user's prompt inside the template
+IMAGE_EMBED_INTERLEAVE = 4  # keep every 4th of the 576 image tokens (token_replace)
+FULL_NEEDS_GIB = 110
+
+
+class HunyuanI2V:
+    id = "hunyuan_i2v"
+
+    def __init__(self, spec: JobSpec) -> None:
+        self.spec = spec
+        self.steps = spec.effective("steps")
+        self.guidance = spec.effective("guidance")
+        self.pipe = None
+        self.device = None
+        self.weights = None
+        self.memory: dict = {}
+        self.tokenizer_check = None
+
+    def load(self) -> None:
+        from diffusers import HunyuanVideoImageToVideoPipeline, HunyuanVideoTransformer3DModel
+
+        self.weights = find_weights(self.spec)
+        device = pick_device()
+        cuda = device.type == "cuda"
+        snapshot = self.weights.snapshot
+        tokenizer, self.tokenizer_check = faithful_tokenizer(snapshot, "tokenizer")
+        transformer = HunyuanVideoTransformer3DModel.from_pretrained(
+            snapshot, subfolder="transformer", dtype=torch.bfloat16 if cuda else torch.float32, local_files_only=True
+        )
+        pipe = HunyuanVideoImageToVideoPipeline.from_pretrained(
+            snapshot, transformer=transformer, tokenizer=tokenizer, dtype=torch.float16 if cuda else torch.float32,
+            local_files_only=True,
+        )  # fmt: skip
+        self.setup(pipe, device)
+
+    def setup(self, pipe, device) -> None:
+        """Scheduler and memory plan on a loaded pipeline (also used by the GPU benchmark)."""
+        from diffusers.hooks import apply_group_offloading
+
+        pipe.scheduler = make_scheduler(pipe.scheduler, self.spec.effective("scheduler"), self.spec.effective("shift"))
+        pipe.set_progress_bar_config(disable=True)
+        plan = pick_memory_plan(self.spec.generation.memory, FULL_NEEDS_GIB)
+        if plan == "full":
+            pipe.to(device)
+            offload = "none"
+        else:
+            stream = device.type == "cuda"  # CUDA streams overlap the copies with compute; none on the CPU
+            pipe.transformer.enable_group_offload(
+                onload_device=device, offload_device=torch.device("cpu"), offload_type="block_level",
+                num_blocks_per_group=1, use_stream=stream, record_stream=stream,
+            )  # fmt: skip
+            apply_group_offloading(pipe.text_encoder, onload_device=device, offload_device=torch.device("cpu"),
+                                   offload_type="leaf_level", use_stream=stream, record_stream=stream)  # fmt: skip
+            pipe.text_encoder_2.to(device)
+            pipe.vae.to(device)
+            pipe.vae.enable_tiling()
+            offload = f"group offload to cpu, {'with' if stream else 'without'} CUDA streams"
+        on_gpu = plan == "full"
+        resident = torch.cuda.memory_allocated() / 2**30 if device.type == "cuda" else None
+        self.memory = {
+            "setting": self.spec.generation.memory,
+            "plan": plan,
+            "transformer": f"{pipe.transformer.dtype}, "
+            + ("on the GPU" if on_gpu else f"block-level {offload}, 1 block per group"),
+            "text_encoder": f"{pipe.text_encoder.dtype}, " + ("on the GPU" if on_gpu else f"leaf-level {offload}"),
+            "text_encoder_2": f"{pipe.text_encoder_2.dtype}, on {device.type}",
+            "vae": f"{pipe.vae.dtype}, on {device.type}, {'untiled' if plan == 'full' else 'tiled'} decode",
+            "resident_gib": round(resident, 2) if resident is not None else None,
+        }
+        self.pipe, self.device = pipe, device
+
+    def generate(self, prompt: str, image: Image.Image, clip: ClipPlan, seed: int) -> Generated:
+        from diffusers.pipelines.hunyuan_video.pipeline_hunyuan_video_image2video import DEFAULT_PROMPT_TEMPLATE
+
+        if image.size != (clip.width, clip.height):
+            raise ValueError(f"input image is {image.size}, the clip is {clip.width}x{clip.height}")
+        call = timed_call(
+            self.pipe,
+            self.device,
+            image=image,
+            prompt=prompt,
+            prompt_2=prompt,
+            negative_prompt=None,
+            height=clip.height,
+            width=clip.width,
+            num_frames=clip.frames,
+            num_inference_steps=self.steps,
+            true_cfg_scale=1.0,
+            guidance_scale=self.guidance,
+            generator=seeded(seed),
+            prompt_template=DEFAULT_PROMPT_TEMPLATE,
+            max_sequence_length=MAX_SEQUENCE_LENGTH,
+            image_embed_interleave=IMAGE_EMBED_INTERLEAVE,
+        )
+        params = {
+            "pipeline": type(self.pipe).__name__,
+            "height": clip.height,
+            "width": clip.width,
+            "num_frames": clip.frames,
+            "num_inference_steps": self.steps,
+            "guidance_scale": self.guidance,
+            "guidance": "embedded (distilled); true_cfg_scale 1.0, no negative prompt",
+            "prompt_template": "diffusers DEFAULT_PROMPT_TEMPLATE (Llama-3 chat, <image> at 5, crop_start 103)",
+            "max_sequence_length": MAX_SEQUENCE_LENGTH,
+            "image_embed_interleave": IMAGE_EMBED_INTERLEAVE,
+            "scheduler": type(self.pipe.scheduler).__name__,
+            "shift": self.pipe.scheduler.config.get("shift"),
+            "generator": f"cpu, seed {seed}",
+            "s_per_step": call.s_per_step,
+            "peak_vram_reserved_bytes": call.peak_vram_reserved_bytes,
+            "memory": self.memory,
+        }
+        return Generated(frames=call.frames, timings_s=call.timings_s, peak_vram_bytes=call.peak_vram_bytes,
+                         params=params)  # fmt: skip
+
+    def info(self) -> dict:
+        return adapter_info(self)

@@ -1,0 +1,156 @@
+"""Wan 2.2 TI2V-5B (Wan-AI/Wan2.2-TI2V-5B-Diffusers) through diffusers' WanImageToVideoPipeline.
+
+The repo's model_index names WanPipeline (text-to-video, `expand_timesteps=True`): DiffusionPipeline would load
+the wrong class, so the I2V class is loaded by name; it has no image encoder (the image enters as the clean
+first latent frame). Every call passes every setting: the pipeline's defaults (480×832, 81 frames, an empty
+negative prompt) are wrong for this checkpoint.
+
+Memory plans (`generation.memory`):
+  both   the prompts of every clip and the negative prompt are encoded once at load, then the 5.7 B-parameter
+         UMT5 text encoder (10.6 GiB in bf16) is dropped; transformer (bf16, 9.3 GiB) and VAE (fp32, as the
+         diffusers docs advise, 2.6 GiB) stay on the GPU.
+  full   the VAE decodes untiled (23.7 GiB peak at 1280×704×121 on its own): cards of 40 GB and more.
+  24gb   the VAE decodes in tiles (8.3 GiB peak, ~1.8× the decode time): an RTX 4090.
+"""
+
+from __future__ import annotations
+
+import gc
+import time
+
+import torch
+from PIL import Image
+
+from jobspecs import ClipPlan, JobSpec, plan_clips
+from remote.models import Generated
+from remote.models.hf import (
+    adapter_info,
+    faithful_tokenizer,
+    find_weights,
+    make_scheduler,
+    pick_device,
+    pick_memory_plan,
+    seeded,
+    timed_call,
+)
+
+MAX_SEQUENCE_LENGTH = 512  # UMT5 tokens of a prompt (Wan's text_len)
+FULL_NEEDS_GIB = 40
+
+
+class Wan22:
+    id = "wan22_ti2v_5b"
+
+    def __init__(self, spec: JobSpec) -> None:
+        self.spec = spec
+        self.steps = spec.effective("steps")
+        self.guidance = spec.effective("guidance")
+        self.negative_prompt = spec.effective("negative_prompt")
+        self.pipe = None
+        self.device = None
+        self.embeds: dict[str, tuple] = {}  # prompt -> (prompt_embeds, negative_prompt_embeds)
+        self.weights = None
+        self.memory: dict = {}
+        self.tokenizer_check = None
+
+    def load(self) -> None:
+        from diffusers import AutoencoderKLWan, WanImageToVideoPipeline
+
+        self.weights = find_weights(self.spec)
+        device = pick_device()
+        dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
+        snapshot = self.weights.snapshot
+        tokenizer, self.tokenizer_check = faithful_tokenizer(snapshot, "tokenizer")
+        vae = AutoencoderKLWan.from_pretrained(snapshot, subfolder="vae", dtype=torch.float32, local_files_only=True)
+        pipe = WanImageToVideoPipeline.from_pretrained(
+            snapshot, vae=vae, tokenizer=tokenizer, dtype=dtype, local_files_only=True
+        )
+        self.setup(pipe, device)
+
+    def setup(self, pipe, device) -> None:
+        """Scheduler, prompt embeddings and memory plan on a loaded pipeline (also used by the GPU benchmark)."""
+        pipe.scheduler = make_scheduler(pipe.scheduler, self.spec.effective("scheduler"), self.spec.effective("shift"))
+        pipe.set_progress_bar_config(disable=True)
+        plan = pick_memory_plan(self.spec.generation.memory, FULL_NEEDS_GIB)
+        start = time.monotonic()
+        self.encode_prompts(pipe, device)
+        encode_s = time.monotonic() - start
+        pipe.transformer.to(device)
+        pipe.vae.to(device)
+        if plan == "24gb":
+            pipe.vae.enable_tiling()
+        resident = torch.cuda.memory_allocated() / 2**30 if device.type == "cuda" else None
+        self.memory = {
+            "setting": self.spec.generation.memory,
+            "plan": plan,
+            "prompts_pre_encoded": len(self.embeds),
+            "prompt_encoding_s": round(encode_s, 3),
+            "text_encoder": "dropped after encoding the prompts",
+            "resident_gib": round(resident, 2) if resident is not None else None,
+            "transformer": f"on {device.type}, {pipe.transformer.dtype}",
+            "vae": f"on {device.type}, {pipe.vae.dtype}, {'tiled' if plan == '24gb' else 'untiled'} decode",
+        }
+        self.pipe, self.device = pipe, device
+
+    @torch.no_grad()  # called outside the pipeline's own no_grad: without it, each embedding keeps its graph
+    def encode_prompts(self, pipe, device) -> None:
+        """Every clip's prompt and the negative prompt, encoded once; then the text encoder is freed."""
+        pipe.text_encoder.to(device)
+        for prompt in dict.fromkeys(clip.prompt for clip in plan_clips(self.spec)):
+            self.embeds[prompt] = pipe.encode_prompt(
+                prompt=prompt,
+                negative_prompt=self.negative_prompt,
+                do_classifier_free_guidance=self.guidance > 1.0,
+                num_videos_per_prompt=1,
+                max_sequence_length=MAX_SEQUENCE_LENGTH,
+                device=device,
+                dtype=pipe.transformer.dtype,
+            )
+        pipe.text_encoder.to("cpu")  # frees its GPU memory whatever else still refers to it
+        pipe.text_encoder = None
+        gc.collect()
+        if device.type == "cuda":
+            torch.cuda.empty_cache()
+
+    def generate(self, prompt: str, image: Image.Image, clip: ClipPlan, seed: int) -> Generated:
+        if image.size != (clip.width, clip.height):
+            raise ValueError(f"input image is {image.size}, the clip is {clip.width}x{clip.height}")
+        if prompt not in self.embeds:
+            raise RuntimeError("this prompt was not encoded at load (prompts come from the spec's plan)")
+        prompt_embeds, negative_prompt_embeds = self.embeds[prompt]
+        call = timed_call(
+            self.pipe,
+            self.device,
+            image=image,
+            prompt_embeds=prompt_embeds,
+            negative_prompt_embeds=negative_prompt_embeds,
+            height=clip.height,
+            width=clip.width,
+            num_frames=clip.frames,
+            num_inference_steps=self.steps,
+            guidance_scale=self.guidance,
+            guidance_scale_2=None,
+            generator=seeded(seed),
+            max_sequence_length=MAX_SEQUENCE_LENGTH,
+        )
+        params = {
+            "pipeline": type(self.pipe).__name__,
+            "height": clip.height,
+            "width": clip.width,
+            "num_frames": clip.frames,
+            "num_inference_steps": self.steps,
+            "guidance_scale": self.guidance,
+            "negative_prompt": self.negative_prompt,
+            "max_sequence_length": MAX_SEQUENCE_LENGTH,
+            "scheduler": type(self.pipe.scheduler).__name__,
+            "flow_shift": self.pipe.scheduler.config.get("flow_shift"),
+            "generator": f"cpu, seed {seed}",
+            "s_per_step": call.s_per_step,
+            "peak_vram_reserved_bytes": call.peak_vram_reserved_bytes,
+            "memory": self.memory,
+        }
+        return Generated(frames=call.frames, timings_s=call.timings_s, peak_vram_bytes=call.peak_vram_bytes,
+                         params=params)  # fmt: skip
+
+    def info(self) -> dict:
+        return adapter_info(self)

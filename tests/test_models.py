@@ -1,0 +1,254 @@
+"""The three real models through their adapters, on tiny random-weight pipelines of the same diffusers classes.
+
+Built once per session, offline, into a temporary Hugging Face cache under the real repo ids; each model then
+runs two chained clips through the real worker (under its supervisor, with HF_HUB_OFFLINE=1), the stitch, the
+bundle and the verification, exactly like kenburns. Plus the tokenizer guard, the frame and size rules, and
+what `model_source: tiny` relaxes.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import imageio_ffmpeg
+import pytest
+from conftest import REPO, demo_data, write_spec
+
+from jobspecs import SpecError, load_spec, plan_clips
+from jobspecs.schema import total_seconds
+from remote.bundle import make_bundle, sha256_file, verify_bundle
+from remote.layout import JobPaths, stage_job
+from remote.status import read_status
+from remote.stitch import stitch
+from remote.supervise import supervise
+
+MODELS = {  # model id -> (pipeline class, memory setting the run uses, clip frames, fps)
+    "wan22_ti2v_5b": ("WanImageToVideoPipeline", "24gb", 121, 24),
+    "hunyuan_i2v": ("HunyuanVideoImageToVideoPipeline", "24gb", 121, 24),
+    "cogvideox15_5b_i2v": ("CogVideoXImageToVideoPipeline", "auto", 81, 16),
+}
+
+
+@pytest.fixture(scope="session")
+def tiny_home(tmp_path_factory) -> dict:
+    """The three tiny pipelines, built by the CLI into a fresh HF_HOME; {"home": Path, "commits": {id: sha}}."""
+    home = tmp_path_factory.mktemp("tiny-hf")
+    done = subprocess.run([sys.executable, "-m", "remote.models.tiny", str(home)], capture_output=True, text=True,
+                          timeout=300, cwd=REPO)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    lines = [line.split(": ", 1) for line in done.stdout.splitlines()]  # "<id>: <repo> @ <commit> in <hub>"
+    commits = {model: text.split(" @ ")[1].split()[0] for model, text in lines}
+    return {"home": home, "commits": commits}
+
+
+def tiny_spec(model: str, **generation) -> dict:
+    """Two 5 s shots of the demo at 64×64, 2 steps, from the tiny weights."""
+    data = demo_data()
+    data.update(model=model, model_source="tiny", shots=[dict(s, duration_s=5) for s in data["shots"][:2]])
+    data["generation"] = {"width": 64, "height": 64, "steps": 2, **generation}
+    data["stitch"]["preset"] = "ultrafast"
+    return data
+
+
+@pytest.fixture(scope="session")
+def tiny_runs(tiny_home, prefect_api, tmp_path_factory) -> dict:
+    """Each model's two chained clips through supervise → worker, then stitch, bundle and verify."""
+    env = {"PREFECT_API_URL": prefect_api, "PYTHONPATH": str(REPO), "HF_HUB_OFFLINE": "1",
+           "SHOOTOUT_TINY_HF_HOME": str(tiny_home["home"]),
+           "HF_HOME": str(tmp_path_factory.mktemp("empty-hf"))}  # no real weights anywhere  # fmt: skip
+    runs = {}
+    with pytest.MonkeyPatch.context() as patch:
+        for key, value in env.items():
+            patch.setenv(key, value)
+        handler = signal.getsignal(signal.SIGTERM)
+        for model, (_, memory, _, _) in MODELS.items():
+            root = tmp_path_factory.mktemp(model)
+            reference = REPO / "jobspecs" / "espresso.png"
+            run_info = {"run_id": f"tiny-{model}", "created_at": "2026-01-01T00:00:00Z", "spec_file": "spec.yaml",
+                        "overrides": ["model_source=tiny"], "commit": {"sha": None},
+                        "reference": {"file": reference.name, "sha256": sha256_file(reference)}}  # fmt: skip
+            paths = JobPaths(root / "box" / run_info["run_id"])
+            stage_job(paths.job_dir, tiny_spec(model, memory=memory), reference, run_info)
+            rc = supervise(paths.job_dir)
+            runs[model] = {"rc": rc, "paths": paths, "status": read_status(paths.run_dir)}
+            if rc == 0:
+                stitch(paths.job_dir)
+                make_bundle(paths.job_dir)
+                runs[model]["manifest"] = verify_bundle(paths.archive, dest=root / "fetched")
+                runs[model]["run_dir"] = root / "fetched" / paths.run_id
+        signal.signal(signal.SIGTERM, handler)
+    return runs
+
+
+@pytest.mark.parametrize("model", list(MODELS))
+def test_tiny_model_runs_two_chained_clips_into_a_verified_bundle(tiny_runs, tiny_home, model) -> None:
+    run = tiny_runs[model]
+    worker_log = (run["paths"].run_dir / "status" / "worker.log").read_text()
+    assert run["rc"] == 0, f"{run['status']}\n{worker_log[-4000:]}"
+    pipeline, memory, frames, fps = MODELS[model]
+    run_dir, manifest = run["run_dir"], run["manifest"]
+    logs = [json.loads((run_dir / "logs" / f"log_{i:03d}.json").read_text()) for i in range(2)]
+
+    assert manifest["clips"] == manifest["clips"] | {"planned": 2, "finished": 2}
+    assert manifest["model"]["revision"] == tiny_home["commits"][model]  # the commit actually loaded
+    assert manifest["model"]["source"] == "tiny" and manifest["model"]["pipeline"] == pipeline
+    assert manifest["model"]["baseline_overrides"] == {"width": 64, "height": 64, "steps": 2}
+    assert manifest["model"]["memory"]["setting"] == memory
+    for i, log in enumerate(logs):
+        params = log["params"]["adapter"]
+        assert params["pipeline"] == pipeline and params["num_inference_steps"] == 2
+        assert (params["num_frames"], params["height"], params["width"]) == (frames, 64, 64)
+        assert log["params"]["fps"] == fps and log["seed"] == 1234 + i
+        assert log["timings_s"]["denoise"] > 0 and log["timings_s"]["decode"] > 0
+        assert log["libraries"]["diffusers"] == "0.42.1" and log["model"]["device"] == "cpu"
+        clip_frames, _ = imageio_ffmpeg.count_frames_and_secs(str(run_dir / log["clip_file"]["path"]))
+        assert clip_frames == frames
+    # clip 1 starts from clip 0's lossless last frame
+    assert logs[1]["input_image"] == logs[0]["last_frame"] | {"path": "frames/last_frame_000.png"}
+    film_frames, _ = imageio_ffmpeg.count_frames_and_secs(str(run_dir / "final" / "final_stitched.mp4"))
+    assert film_frames == manifest["final_video"]["frames"]
+    assert abs(film_frames - (2 * frames - 1) / fps * 24) <= 1  # clip 1's first frame (the hand-off) dropped
+
+
+def test_each_memory_plan_is_recorded_with_what_it_did(tiny_runs) -> None:
+    wan = tiny_runs["wan22_ti2v_5b"]["manifest"]["model"]["memory"]
+    assert wan["plan"] == "24gb" and wan["prompts_pre_encoded"] == 2 and "tiled" in wan["vae"]
+    assert wan["text_encoder"] == "dropped after encoding the prompts"
+    hunyuan = tiny_runs["hunyuan_i2v"]["manifest"]["model"]["memory"]
+    assert hunyuan["plan"] == "24gb" and "block-level group offload" in hunyuan["transformer"]
+    assert "leaf-level group offload" in hunyuan["text_encoder"]
+    cog = tiny_runs["cogvideox15_5b_i2v"]["manifest"]["model"]["memory"]
+    assert cog["setting"] == "auto" and cog["plan"] == "full"  # no GPU here: nothing to save
+    assert cog["prompts_pre_encoded"] == 2 and "untiled" in cog["vae"]
+
+
+def test_hunyuan_tokenizer_guard_replaces_a_tokenizer_that_encodes_differently(tiny_home, tiny_runs) -> None:
+    from tokenizers import Tokenizer
+    from transformers import LlamaTokenizerFast
+
+    from remote.models.hf import PROBES, faithful_tokenizer
+
+    repo_dir = tiny_home["home"] / "hub" / "models--hunyuanvideo-community--HunyuanVideo-I2V"
+    snapshot = repo_dir / "snapshots" / tiny_home["commits"]["hunyuan_i2v"]
+    raw = Tokenizer.from_file(str(snapshot / "tokenizer" / "tokenizer.json"))
+    expected = [raw.encode(p, add_special_tokens=False).ids for p in PROBES]
+    labelled = LlamaTokenizerFast.from_pretrained(snapshot / "tokenizer")  # what the class label gives
+    assert [labelled(p, add_special_tokens=False).input_ids for p in PROBES] != expected  # the trap: no error
+
+    tokenizer, note = faithful_tokenizer(snapshot, "tokenizer")
+    assert [tokenizer(p, add_special_tokens=False).input_ids for p in PROBES] == expected
+    assert not isinstance(tokenizer, LlamaTokenizerFast) and "encodes differently" in note
+    assert tiny_runs["hunyuan_i2v"]["manifest"]["model"]["tokenizer"] == note  # the run used the guarded one
+    wan_note = tiny_runs["wan22_ti2v_5b"]["manifest"]["model"]["tokenizer"]
+    assert wan_note == "T5TokenizerFast: encodes like tokenizer.json"
+
+
+def test_missing_weights_fail_with_what_to_do(tmp_path, monkeypatch) -> None:
+    import huggingface_hub.constants
+
+    from jobspecs import validate
+    from remote.models.hf import ModelNotCached, find_weights
+
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path))
+    data = tiny_spec("wan22_ti2v_5b")
+    data.pop("model_source")
+    data["generation"] = {}
+    data["shots"] = demo_data()["shots"]
+    with pytest.raises(ModelNotCached, match="Wan-AI/Wan2.2-TI2V-5B-Diffusers at revision b8fff73.*prefetch it"):
+        find_weights(validate(data))
+
+
+def refused(tmp_path: Path, data: dict, *expected: str, overrides: tuple[str, ...] = ()) -> str:
+    with pytest.raises(SpecError) as caught:
+        load_spec(write_spec(tmp_path, data), overrides)
+    for part in expected:
+        assert part in str(caught.value), f"{part!r} not in:\n{caught.value}"
+    return str(caught.value)
+
+
+def with_model(model: str) -> dict:
+    data = demo_data()
+    data["model"] = model
+    return data
+
+
+@pytest.mark.parametrize(
+    ("model", "max_frames", "rule"),
+    [
+        ("wan22_ti2v_5b", 50, "generation.max_frames = 50: model 'wan22_ti2v_5b' needs 4k+1 frames"),
+        ("hunyuan_i2v", 131, "generation.max_frames = 131: above model 'hunyuan_i2v''s native 129"),
+        ("cogvideox15_5b_i2v", 45, "generation.max_frames = 45: model 'cogvideox15_5b_i2v' needs 8k+1 frames"),
+        ("cogvideox15_5b_i2v", 97, "above model 'cogvideox15_5b_i2v''s native 81"),
+    ],
+)
+def test_an_impossible_frame_count_is_refused_at_validation(tmp_path, model, max_frames, rule) -> None:
+    refused(tmp_path, with_model(model), rule, overrides=(f"generation.max_frames={max_frames}",))
+
+
+def test_a_size_off_the_models_grid_is_refused(tmp_path) -> None:
+    # 1280x720 is 720p-class, but Wan's VAE × patch needs multiples of 32 (the pipeline would floor it to 704)
+    refused(tmp_path, with_model("wan22_ti2v_5b"), "generation size = 1280x720: model 'wan22_ti2v_5b' needs width "
+            "and height in multiples of 32", overrides=("generation.height=720",))  # fmt: skip
+    assert load_spec(write_spec(tmp_path, with_model("hunyuan_i2v")), ("generation.height=720",))
+
+
+def test_cogvideox_plans_8k_plus_1_frames_at_16_fps(tmp_path) -> None:
+    spec = load_spec(write_spec(tmp_path, with_model("cogvideox15_5b_i2v"))).spec  # six 6 s shots
+    clips = plan_clips(spec)
+    assert len(clips) == 12 and {(c.frames, c.fps, c.width, c.height) for c in clips} == {(49, 16, 1360, 768)}
+    assert [(c.shot_index, c.part, c.parts) for c in clips[:2]] == [(0, 0, 2), (0, 1, 2)]
+    assert clips[0].prompt == clips[1].prompt  # sub-clips of a shot share its prompt
+    assert total_seconds(spec) == pytest.approx(36 + 1 / 24)
+    five = load_spec(write_spec(tmp_path, with_model("cogvideox15_5b_i2v")), ("shots.0.duration_s=5",)).spec
+    assert plan_clips(five)[0].frames == 81 and plan_clips(five)[0].parts == 1
+    for model in ("wan22_ti2v_5b", "hunyuan_i2v"):  # 6 s at 24 fps is longer than their native clip
+        clips = plan_clips(load_spec(write_spec(tmp_path, with_model(model))).spec)
+        assert {(c.frames, c.parts) for c in clips} == {(73, 2)}, model
+
+
+def test_tiny_source_relaxes_only_size_class_and_film_minimum(tmp_path) -> None:
+    small = tiny_spec("wan22_ti2v_5b")
+    normal = copy.deepcopy(small)
+    normal.pop("model_source")
+    refused(tmp_path, normal, "generation size = 64x64: not 720p-class (short side 704–768")
+    normal["generation"] = {"steps": 2}
+    refused(tmp_path, normal, "shots: total length 10.04 s after overlaps; a film lasts 30–60 s")
+    assert load_spec(write_spec(tmp_path, small)).spec.model_source == "tiny"
+    assert load_spec(write_spec(tmp_path, normal), ("model_source=tiny",)).spec.model_source == "tiny"  # --set
+    # still enforced in tiny mode: the model's grid, frame rules, shot length, the 60 s maximum
+    refused(tmp_path, small, "needs width and height in multiples of 32", overrides=("generation.width=48",))
+    refused(tmp_path, small, "needs 4k+1 frames", overrides=("generation.max_frames=8",))
+    refused(tmp_path, small, "a shot lasts 5–10 s", overrides=("shots.0.duration_s=2",))
+    refused(tmp_path, small, "each side is 32–1376", overrides=("generation.width=2048",))
+    long = tiny_spec("wan22_ti2v_5b")
+    long["shots"] = [dict(long["shots"][0], duration_s=10)] * 7
+    refused(tmp_path, long, "shots: total length 70.04 s", "a film lasts 0–60 s")
+
+
+def test_tiny_source_and_memory_plans_are_for_the_diffusers_models_only(tmp_path) -> None:
+    message = refused(tmp_path, demo_data(), overrides=("model_source=tiny", "generation.memory=24gb"))
+    assert "model_source = 'tiny': model 'kenburns' has no weights" in message
+    refused(tmp_path, demo_data(), "generation.memory = '24gb': model 'kenburns' uses no GPU",
+            overrides=("generation.memory=24gb",))  # fmt: skip
+    refused(tmp_path, with_model("hunyuan_i2v"), "generation.memory = '48gb'", "'auto', 'full' or '24gb'",
+            overrides=("generation.memory=48gb",))  # fmt: skip
+
+
+def test_tiny_weights_are_built_on_demand_and_prompts_keep_no_autograd_graph(tiny_home, tmp_path, monkeypatch) -> None:
+    """A fresh box in tiny mode builds the same tiny pipeline (same content commit); its pre-encoded prompts hold
+    no graph (encode_prompt runs outside the pipeline's no_grad: a graph per prompt filled a 24 GiB GPU)."""
+    from jobspecs import validate
+    from remote.models import load_adapter
+
+    monkeypatch.setenv("SHOOTOUT_TINY_HF_HOME", str(tmp_path / "fresh"))
+    adapter = load_adapter(validate(tiny_spec("cogvideox15_5b_i2v")))
+    adapter.load()
+    assert adapter.info()["revision"] == tiny_home["commits"]["cogvideox15_5b_i2v"]
+    embeddings = [tensor for pair in adapter.embeds.values() for tensor in pair]
+    assert len(embeddings) == 4 and not any(t.requires_grad for t in embeddings)
+    assert adapter.pipe.text_encoder is None
