@@ -203,6 +203,8 @@ class VastProvider:
 
     def acquire(self, run_id: str) -> Box:
         failed_machines: set[int] = set()
+        public_key = Path(f"{self.key_file}.pub").read_text().strip()
+        self.register_key(public_key)
         self.log(f"offers: vastai search offers '{self.query.text()}' -o dph_total")
         for attempt in range(1, self.max_attempts + 1):
             deadline = time.monotonic() + self.ready_timeout_s
@@ -217,6 +219,7 @@ class VastProvider:
                 self.log(f"attempt {attempt}: {exc}; trying the next offer")
                 continue
             try:
+                self.attach_key(rental.instance_id, public_key, deadline)
                 row = self.wait_running(rental.instance_id, deadline)
                 host, port = ssh_endpoint(row)
                 target = SshTarget(host, port, self.ssh_user, self.key_file, self.known_hosts)
@@ -235,6 +238,19 @@ class VastProvider:
             return Box(provider=self.name, root=root, transport=transport, venv=self.venv or f"{root}/venv",
                        env=env, instance_id=rental.instance_id)  # fmt: skip
         raise VastError(f"no instance became ready in {self.max_attempts} attempts; every one was destroyed")
+
+    def register_key(self, public_key: str) -> None:
+        """The project's key on the account, so new instances get it (team accounts can't: attach covers them)."""
+        try:
+            with_backoff(lambda: self.client.sdk.create_ssh_key(ssh_key=public_key), time.monotonic() + 60, "key")
+        except requests.HTTPError as exc:
+            self.log(f"the account did not take the SSH key ({error_body(exc).get('error')}); attaching per instance")
+
+    def attach_key(self, instance_id: int, public_key: str, deadline: float) -> None:
+        try:
+            with_backoff(lambda: self.client.sdk.attach_ssh(instance_id, public_key), deadline, "attach")
+        except requests.HTTPError as exc:
+            raise VastError(f"attaching the SSH key to instance {instance_id} failed ({error_body(exc)})") from None
 
     def create(self, offer: dict, run_id: str, deadline: float) -> Rental:
         """Create the instance; record it the moment it exists (also a `success: false` one, then destroy it)."""

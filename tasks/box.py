@@ -238,7 +238,7 @@ def bundle_on_box(box: Box, job_dir: str) -> dict:
     return bundle
 
 
-@task(name="fetch-bundle", cache_policy=NO_CACHE)
+@task(name="fetch-bundle", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=5)  # a cut copy resumes
 def fetch_bundle(box: Box, job_dir: str, archive_name: str, out_dir: Path) -> Path:
     local = out_dir / archive_name
     box.transport.get(f"{job_dir}/{archive_name}", local)

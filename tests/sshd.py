@@ -28,7 +28,10 @@ class Sshd:
     process: subprocess.Popen | None = None
 
     def start(self, timeout_s: float = 20) -> Sshd:
-        Path("/run/sshd").mkdir(exist_ok=True)  # privilege separation dir sshd insists on
+        try:
+            Path("/run/sshd").mkdir(exist_ok=True)  # privilege separation dir sshd insists on (as root)
+        except PermissionError:
+            pass
         with open(self.folder / "sshd.log", "ab") as log:
             config = str(self.folder / "sshd_config")
             self.process = subprocess.Popen([SSHD, "-D", "-e", "-f", config], stdout=subprocess.DEVNULL, stderr=log)

@@ -67,6 +67,7 @@ def test_rent_label_record_ssh_destroy(fake, sshd, tmp_path) -> None:
     assert cost["destroyed"] and cost["usd_per_hour"] == 0.42
     assert abs(cost["billed_seconds"] - fake.billed_seconds(instance_id)) < 2
     assert "test-key" not in " ".join(logs) + repr(records)
+    assert (sshd.key_file.with_suffix(".pub").read_text().strip()) in row["ssh_keys"]  # the project's key
 
 
 @pytest.mark.parametrize(
