@@ -13,7 +13,6 @@ Memory plans (`generation.memory`):
 
 from __future__ import annotations
 
-import gc
 import time
 
 import torch
@@ -23,11 +22,13 @@ from jobspecs import ClipPlan, JobSpec, plan_clips
 from remote.models import Generated
 from remote.models.hf import (
     adapter_info,
+    encode_prompts_once,
     faithful_tokenizer,
     find_weights,
     make_scheduler,
     pick_device,
     pick_memory_plan,
+    resident_plan,
     seeded,
     timed_call,
 )
@@ -72,44 +73,12 @@ class CogVideoX15:
         pipe.set_progress_bar_config(disable=True)
         plan = pick_memory_plan(self.spec.generation.memory, FULL_NEEDS_GIB)
         start = time.monotonic()
-        self.encode_prompts(pipe, device)
-        encode_s = time.monotonic() - start
-        pipe.transformer.to(device)
-        pipe.vae.to(device)
-        if plan == "24gb":
-            pipe.vae.enable_tiling()
-        resident = torch.cuda.memory_allocated() / 2**30 if device.type == "cuda" else None
-        self.memory = {
-            "setting": self.spec.generation.memory,
-            "plan": plan,
-            "prompts_pre_encoded": len(self.embeds),
-            "prompt_encoding_s": round(encode_s, 3),
-            "text_encoder": "dropped after encoding the prompts",
-            "resident_gib": round(resident, 2) if resident is not None else None,
-            "transformer": f"on {device.type}, {pipe.transformer.dtype}",
-            "vae": f"on {device.type}, {pipe.vae.dtype}, {'tiled' if plan == '24gb' else 'untiled'} decode",
-        }
+        prompts = [clip.prompt for clip in plan_clips(self.spec)]
+        self.embeds = encode_prompts_once(pipe, device, prompts, self.negative_prompt, self.guidance,
+                                          MAX_SEQUENCE_LENGTH)  # fmt: skip
+        self.memory = resident_plan(pipe, device, plan, self.spec.generation.memory, len(self.embeds),
+                                    time.monotonic() - start)  # fmt: skip
         self.pipe, self.device = pipe, device
-
-    @torch.no_grad()  # called outside the pipeline's own no_grad: without it, each embedding keeps its graph
-    def encode_prompts(self, pipe, device) -> None:
-        """Every clip's prompt and the negative prompt, encoded once; then the text encoder is freed."""
-        pipe.text_encoder.to(device)
-        for prompt in dict.fromkeys(clip.prompt for clip in plan_clips(self.spec)):
-            self.embeds[prompt] = pipe.encode_prompt(
-                prompt=prompt,
-                negative_prompt=self.negative_prompt,
-                do_classifier_free_guidance=self.guidance > 1.0,
-                num_videos_per_prompt=1,
-                max_sequence_length=MAX_SEQUENCE_LENGTH,
-                device=device,
-                dtype=pipe.transformer.dtype,
-            )
-        pipe.text_encoder.to("cpu")  # frees its GPU memory whatever else still refers to it
-        pipe.text_encoder = None
-        gc.collect()
-        if device.type == "cuda":
-            torch.cuda.empty_cache()
 
     def generate(self, prompt: str, image: Image.Image, clip: ClipPlan, seed: int) -> Generated:
         if image.size != (clip.width, clip.height):

@@ -9,6 +9,7 @@ remote.models.tiny), kept apart so that tiny weights never stand in the real cac
 
 from __future__ import annotations
 
+import gc
 import importlib
 import importlib.metadata
 import json
@@ -238,4 +239,51 @@ def adapter_info(adapter) -> dict:
         "tokenizer": adapter.tokenizer_check,
         "baseline_overrides": baseline_overrides(adapter.spec),
         "libraries": library_versions(),
+    }
+
+
+def encode_prompts_once(pipe, device, prompts: list[str], negative_prompt: str | None, guidance: float,
+                        max_sequence_length: int) -> dict[str, tuple]:  # fmt: skip
+    """Every distinct prompt (with the negative prompt) encoded once, then the text encoder freed: prompt → embeds."""
+    import torch
+
+    pipe.text_encoder.to(device)
+    embeds = {}
+    with torch.no_grad():  # encode_prompt runs outside the pipeline's no_grad: without it each embedding keeps a graph
+        for prompt in dict.fromkeys(prompts):
+            embeds[prompt] = pipe.encode_prompt(
+                prompt=prompt,
+                negative_prompt=negative_prompt,
+                do_classifier_free_guidance=guidance > 1.0,
+                num_videos_per_prompt=1,
+                max_sequence_length=max_sequence_length,
+                device=device,
+                dtype=pipe.transformer.dtype,
+            )
+    pipe.text_encoder.to("cpu")  # frees its GPU memory whatever else still refers to it
+    pipe.text_encoder = None
+    gc.collect()
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+    return embeds
+
+
+def resident_plan(pipe, device, plan: str, setting: str, prompts: int, encode_s: float) -> dict:
+    """Transformer and VAE resident on the device (the VAE decodes in tiles on `24gb`); what the logs record."""
+    import torch
+
+    pipe.transformer.to(device)
+    pipe.vae.to(device)
+    if plan == "24gb":
+        pipe.vae.enable_tiling()
+    resident = torch.cuda.memory_allocated() / 2**30 if device.type == "cuda" else None
+    return {
+        "setting": setting,
+        "plan": plan,
+        "prompts_pre_encoded": prompts,
+        "prompt_encoding_s": round(encode_s, 3),
+        "text_encoder": "dropped after encoding the prompts",
+        "resident_gib": round(resident, 2) if resident is not None else None,
+        "transformer": f"on {device.type}, {pipe.transformer.dtype}",
+        "vae": f"on {device.type}, {pipe.vae.dtype}, {'tiled' if plan == '24gb' else 'untiled'} decode",
     }
