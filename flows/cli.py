@@ -59,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"REFUSED {args.bundle}: {exc}", file=sys.stderr)
                 return 1
             print(
-                f"OK {args.bundle}: run {manifest['run_id']}, {len(manifest['files']) + 1} files, every sha256 matches"
+                f"OK {args.bundle}: run {manifest['run_id']}, {len(manifest['files']) + 2} files, every sha256 matches"
             )
             return 0
         job = load_spec(args.spec, args.overrides)

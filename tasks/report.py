@@ -14,7 +14,7 @@ from remote.bundle import verify_bundle
 def verify(archive: Path, out_dir: Path) -> dict:
     """The archive's hash, every member's hash, safe extraction into out_dir/<run_id>/."""
     manifest = verify_bundle(archive, dest=out_dir)
-    get_run_logger().info(f"verified {archive.name}: {len(manifest['files']) + 1} files, every sha256 matches")
+    get_run_logger().info(f"verified {archive.name}: {len(manifest['files']) + 2} files, every sha256 matches")
     return manifest
 
 
