@@ -23,7 +23,7 @@ def vast_env(prefect_api, sshd_server, box_venv, tmp_path, monkeypatch):
         monkeypatch.setenv("VAST_API_KEY", "k")
         overrides = [f"infrastructure.{k}={v}" for k, v in {
             "provider": "vast", "key_file": sshd_server.key_file, "remote_root": tmp_path / "box",
-            "venv": box_venv, "allow_dirty": "true"}.items()] + ["guardrails.clip_limit_s=3"]  # fmt: skip
+            "venv": box_venv, "allow_dirty": "true"}.items()] + ["guardrails.clip_limit_s=3", "guardrails.run_limit_s=900"]  # fmt: skip
         yield fake, overrides  # clip 0 is stopped at 3 s: a small bundle, made quickly
 
 

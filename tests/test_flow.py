@@ -73,9 +73,14 @@ def test_manifest_and_logs_are_complete_and_portable(demo_run) -> None:
 
 def test_the_run_is_recorded_in_prefect(demo_run) -> None:
     api = demo_run["api"].rstrip("/")
-    runs = httpx.post(f"{api}/flow_runs/filter", json={"flows": {"name": {"any_": ["shootout"]}}}).json()
-    assert [r["state_type"] for r in runs] == ["COMPLETED"]
-    workers = httpx.post(f"{api}/flow_runs/filter", json={"flows": {"name": {"any_": ["generate-clips"]}}}).json()
-    assert [r["state_type"] for r in workers] == ["COMPLETED"]
-    artifacts = httpx.post(f"{api}/artifacts/filter", json={"artifacts": {"key": {"any_": ["summary-kenburns"]}}})
-    assert "final_stitched.mp4" in artifacts.json()[0]["data"]
+    run_id = demo_run["archive"].name.removesuffix(".tar")
+
+    def runs_of(flow: str) -> list[dict]:
+        return httpx.post(f"{api}/flow_runs/filter", json={"flows": {"name": {"any_": [flow]}}, "limit": 200}).json()
+
+    (demo,) = [r for r in runs_of("shootout") if r["parameters"].get("out_dir") == str(demo_run["out"])]
+    assert demo["state_type"] == "COMPLETED"
+    (worker,) = [r for r in runs_of("generate-clips") if r["parameters"]["job_dir"].endswith(run_id)]
+    assert worker["state_type"] == "COMPLETED"  # the local box's worker flow reports to the same server
+    artifacts = httpx.post(f"{api}/artifacts/filter", json={"artifacts": {"flow_run_id": {"any_": [demo["id"]]}}})
+    assert "final_stitched.mp4" in artifacts.json()[0]["data"] and run_id in artifacts.json()[0]["data"]
