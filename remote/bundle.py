@@ -47,14 +47,20 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
-def environment() -> dict:
-    """The box: Python, OS, libraries, GPU and driver (where there is one), the ffmpeg build."""
-    libraries = {}
-    for name in LIBRARIES:
+def installed_versions(names: tuple[str, ...]) -> dict[str, str]:
+    """name → version of each of `names` that is installed."""
+    versions = {}
+    for name in names:
         try:
-            libraries[name] = importlib.metadata.version(name)
+            versions[name] = importlib.metadata.version(name)
         except importlib.metadata.PackageNotFoundError:
             pass
+    return versions
+
+
+def environment() -> dict:
+    """The box: Python, OS, libraries, GPU and driver (where there is one), the ffmpeg build."""
+    libraries = installed_versions(LIBRARIES)
     env = {"python": platform.python_version(), "os": platform.platform(), "machine": platform.machine(),
            "cpus": os.cpu_count(), "libraries": libraries, "ffmpeg": ffmpeg_build(), "gpus": []}  # fmt: skip
     if shutil.which("nvidia-smi"):

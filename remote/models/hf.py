@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from jobspecs import JobSpec
+from remote.bundle import installed_versions
 
 TINY_HOME_ENV = "SHOOTOUT_TINY_HF_HOME"
 DEFAULT_TINY_HOME = Path.home() / ".cache" / "i2v-shootout" / "tiny-hf"
@@ -146,12 +147,7 @@ def make_scheduler(current, name: str, shift: float | None, **extra):
 
 
 def library_versions() -> dict[str, str]:
-    versions = {}
-    for name in LIBRARIES:
-        try:
-            versions[name] = importlib.metadata.version(name)
-        except importlib.metadata.PackageNotFoundError:
-            pass
+    versions = installed_versions(LIBRARIES)
     import torch
 
     if torch.cuda.is_available():
