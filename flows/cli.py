@@ -4,17 +4,21 @@ shootout run SPEC [--out DIR] [--set key=value ...]
 shootout validate SPEC [--set key=value ...]
 shootout plan SPEC [--set key=value ...]
 shootout verify BUNDLE [--extract DIR]
+shootout setup [--live-instances N] [--secrets-from-env]   (the Prefect side: pool, limit, automation, secrets)
+shootout watch RUN                                          (follow a flow run live: its logs and progress)
+shootout runs [--limit N] [--json]                          (past shootout runs: state, model, clips, cost)
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 from pathlib import Path
 
 from jobspecs import SpecError, load_spec
-from jobspecs.plan import plan_table
+from jobspecs.plan import check_plan, plan_table, predict_run, prediction_table
 from jobspecs.schema import total_seconds
 
 # Prefect's own (ephemeral) server needs ~35 s to start on 2 cores; its default timeout is 20 s.
@@ -31,7 +35,7 @@ def parser() -> argparse.ArgumentParser:
     helps = {
         "run": "run the flow: generate, stitch, bundle, fetch, verify",
         "validate": "check a spec; nothing runs",
-        "plan": "shots → clips, frames, seconds",
+        "plan": "shots → clips, frames, seconds; predicted time per clip on the GPU (refused if over the limit)",
     }
     for name, text in helps.items():
         command = commands.add_parser(name, help=text)
@@ -44,11 +48,68 @@ def parser() -> argparse.ArgumentParser:
     verify = commands.add_parser("verify", help="check a bundle's hashes and safety")
     verify.add_argument("bundle", type=Path)
     verify.add_argument("--extract", type=Path, help="also extract into DIR/<run_id>/")
+    setup = commands.add_parser("setup", help="prepare the Prefect server: work pool, limits, automation, secrets")
+    setup.add_argument("--live-instances", type=int, default=3, help="rented instances alive at once (default 3)")
+    setup.add_argument("--secrets-from-env", action="store_true",
+                       help="save VAST_API_KEY and HF_TOKEN from the environment as Secret blocks")  # fmt: skip
+    watch = commands.add_parser("watch", help="follow a flow run live (its id or name)")
+    watch.add_argument("run", help="the flow run's id or name, as `prefect deployment run` printed it")
+    runs = commands.add_parser("runs", help="list past shootout runs from Prefect")
+    runs.add_argument("--limit", type=int, default=20)
+    runs.add_argument("--json", action="store_true", help="one JSON list instead of a table")
+    report = commands.add_parser("report", help="compare finished runs: report.html, report.json, report.md")
+    report.add_argument("run_dirs", nargs="+", type=Path, metavar="RUN_DIR", help="extracted run directories")
+    report.add_argument("--out", type=Path, help="where the report goes (default outputs/report-<UTC time>/)")
+    report.add_argument("--reference", type=Path, help="colour/sharpness reference (default: clip 0's first frame)")
+    report.add_argument("--weights", nargs="+", action="extend", default=[], metavar="KEY=W",
+                        help="score weights, e.g. --weights color_drift=3 cost=0")  # fmt: skip
     return root
+
+
+def prefect_command(args: argparse.Namespace) -> int:
+    """setup, watch and runs: they only talk to the Prefect API."""
+    for key, value in PREFECT_DEFAULTS.items():
+        os.environ.setdefault(key, value)
+    from flows.console import RunNotFound, past_runs, runs_table, watch
+    from flows.setup import setup
+
+    if args.command == "setup":
+        for line in setup(args.live_instances, args.secrets_from_env):
+            print(line)
+        return 0
+    if args.command == "watch":
+        try:
+            return watch(args.run)
+        except RunNotFound as exc:
+            print(f"NOT FOUND: {exc}", file=sys.stderr)
+            return 2
+    rows = past_runs(args.limit)
+    print(json.dumps(rows, indent=2) if args.json else runs_table(rows))
+    return 0
+
+
+def report_command(args: argparse.Namespace) -> int:
+    """report: the comparison of finished run directories, on this machine (no Prefect)."""
+    from datetime import UTC, datetime
+
+    from report import ReportError, compare_runs, parse_weights
+
+    out = args.out or Path("outputs") / f"report-{datetime.now(UTC):%Y%m%d-%H%M%S}"
+    try:
+        result = compare_runs(args.run_dirs, out, reference=args.reference, weights=parse_weights(args.weights))
+    except ReportError as exc:
+        print(f"REFUSED {exc}", file=sys.stderr)
+        return 2
+    print(f"winner {result['winner']}\n{result['html']}\n{result['json']}\n{Path(result['html']).with_suffix('.md')}")
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    if args.command == "report":
+        return report_command(args)
+    if args.command in ("setup", "watch", "runs"):
+        return prefect_command(args)
     try:
         if args.command == "verify":
             from remote.bundle import BundleError, verify_bundle
@@ -67,8 +128,11 @@ def main(argv: list[str] | None = None) -> int:
             print(f"OK {args.spec}: {len(job.spec.shots)} shots, {job.spec.clip_count} clips, "
                   f"{total_seconds(job.spec):.2f} s, model {job.spec.model}")  # fmt: skip
             return 0
-        if args.command == "plan":
+        if args.command == "plan":  # the clips, then the planner's prediction; exits 2 if check_plan refuses
             print(plan_table(job.spec))
+            print(prediction_table(predict_run(job.spec), job.spec.infrastructure.max_usd_per_hour))
+            for warning in check_plan(job.spec).warnings:
+                print(f"WARNING {warning}")
             return 0
     except SpecError as exc:
         print(f"REFUSED {exc}", file=sys.stderr)

@@ -1,10 +1,26 @@
-"""Shots → clips: frame counts on the model's rule, chained sub-clips, seeds and the prompt of each clip."""
+"""Shots → clips (frame counts on the model's rule, chained sub-clips, seeds, prompts), and the planner: the
+predicted seconds of every clip on the target GPU, checked against the clip limit before anything is rented.
+
+The prediction: transformer FLOPs per forward from the model's architecture (jobspecs/flops.py,
+architectures.yaml) × forwards per clip (steps, CFG, First Block Cache hits) / the GPU's throughput (peak ×
+efficiency, throughput.yaml), plus the clip's preparation and VAE decode (measured on the reference GPU, scaled
+by peak and clip size), frame interpolation and the encode on the CPU. Every assumption is written next to its
+number in those two files.
+"""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+import functools
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
 
-from jobspecs.schema import Constants, JobSpec, Shot, total_seconds
+import yaml
+
+from jobspecs.flops import clip_forward
+from jobspecs.schema import Constants, JobSpec, Shot, SpecError, total_seconds
+
+HERE = Path(__file__).parent
+PIXELS_720P = 1280 * 720
 
 CAMERA_PHRASES = {
     "static": "static camera, locked off on a tripod",
@@ -90,4 +106,219 @@ def plan_table(spec: JobSpec) -> str:
         )
     rows.append(f"film: {total_seconds(spec):.2f} s at 24 fps, 1280x720, transition {spec.stitch.transition}")
     rows.append(f"limits: {spec.guardrails.clip_limit_s:g} s per clip, {spec.run_limit_s:g} s per run")
+    return "\n".join(rows)
+
+
+# --- the planner -----------------------------------------------------------------------------------
+
+
+@functools.cache
+def architectures() -> dict:
+    return yaml.safe_load((HERE / "architectures.yaml").read_text())
+
+
+@functools.cache
+def throughput() -> dict:
+    return yaml.safe_load((HERE / "throughput.yaml").read_text())
+
+
+@dataclass(frozen=True)
+class ClipPrediction:
+    index: int
+    frames: int  # generated frames
+    width: int
+    height: int
+    forwards: int  # transformer forwards of batch 1 (a batched CFG step counts 2); 0 for kenburns
+    tflop: float  # transformer TFLOP of the clip, First Block Cache hits accounted
+    seconds: float  # predicted time of the clip: what guardrails.clip_limit_s measures
+    phases: dict[str, float]  # seconds by phase (prep, denoise, decode, interpolate, encode, compile / render)
+
+
+@dataclass(frozen=True)
+class RunPrediction:
+    model: str
+    profile: str
+    gpu: str  # "cpu" for kenburns
+    clips: list[ClipPrediction]
+    load_s: float  # model load and setup, once per run (outside the clip limit, inside the run limit)
+    total_s: float  # load + every clip
+    clip_limit_s: float
+    run_limit_s: float
+    warnings: list[str] = field(default_factory=list)  # problems check_plan let through (plan_check: warn)
+
+    @property
+    def longest(self) -> ClipPrediction:
+        return max(self.clips, key=lambda clip: clip.seconds)
+
+    def estimate_usd(self, usd_per_hour: float) -> float:
+        """The run's GPU time at `usd_per_hour` (provisioning and transfers not included)."""
+        return self.total_s / 3600 * usd_per_hour
+
+
+def plan_gpu(spec: JobSpec, gpu: str | None = None) -> str:
+    """The device a plan is predicted for: kenburns renders on the CPU wherever it runs; the diffusers models on
+    `gpu`, else infrastructure.gpu."""
+    if architectures()[spec.model]["family"] == "cpu":
+        return "cpu"
+    return gpu or spec.infrastructure.gpu
+
+
+def gpu_throughput(model: str, gpu: str) -> tuple[float, float]:
+    """(achieved TFLOP/s of the model's transformer, the GPU's peak) on `gpu`; SpecError for an unknown GPU."""
+    table = throughput()
+    card = table["gpus"].get(gpu)
+    if card is None:
+        raise SpecError(
+            f"infrastructure.gpu = {gpu!r}: the planner has no throughput figures for it; known: "
+            f"{', '.join(table['gpus'])} (add it to jobspecs/throughput.yaml)"
+        )
+    efficiency = card["efficiency"] if isinstance(card["efficiency"], dict) else table["efficiency"]
+    return card["peak_bf16_tflops"] * efficiency[model], card["peak_bf16_tflops"]
+
+
+def cache_hits(threshold: float) -> float:
+    """Assumed share of the forwards after the first step that First Block Cache skips (throughput.yaml)."""
+    knob = throughput()["knobs"]["first_block_cache"]
+    return knob["hits_at_reference"] * min(threshold / knob["reference_threshold"], 1.0) if threshold else 0.0
+
+
+def predict_clip(spec: JobSpec, clip: ClipPlan, gpu: str, first_of_shape: bool = False) -> ClipPrediction:
+    """Predicted seconds of one clip of `spec` on `gpu` ("cpu" for kenburns)."""
+    arch, table = architectures()[spec.model], throughput()
+    cpu = table["cpu"]
+    pixels = clip.width * clip.height / PIXELS_720P
+    written, written_fps = spec.clip_frames_written(clip.frames)
+    encode = written * cpu["encode_s_per_frame"] * pixels
+    if arch["family"] == "cpu":
+        render = clip.frames * cpu["kenburns_s_per_frame"] * pixels
+        phases = {"render": render, "encode": encode}
+        return ClipPrediction(clip.index, clip.frames, clip.width, clip.height, 0, 0.0, render + encode, phases)
+    achieved, peak = gpu_throughput(spec.model, gpu)
+    knobs = table["knobs"]
+    if spec.effective("compile"):
+        achieved *= knobs["compile"]["speedup"]
+    if spec.effective("attention_backend") not in (None, "native"):
+        achieved *= knobs["attention_backend"]["speedup"]
+    forward = clip_forward(arch, clip.frames, clip.width, clip.height)
+    steps = spec.effective("steps")
+    per_step = 2 if spec.baseline.guidance_kind == "cfg" and spec.effective("guidance") > 1 else 1
+    forwards = steps * per_step
+    hits = cache_hits(spec.effective("first_block_cache")) * (steps - 1) * per_step
+    flop = (forwards - hits) * forward.total + hits * forward.cached
+    reference = arch["reference"]
+    slower = table["gpus"][table["reference"]]["peak_bf16_tflops"] / peak  # reference-GPU seconds → this GPU
+    volume = clip.frames * clip.width * clip.height / (reference["frames"] * reference["width"] * reference["height"])
+    phases = {
+        "prep": reference["prep_s"] * slower,
+        "denoise": flop / 1e12 / achieved,
+        "decode": reference["decode_s"] * slower * volume,
+        "interpolate": written * cpu["interpolate_s_per_frame"] * pixels if written_fps != clip.fps else 0.0,
+        "encode": encode,
+        "compile": knobs["compile"]["warmup_s"] if spec.effective("compile") and first_of_shape else 0.0,
+    }
+    return ClipPrediction(clip.index, clip.frames, clip.width, clip.height, forwards, flop / 1e12,
+                          sum(phases.values()), phases)  # fmt: skip
+
+
+def predict_run(spec: JobSpec, gpu: str | None = None) -> RunPrediction:
+    """Predicted seconds of every clip and of the run on `gpu` (default: infrastructure.gpu; kenburns: "cpu")."""
+    gpu = plan_gpu(spec, gpu)
+    clips, shapes = [], set()
+    for clip in plan_clips(spec):
+        shape = (clip.frames, clip.width, clip.height)
+        clips.append(predict_clip(spec, clip, gpu, first_of_shape=shape not in shapes))
+        shapes.add(shape)
+    load_s = float(architectures()[spec.model]["load_s"])
+    return RunPrediction(
+        model=spec.model,
+        profile=spec.generation.profile,
+        gpu=gpu,
+        clips=clips,
+        load_s=load_s,
+        total_s=load_s + sum(clip.seconds for clip in clips),
+        clip_limit_s=spec.guardrails.clip_limit_s,
+        run_limit_s=spec.run_limit_s,
+    )
+
+
+def with_generation(spec: JobSpec, **settings) -> JobSpec:
+    """`spec` with generation settings changed, for arithmetic only (not validated again)."""
+    return spec.model_copy(update={"generation": spec.generation.model_copy(update=settings)})
+
+
+def what_fits(spec: JobSpec, gpu: str) -> list[str]:
+    """Settings under which every clip of `spec` is predicted inside its clip limit (the refusal's advice)."""
+    limit = spec.guardrails.clip_limit_s
+    fits = []
+
+    def longest(candidate: JobSpec) -> float:
+        return predict_run(candidate, gpu).longest.seconds
+
+    if spec.generation.profile == "baseline" and "fast" in spec.baseline.profiles:
+        fast = with_generation(spec, profile="fast")
+        if longest(fast) <= limit:
+            fits.append(f"--set generation.profile=fast (longest clip {longest(fast):.0f} s)")
+    steps = spec.effective("steps")
+    if steps:
+        fitting = [n for n in range(steps - 1, 0, -1) if longest(with_generation(spec, steps=n)) <= limit]
+        if fitting:
+            fits.append(f"--set generation.steps={fitting[0]} (or fewer)")
+    step = spec.baseline.frame_step
+    for frames in range(spec.max_frames - step, step, -step):
+        shorter = with_generation(spec, max_frames=frames)
+        if longest(shorter) <= limit:
+            fits.append(f"--set generation.max_frames={frames} (shorter sub-clips: {shorter.clip_count} in all)")
+            break
+    return fits
+
+
+def check_plan(spec: JobSpec, gpu: str | None = None) -> RunPrediction:
+    """predict_run, refused with a SpecError when a clip is predicted over guardrails.clip_limit_s or the run over
+    its run limit; with guardrails.plan_check = warn (or model_source tiny, where the prediction is the full-size
+    model's) the problems come back in `warnings` instead."""
+    prediction = predict_run(spec, gpu)
+    problems = []
+    limit = prediction.clip_limit_s
+    over = [clip for clip in prediction.clips if clip.seconds > limit]
+    if over:
+        worst = max(over, key=lambda clip: clip.seconds)
+        fits = what_fits(spec, prediction.gpu)
+        advice = ("; it fits with " + " or ".join(fits)) if fits else "; no single setting makes it fit"
+        problems.append(
+            f"model {spec.model} (profile {prediction.profile}) on {prediction.gpu}: clip {worst.index} is predicted "
+            f"at {worst.seconds:.0f} s ({worst.forwards} forwards, {worst.tflop:,.0f} TFLOP), above "
+            f"guardrails.clip_limit_s = {limit:g} s ({len(over)} of {len(prediction.clips)} clips over){advice}"
+        )
+    elif prediction.total_s > prediction.run_limit_s:
+        problems.append(
+            f"model {spec.model} on {prediction.gpu}: the run is predicted at {prediction.total_s:.0f} s "
+            f"(load {prediction.load_s:.0f} s + clips), above the run limit of {prediction.run_limit_s:g} s; "
+            "raise guardrails.run_limit_s or plan fewer clips"
+        )
+    if not problems:
+        return prediction
+    if spec.model_source == "tiny":  # the prediction is the full-size model's; the tiny one takes seconds
+        return replace(prediction, warnings=[p + " (model_source tiny: not enforced)" for p in problems])
+    if spec.guardrails.plan_check == "warn":
+        return replace(prediction, warnings=problems)
+    raise SpecError("plan: " + "\n".join(problems) + " (or --set guardrails.plan_check=warn to run anyway)")
+
+
+def prediction_table(prediction: RunPrediction, usd_per_hour: float | None = None) -> str:
+    """Per-clip predictions and the totals, as text (what `shootout plan` prints after the clip table)."""
+    rows = [f"predicted on {prediction.gpu} (model {prediction.model}, profile {prediction.profile}):"]
+    rows.append(f"{'clip':>4} {'forwards':>8} {'TFLOP':>9} {'seconds':>8}  phases (s)")
+    for clip in prediction.clips:
+        phases = ", ".join(f"{name} {s:.0f}" for name, s in clip.phases.items() if s >= 0.5)
+        flag = "  OVER the clip limit" if clip.seconds > prediction.clip_limit_s else ""
+        rows.append(f"{clip.index:>4} {clip.forwards:>8} {clip.tflop:>9,.0f} {clip.seconds:>8.0f}  {phases}{flag}")
+    longest = prediction.longest
+    rows.append(
+        f"longest clip {longest.seconds:.0f} s (limit {prediction.clip_limit_s:g} s); run {prediction.total_s:.0f} s "
+        f"= {prediction.total_s / 3600:.2f} h incl. {prediction.load_s:.0f} s load (limit {prediction.run_limit_s:g} s)"
+    )
+    if usd_per_hour:
+        rows.append(f"estimate: ${prediction.estimate_usd(usd_per_hour):.2f} of GPU time at ${usd_per_hour:g}/h "
+                    "(provisioning and transfers not included)")  # fmt: skip
+    rows.extend(f"WARNING {warning}" for warning in prediction.warnings)
     return "\n".join(rows)

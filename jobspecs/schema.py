@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import functools
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -31,6 +31,10 @@ CAMERA_MOVES: dict[str, tuple[str, ...]] = {
 }
 
 Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
+# diffusers 0.42's attention backends (`set_attention_backend`); all but the native ones need a package or a
+# kernel download on the box (research/models.md §5).
+AttentionBackend = Literal["native", "_native_cudnn", "_native_flash", "_native_efficient", "_native_math", "flash",
+                           "flash_hub", "_flash_3_hub", "sage", "sage_hub", "flex", "xformers"]  # fmt: skip
 
 
 class SpecError(ValueError):
@@ -66,11 +70,23 @@ class Baseline:
     revision: str | None = None  # the Hugging Face commit to load (None: no weights)
     size_step: int = 16  # width and height are multiples of this
     issue: int | None = None
+    # Speed knobs (None: the model has no such setting). first_block_cache: the threshold, 0 = off;
+    # interpolate_to: the fps clips are written at after frame interpolation, 0 = off.
+    first_block_cache: float | None = None
+    interpolate_to: int | None = None
+    attention_backend: str | None = None
+    compile: bool | None = None
+    profiles: dict[str, dict] = field(default_factory=dict)  # profile name → overrides of the fields above
 
 
 @functools.cache
 def baselines() -> dict[str, Baseline]:
     data = yaml.safe_load((Path(__file__).parent / "baselines.yaml").read_text())
+    for model_id, fields in data.items():
+        for name, settings in fields.get("profiles", {}).items():
+            unknown = set(settings) - set(Generation.model_fields)
+            if unknown:
+                raise ValueError(f"baselines.yaml: {model_id} profile {name}: not generation settings: {unknown}")
     return {model_id: Baseline(id=model_id, **fields) for model_id, fields in data.items()}
 
 
@@ -151,6 +167,16 @@ class Generation(Strict):
     # The GPU memory plan of the diffusers models: `full` keeps everything on the GPU (a 40–140 GB card, by
     # model), `24gb` fits an RTX 4090; `auto` picks by the GPU's memory. remote/models/ says what each does.
     memory: Literal["auto", "full", "24gb"] = "auto"
+    # The speed profile: `baseline` (the locked official settings) or `fast` (jobspecs/baselines.yaml `profiles`:
+    # settings the planner predicts inside 9 minutes per clip on an RTX 4090). The fields here override either.
+    profile: Literal["baseline", "fast"] = "baseline"
+    first_block_cache: float | None = Field(None, ge=0, le=1)  # First Block Cache threshold; 0 = off
+    interpolate_to: int | None = Field(None, ge=0, le=60)  # write clips at this fps (minterpolate); 0 = off
+    attention_backend: AttentionBackend | None = None  # diffusers' attention backend of the transformer
+    compile: bool | None = None  # regional torch.compile of the transformer's repeated blocks (CUDA only)
+
+
+SPEED_KNOBS = ("first_block_cache", "interpolate_to", "attention_backend", "compile")
 
 
 class Stitch(Strict):
@@ -180,6 +206,9 @@ class Stitch(Strict):
 class Guardrails(Strict):
     clip_limit_s: float = Field(600.0, gt=0)  # a clip still generating after this is killed
     run_limit_s: float | None = Field(None, gt=0)  # default: clips × clip_limit_s
+    # A plan whose predicted clip time (jobspecs/plan.py) is over clip_limit_s: refused before anything runs, or
+    # only a warning.
+    plan_check: Literal["refuse", "warn"] = "refuse"
 
 
 class ColorMatch(Strict):
@@ -230,7 +259,8 @@ class JobSpec(Strict):
     model: str = "kenburns"
     # Where the weights come from: `hub` = the model's pinned revision in the Hugging Face cache (prefetched);
     # `tiny` = tiny random-weight pipelines of the same classes (remote/models/tiny.py), to smoke-test a box
-    # or run the tests with the real code path. Its output is noise, and it relaxes two rules (below).
+    # or run the tests with the real code path. Its output is noise, and it relaxes two rules (below). kenburns
+    # has no weights: `tiny` only relaxes the same two rules for it (a small, short smoke run).
     model_source: Literal["hub", "tiny"] = "hub"
     seed: int = Field(0, ge=0, lt=2**32)
     reference_image: str
@@ -263,13 +293,12 @@ class JobSpec(Strict):
     def fits_the_model(self) -> JobSpec:
         base = self.baseline
         tiny = self.model_source == "tiny"
-        for name in ("steps", "guidance", "scheduler", "shift", "negative_prompt"):
+        for name in ("steps", "guidance", "scheduler", "shift", "negative_prompt", *SPEED_KNOBS):
             if getattr(self.generation, name) is not None and getattr(base, name) is None:
                 raise ValueError(f"generation.{name}: model '{self.model}' has no such setting")
-        if base.repo is None and tiny:
-            raise ValueError(
-                f"model_source = 'tiny': model '{self.model}' has no weights (only the diffusers models do)"
-            )
+        profile = self.generation.profile
+        if profile != "baseline" and profile not in base.profiles:
+            raise ValueError(f"generation.profile = '{profile}': model '{self.model}' has no such profile")
         if base.repo is None and self.generation.memory != "auto":
             raise ValueError(f"generation.memory = '{self.generation.memory}': model '{self.model}' uses no GPU")
         width, height = self.size
@@ -292,6 +321,7 @@ class JobSpec(Strict):
                 f"generation.max_frames = {max_frames}: model '{self.model}' needs "
                 f"{base.frame_step}k+1 frames (e.g. {base.max_frames})"
             )
+        self.check_interpolation()
         total = total_seconds(self)
         shortest = 0.0 if tiny else MIN_TOTAL_S  # relaxed: a tiny smoke test may be a film shorter than 30 s
         if not shortest <= total <= MAX_TOTAL_S:
@@ -307,21 +337,51 @@ class JobSpec(Strict):
         return baselines()[self.model]
 
     @property
+    def profile_settings(self) -> dict:
+        """What the spec's profile changes in the baseline (empty for `baseline`)."""
+        return self.baseline.profiles.get(self.generation.profile, {})
+
+    @property
     def size(self) -> tuple[int, int]:
-        base = self.baseline
-        return (self.generation.width or base.width, self.generation.height or base.height)
+        return (self.effective("width"), self.effective("height"))
 
     @property
     def fps(self) -> int:
-        return self.generation.fps or self.baseline.fps
+        return self.effective("fps")
 
     @property
     def max_frames(self) -> int:
-        return self.generation.max_frames or self.baseline.max_frames
+        return self.effective("max_frames")
 
     def effective(self, name: str) -> object:
+        """The setting in force: the spec's own override, else its profile's, else the baseline's."""
         override = getattr(self.generation, name)
-        return override if override is not None else getattr(self.baseline, name)
+        if override is not None:
+            return override
+        return self.profile_settings.get(name, getattr(self.baseline, name))
+
+    def check_interpolation(self) -> None:
+        """Frame interpolation raises the clip's fps; every clip must still end on a frame of the new rate, so
+        the generated last frame (the hand-off) stays the clip's last frame."""
+        target = self.effective("interpolate_to")
+        if not target:
+            return
+        if target <= self.fps:
+            raise ValueError(f"generation.interpolate_to = {target}: must be above the generation fps {self.fps}")
+        for shot in self.shots:
+            for frames in self.shot_frames(shot):
+                if (frames - 1) * target % self.fps:
+                    raise ValueError(
+                        f"generation.interpolate_to = {target}: a clip of {frames} frames at {self.fps} fps does not "
+                        f"end on a {target} fps frame; choose a rate that divides evenly (e.g. 2 × {self.fps})"
+                    )
+
+    def clip_frames_written(self, frames: int) -> tuple[int, int]:
+        """(frames, fps) of the clip file for a clip of `frames` generated frames (after interpolation, if on)."""
+        target = self.effective("interpolate_to")
+        if not target or target <= self.fps:
+            return frames, self.fps
+        return (frames - 1) * target // self.fps + 1, target
 
     def shot_frames(self, shot: Shot) -> list[int]:
         """Frame counts of the chained sub-clips one shot becomes (one clip unless it is too long)."""

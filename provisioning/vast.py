@@ -72,7 +72,7 @@ class Rental:
     created_monotonic: float
     destroyed_monotonic: float | None = None
     bytes_moved: int = 0
-    extra: dict = field(default_factory=dict)
+    estimate: dict = field(default_factory=dict)  # what the run was predicted to cost at this offer, before renting
 
     def cost(self) -> dict:
         """dph_total × billed seconds (create → confirmed destroy) + the offer's per-GB transfer prices."""
@@ -84,7 +84,7 @@ class Rental:
         return {"instance_id": self.instance_id, "gpu": self.offer.get("gpu_name"), "usd_per_hour": dph,
                 "billed_seconds": round(billed_s, 1), "bytes_moved": self.bytes_moved,
                 "usd_transfer": round(transfer, 6), "usd_total": round(dph * billed_s / 3600 + transfer, 6),
-                "destroyed": self.destroyed_monotonic is not None}  # fmt: skip
+                "destroyed": self.destroyed_monotonic is not None} | self.estimate  # fmt: skip
 
 
 def cost_line(cost: dict) -> str:
@@ -178,6 +178,7 @@ class VastProvider:
         key_file: Path,
         known_hosts: Path,
         on_created: Callable[[dict], None],
+        approve: Callable[[dict], dict] = lambda offer: {},
         log: Callable[[str], None] = print,
         image: str = DEFAULT_IMAGE,
         disk_gb: float = 80,
@@ -197,6 +198,7 @@ class VastProvider:
             known_hosts,
         )
         self.on_created, self.log, self.image, self.disk_gb = on_created, log, image, disk_gb
+        self.approve = approve  # offer → the cost estimate at its price; raises to refuse it before renting
         self.remote_root, self.venv, self.ssh_user, self.max_attempts = remote_root, venv, ssh_user, max_attempts
         self.ready_timeout_s, self.ssh_timeout_s, self.poll_s = ready_timeout_s, ssh_timeout_s, poll_s
         self.rentals: list[Rental] = []  # every instance this attempt created, destroyed or not
@@ -213,8 +215,10 @@ class VastProvider:
                 raise VastError(f"no offer matches '{self.query.text(failed_machines)}'; raise the price cap or "
                                 "relax the query")  # fmt: skip
             offer = offers[0]
+            estimate = self.approve(offer)
             try:
                 rental = self.create(offer, run_id, deadline)
+                rental.estimate = estimate
             except OfferUnavailable as exc:
                 self.log(f"attempt {attempt}: {exc}; trying the next offer")
                 continue

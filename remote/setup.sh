@@ -2,6 +2,7 @@
 # Set up a box for the worker: a venv with this project (the wheel built at the run's commit) and its `remote`
 # extra at pinned versions. Idempotent: an existing venv is reused, satisfied requirements are not reinstalled,
 # and the project's own code is always replaced by the given wheel. ffmpeg comes pinned in the imageio-ffmpeg wheel.
+# Runs that share a venv (several runs on one box you have) set it up one at a time (flock).
 #
 #   bash setup.sh WHEEL VENV LOG
 set -euo pipefail
@@ -9,6 +10,9 @@ wheel=$1 venv=$2 log=$3
 mkdir -p "$(dirname "$log")"
 exec >>"$log" 2>&1
 echo "== setup $(date -u +%FT%TZ) wheel=$(basename "$wheel") venv=$venv"
+mkdir -p "$(dirname "$venv")"
+exec 9>"$venv.setup.lock"
+flock 9
 python=$(command -v python3.11 || command -v python3)
 "$python" -c 'import sys; assert sys.version_info >= (3, 11), sys.version' || { echo "python >= 3.11 needed"; exit 1; }
 [ -x "$venv/bin/python" ] || "$python" -m venv "$venv"

@@ -21,20 +21,23 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import numpy as np
 import yaml
 from PIL import Image, ImageOps
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 
 from jobspecs import ClipPlan, JobSpec, plan_clips, validate
+from jobspecs.schema import SPEED_KNOBS, Stitch
 from remote.bundle import sha256_file
 from remote.color import match_colors
-from remote.ffmpeg import encode_frames
+from remote.ffmpeg import ACCURATE_SWS, encode_frames, run_ffmpeg, x264_args
 from remote.layout import JobPaths, written_atomically
 from remote.models import ModelAdapter, load_adapter
 from remote.status import log_progress, now_iso, update_status
 
 EXIT_BUSY = 75  # another worker holds this box's lock
+INTERPOLATE = "minterpolate=mi_mode=mci:mc_mode=aobmc:me_mode=bidir:vsbmc=1:scd=none"  # then :fps=<target>
 
 
 class WorkerBusy(RuntimeError):
@@ -61,6 +64,25 @@ def worker_lock(paths: JobPaths) -> Iterator[None]:
 def fit_to_clip(image: Image.Image, width: int, height: int) -> Image.Image:
     """Centre-crop to the clip's aspect and resize (Lanczos): the input image at the clip size."""
     return ImageOps.fit(image.convert("RGB"), (width, height), Image.Resampling.LANCZOS)
+
+
+def encode_interpolated(frames: np.ndarray, path: Path, fps: int, target_fps: int, stitch: Stitch) -> int:
+    """Frames generated at `fps` → an H.264 clip at `target_fps`, the in-between frames made by minterpolate (motion
+    compensated). Frames that fall on a generated frame's time are that frame (converted to yuv420p first, with the
+    same unbiased conversion as every clip), so the clip still ends on the generated last frame. Returns the clip's
+    frame count. minterpolate needs a frame after the last one: the last frame is fed twice more."""
+    count, height, width, _ = frames.shape
+    written = (count - 1) * target_fps // fps + 1
+    padded = np.concatenate([frames, frames[-1:], frames[-1:]])
+    run_ffmpeg(
+        ["-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{width}x{height}", "-r", str(fps), "-i", "-",
+         "-vf", f"scale=out_color_matrix=bt709:out_range=tv:flags={ACCURATE_SWS},format=yuv420p,{INTERPOLATE}"
+                f":fps={target_fps}",
+         *x264_args(target_fps, stitch.preset, stitch.crf, stitch.threads), "-frames:v", str(written),
+         "-f", "mp4", str(path)],
+        stdin=np.ascontiguousarray(padded).tobytes(),
+    )  # fmt: skip
+    return written
 
 
 def write_json(path: Path, data: dict) -> None:
@@ -95,8 +117,12 @@ def generate_clip(
         raise RuntimeError(f"{adapter.id} returned frames {result.frames.shape} {result.frames.dtype}, not {expected}")
 
     encode_start = time.monotonic()
+    written, written_fps = spec.clip_frames_written(clip.frames)  # more frames at a higher fps if interpolated
     with written_atomically(paths.clip(clip.index)) as part:
-        encode_frames(result.frames, part, clip.fps, spec.stitch.preset, spec.stitch.crf, spec.stitch.threads)
+        if written_fps != clip.fps:
+            encode_interpolated(result.frames, part, clip.fps, written_fps, spec.stitch)
+        else:
+            encode_frames(result.frames, part, clip.fps, spec.stitch.preset, spec.stitch.crf, spec.stitch.threads)
     encode_s = time.monotonic() - encode_start
     with written_atomically(paths.last_frame(clip.index)) as part:
         Image.fromarray(result.frames[-1]).save(part, format="PNG", compress_level=6)
@@ -116,8 +142,13 @@ def generate_clip(
         "params": {
             "width": clip.width,
             "height": clip.height,
-            "frames": clip.frames,
-            "fps": clip.fps,
+            "frames": written,  # of the clip file (the stitch reads these two)
+            "fps": written_fps,
+            "generated_frames": clip.frames,
+            "generated_fps": clip.fps,
+            "interpolation": f"{INTERPOLATE}:fps={written_fps}" if written_fps != clip.fps else None,
+            "profile": spec.generation.profile,
+            **{name: spec.effective(name) for name in SPEED_KNOBS},
             "steps": spec.effective("steps"),
             "guidance": spec.effective("guidance"),
             "guidance_kind": spec.baseline.guidance_kind,
@@ -137,7 +168,7 @@ def generate_clip(
         "clip_file": {
             "path": f"clips/{paths.clip(clip.index).name}",
             "sha256": sha256_file(paths.clip(clip.index)),
-            "frames": clip.frames,
+            "frames": written,
             "seconds": round(clip.seconds, 4),
         },  # fmt: skip
         "timings_s": {

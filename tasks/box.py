@@ -12,6 +12,7 @@ from pathlib import Path
 
 import yaml
 from prefect import get_run_logger, task
+from prefect.artifacts import create_progress_artifact, update_progress_artifact
 from prefect.cache_policies import NO_CACHE
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -173,12 +174,30 @@ def fetch_finished_clips(box: Box, job_dir: str, keep: Path, first: int, count: 
             box.transport.get(f"{job_dir}/run/{name}", keep / name)
 
 
+class ClipProgress:
+    """The run's progress artifact in Prefect (finished clips / planned), updated as each clip finishes."""
+
+    def __init__(self, key: str, total: int) -> None:
+        self.total, self.done = total, 0
+        self.id = create_progress_artifact(progress=0.0, key=key, description=f"0 of {total} clips")
+
+    def update(self, status: dict) -> None:
+        done = status.get("clips_done", 0)
+        if done != self.done:
+            self.done = done
+            update_progress_artifact(self.id, 100.0 * done / self.total, description=f"{done} of {self.total} clips")
+
+
 @task(name="follow-worker", cache_policy=NO_CACHE)
-def follow_worker(box: Box, job_dir: str, clips_total: int, run_limit_s: float, keep: Path | None = None) -> dict:
-    """Mirror the box's progress.log into the run's logs until the worker ends; enforce the run deadline here too
-    (the box's supervisor is the first line; this one holds if the box's clock or supervisor fails). With `keep`,
-    every clip is copied here as soon as it is finished: a lost box loses at most the clip in progress."""
+def follow_worker(
+    box: Box, job_dir: str, clips_total: int, run_limit_s: float, keep: Path | None = None, progress_key: str = ""
+) -> dict:
+    """Mirror the box's progress.log into the run's logs (and its clip count into the progress artifact) until the
+    worker ends; enforce the run deadline here too (the box's supervisor is the first line; this one holds if the
+    box's clock or supervisor fails). With `keep`, every clip is copied here as soon as it is finished: a lost box
+    loses at most the clip in progress. The box never talks to Prefect itself: this process mirrors it."""
     logger = get_run_logger()
+    progress = ClipProgress(progress_key or "progress", clips_total)
     status_path, progress_path = f"{job_dir}/run/status/status.json", f"{job_dir}/run/status/progress.log"
     start, seen, stop_sent, kept, started = time.monotonic(), 0, None, None, False
     deadline = start + run_limit_s + STOP_GRACE_S
@@ -205,6 +224,7 @@ def follow_worker(box: Box, job_dir: str, clips_total: int, run_limit_s: float, 
                 raise BoxError(f"the run's status on the box is gone: the box lost the run ({kept or 0} clips kept)")
             started = started or bool(status)
             bar.update(status)
+            progress.update(status)
             if keep is not None and status:
                 kept = kept if kept is not None else len(list((keep / "logs").glob("log_*.json")))
                 if status.get("clips_done", 0) > kept:

@@ -8,11 +8,16 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from prefect import get_run_logger
 from prefect.blocks.system import Secret
 from prefect.client.orchestration import get_client
+from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate
+from prefect.concurrency.sync import concurrency
+from prefect.exceptions import ObjectNotFound
 from prefect.variables import Variable
 
 from jobspecs import JobSpec
@@ -23,6 +28,9 @@ from provisioning.ssh import SshProvider, SshTarget
 from provisioning.vast import LABEL_PREFIX, OfferQuery, VastClient, VastProvider
 
 VAST_KEY_BLOCK = "vast-api-key"  # a Prefect Secret block; VAST_API_KEY in the environment is the fallback
+HF_TOKEN_BLOCK = "hf-token"  # likewise; HF_TOKEN is the fallback
+LIVE_INSTANCES = "shootout-live-instances"  # a global concurrency limit: rented instances alive at once
+DEFAULT_LIVE_INSTANCES = 3
 
 
 class MissingSecret(RuntimeError):
@@ -67,12 +75,46 @@ def destroy_recorded(flow_run_id: str) -> str:
     return f"flow run {flow_run_id}: destroyed instance {record['instance_id']}"
 
 
+def log_estimate(log: Callable[[str], None], offer: dict, approve: Callable[[dict], dict] | None) -> dict:
+    """Before the instance is created: the estimate at this offer's price (approve raises to refuse it)."""
+    estimate = approve(offer) if approve else {}
+    if estimate:
+        price = float(offer.get("dph_total") or 0)
+        log(f"estimate before renting: ${estimate['estimate_usd']:.2f} for {estimate['estimate_s']:.0f} s at "
+            f"${price:.3f}/h (offer {offer.get('id')}, {offer.get('gpu_name')})")  # fmt: skip
+    return estimate
+
+
 def local_api_url() -> str:
     with get_client(sync_client=True) as client:
         return str(client.api_url)
 
 
-def make_provider(spec: JobSpec, flow_run_id: str, run_id: str, out_dir: Path) -> Provider:
+def ensure_live_instance_limit(limit: int = DEFAULT_LIVE_INSTANCES) -> int:
+    """The global concurrency limit on live rented instances (created with `limit` if missing); its limit."""
+    with get_client(sync_client=True) as client:
+        try:
+            return client.read_global_concurrency_limit_by_name(LIVE_INSTANCES).limit
+        except ObjectNotFound:
+            client.create_global_concurrency_limit(GlobalConcurrencyLimitCreate(name=LIVE_INSTANCES, limit=limit))
+            return limit
+
+
+@contextmanager
+def live_instance_slot(provider: str) -> Iterator[None]:
+    """Hold one slot of the live-instance limit from renting to the confirmed destroy (rented boxes only)."""
+    if provider != "vast":
+        yield
+        return
+    ensure_live_instance_limit()
+    get_run_logger().info(f"waiting for a slot of the '{LIVE_INSTANCES}' limit")
+    with concurrency(LIVE_INSTANCES, occupy=1, strict=True, raise_on_lease_renewal_failure=False):
+        yield
+
+
+def make_provider(
+    spec: JobSpec, flow_run_id: str, run_id: str, out_dir: Path, approve: Callable[[dict], dict] | None = None
+) -> Provider:
     infra = spec.infrastructure
     if infra.provider == "local":
         # This machine is the box, so its worker flow may report to the same Prefect API as this flow.
@@ -98,6 +140,7 @@ def make_provider(spec: JobSpec, flow_run_id: str, run_id: str, out_dir: Path) -
         key_file=key_file,
         known_hosts=known_hosts,
         on_created=lambda record: write_record(flow_run_id, record | {"server_url": server_url}),
+        approve=lambda offer: log_estimate(logger.info, offer, approve),
         log=logger.info,
         image=infra.image,
         disk_gb=infra.disk_gb,

@@ -1,13 +1,24 @@
-"""Tasks after the bundle is here: verify every hash, extract, publish the summary."""
+"""Tasks after the bundle is here: verify every hash, extract, publish the summary; and, side by side, run several
+deployments at once and publish the comparison report over their verified runs."""
 
 from __future__ import annotations
 
+import base64
+import time
 from pathlib import Path
 
 from prefect import get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
+from prefect.cache_policies import NO_CACHE
+from prefect.client.orchestration import get_client
+from prefect.deployments import run_deployment
 
+from jobspecs import load_spec
 from remote.bundle import verify_bundle
+from report import compare_runs, contact_sheet
+from tasks.costs import artifact_key
+
+POLL_S = 5.0
 
 
 @task(name="verify-bundle")
@@ -18,10 +29,11 @@ def verify(archive: Path, out_dir: Path) -> dict:
     return manifest
 
 
-def summary_markdown(manifest: dict, run_dir: Path) -> str:
+def summary_markdown(manifest: dict, run_dir: Path, cost: dict, sheet: Path | None) -> str:
     video, guard = manifest["final_video"], manifest["guardrails"]
+    profile = manifest["model"].get("profile")
     lines = [
-        f"# {manifest['title']} — {manifest['model']['id']}",
+        f"# {manifest['title']} — {manifest['model']['id']}" + (f" ({profile} profile)" if profile else ""),
         "",
         f"- run: `{manifest['run_id']}`",
         f"- video: `{run_dir / video['path']}` ({video['seconds']:.2f} s, {video['frames']} frames, "
@@ -32,6 +44,8 @@ def summary_markdown(manifest: dict, run_dir: Path) -> str:
         f"- guardrails: {guard['outcome']}"
         + (f" — {guard['reason']}" if guard["reason"] else "")
         + f" (clip limit {guard['clip_limit_s']:g} s, run limit {guard['run_limit_s']:g} s)",
+        f"- cost: ${cost['usd_total']:.2f} on {cost['gpu']} (estimate ${cost['estimate_usd'] or 0:.2f}), "
+        f"{cost['billed_s']:.0f} s billed",
         f"- code: `{manifest['pipeline_commit'].get('sha')}`"
         + (" (dirty)" if manifest["pipeline_commit"].get("dirty") else ""),
         "",
@@ -43,15 +57,59 @@ def summary_markdown(manifest: dict, run_dir: Path) -> str:
             f"| {clip['clip']} | {clip['shot']} | {clip['camera']} | {clip['seconds']:.2f} | {clip['seed']} | "
             f"{clip['timings_s']['clip_total']:.1f} |"
         )
+    if sheet is not None:  # inline, so the artifact shows it without access to this machine's files
+        data = base64.b64encode(sheet.read_bytes()).decode()
+        lines += ["", f"Contact sheet (first and last frame of each clip; `{sheet}`):", "",
+                  f"![contact sheet](data:image/jpeg;base64,{data})"]  # fmt: skip
     return "\n".join(lines)
 
 
 @task(name="publish-summary")
-def publish_summary(manifest: dict, run_dir: Path) -> str:
-    markdown = summary_markdown(manifest, run_dir)
+def publish_summary(manifest: dict, run_dir: Path, cost: dict) -> str:
+    """The run's markdown summary artifact: video path, guardrail outcome, cost, clips and a contact sheet."""
+    sheet = None
+    if manifest["clips"]["finished"]:
+        sheet = contact_sheet(run_dir, run_dir.with_name(f"{run_dir.name}.contact.jpg"), thumb_width=160)
+    markdown = summary_markdown(manifest, run_dir, cost, sheet)
     create_markdown_artifact(
-        key=f"summary-{manifest['model']['id'].replace('_', '-')}",
+        key=artifact_key("summary", manifest["model"]["id"]),
         markdown=markdown,
         description=f"{manifest['title']}: {manifest['clips']['finished']} clips, {manifest['guardrails']['outcome']}",
     )
     return markdown
+
+
+@task(name="run-side-by-side", cache_policy=NO_CACHE)
+def run_side_by_side(deployments: list[str], night: Path, overrides: list[str], budget_usd: float | None) -> dict:
+    """Start every deployment at once (linked to this run as subflows), wait for all; {deployment: final state}.
+    Each writes into its own folder under `night`; each enforces its own clip, run and budget limits."""
+    logger = get_run_logger()
+    started = {}
+    for name in deployments:
+        parameters = {"out_dir": str(night / name.rsplit("/", 1)[-1]), "overrides": overrides, "budget_usd": budget_usd}
+        started[name] = run_deployment(name, parameters=parameters, timeout=0, as_subflow=True).id
+        logger.info(f"started {name}: flow run {started[name]}")
+    states: dict[str, str] = {}
+    with get_client(sync_client=True) as client:
+        while len(states) < len(started):
+            for name, flow_run_id in started.items():
+                state = client.read_flow_run(flow_run_id).state
+                if name not in states and state is not None and state.is_final():
+                    states[name] = state.type.value
+                    logger.info(f"{name}: {state.type.value} {state.message or ''}".strip())
+            time.sleep(POLL_S if len(states) < len(started) else 0)
+    return states
+
+
+@task(name="compare-runs", cache_policy=NO_CACHE)
+def compare_runs_task(night: Path, deployments: list[str]) -> dict:
+    """The comparison report over every verified run under `night` (HTML, JSON, and a markdown artifact)."""
+    run_dirs = sorted(p.parent for p in night.glob("*/*/manifest.json"))
+    with get_client(sync_client=True) as client:
+        spec = client.read_deployment_by_name(deployments[0]).parameters.get("spec")
+    reference = load_spec(spec).reference if spec else None
+    report = compare_runs(run_dirs, night / "report", reference=reference)
+    create_markdown_artifact(key=artifact_key("report", "compare"), markdown=report["markdown"],
+                             description=f"winner: {report['winner']} ({len(run_dirs)} runs)")  # fmt: skip
+    get_run_logger().info(f"report: {report['html']} (winner {report['winner']})")
+    return report

@@ -16,8 +16,10 @@ import sys
 from pathlib import Path
 
 import imageio_ffmpeg
+import numpy as np
 import pytest
 from conftest import REPO, demo_data, write_spec
+from PIL import Image
 
 from jobspecs import SpecError, load_spec, plan_clips
 from jobspecs.schema import total_seconds
@@ -27,11 +29,14 @@ from remote.status import read_status
 from remote.stitch import stitch
 from remote.supervise import supervise
 
-MODELS = {  # model id -> (pipeline class, memory setting the run uses, clip frames, fps)
+MODELS = {  # model id -> (pipeline class, memory setting the run uses, clip frames, fps of the clip file)
     "wan22_ti2v_5b": ("WanImageToVideoPipeline", "24gb", 121, 24),
     "hunyuan_i2v": ("HunyuanVideoImageToVideoPipeline", "24gb", 121, 24),
-    "cogvideox15_5b_i2v": ("CogVideoXImageToVideoPipeline", "auto", 81, 16),
+    "cogvideox15_5b_i2v": ("CogVideoXImageToVideoPipeline", "auto", 121, 24),  # 81 at 16 fps, interpolated
 }
+# CogVideoX's run also exercises two speed knobs: First Block Cache (a threshold every later step passes on random
+# weights) and frame interpolation from its 16 fps to 24 fps when the clip is written.
+KNOBS = {"cogvideox15_5b_i2v": {"first_block_cache": 1.0, "interpolate_to": 24}}
 
 
 @pytest.fixture(scope="session")
@@ -73,7 +78,7 @@ def tiny_runs(tiny_home, prefect_api, tmp_path_factory) -> dict:
                         "overrides": ["model_source=tiny"], "commit": {"sha": None},
                         "reference": {"file": reference.name, "sha256": sha256_file(reference)}}  # fmt: skip
             paths = JobPaths(root / "box" / run_info["run_id"])
-            stage_job(paths.job_dir, tiny_spec(model, memory=memory), reference, run_info)
+            stage_job(paths.job_dir, tiny_spec(model, memory=memory, **KNOBS.get(model, {})), reference, run_info)
             rc = supervise(paths.job_dir)
             runs[model] = {"rc": rc, "paths": paths, "status": read_status(paths.run_dir)}
             if rc == 0:
@@ -97,12 +102,14 @@ def test_tiny_model_runs_two_chained_clips_into_a_verified_bundle(tiny_runs, tin
     assert manifest["clips"] == manifest["clips"] | {"planned": 2, "finished": 2}
     assert manifest["model"]["revision"] == tiny_home["commits"][model]  # the commit actually loaded
     assert manifest["model"]["source"] == "tiny" and manifest["model"]["pipeline"] == pipeline
-    assert manifest["model"]["baseline_overrides"] == {"width": 64, "height": 64, "steps": 2}
-    assert manifest["model"]["memory"]["setting"] == memory
+    assert manifest["model"]["baseline_overrides"] == {"width": 64, "height": 64, "steps": 2, **KNOBS.get(model, {})}
+    assert manifest["model"]["memory"]["setting"] == memory and manifest["model"]["profile"] == "baseline"
     for i, log in enumerate(logs):
         params = log["params"]["adapter"]
         assert params["pipeline"] == pipeline and params["num_inference_steps"] == 2
-        assert (params["num_frames"], params["height"], params["width"]) == (frames, 64, 64)
+        generated = log["params"]["generated_frames"]
+        assert (params["num_frames"], params["height"], params["width"]) == (generated, 64, 64)
+        assert log["params"]["frames"] == frames and log["clip_file"]["frames"] == frames
         assert log["params"]["fps"] == fps and log["seed"] == 1234 + i
         assert log["timings_s"]["denoise"] > 0 and log["timings_s"]["decode"] > 0
         assert log["libraries"]["diffusers"] == "0.42.1" and log["model"]["device"] == "cpu"
@@ -125,6 +132,53 @@ def test_each_memory_plan_is_recorded_with_what_it_did(tiny_runs) -> None:
     cog = tiny_runs["cogvideox15_5b_i2v"]["manifest"]["model"]["memory"]
     assert cog["setting"] == "auto" and cog["plan"] == "full"  # no GPU here: nothing to save
     assert cog["prompts_pre_encoded"] == 2 and "untiled" in cog["vae"]
+
+
+def test_first_block_cache_and_interpolation_in_a_worker_run(tiny_runs) -> None:
+    from remote.ffmpeg import decode_frames
+
+    run_dir, manifest = tiny_runs["cogvideox15_5b_i2v"]["run_dir"], tiny_runs["cogvideox15_5b_i2v"]["manifest"]
+    speed = manifest["model"]["speed"]
+    assert speed["first_block_cache"] == "threshold 1.0" and speed["interpolate_to"].startswith("24 fps (minterpolate")
+    assert speed["compile"] == "off" and speed["attention_backend"].startswith("not applicable")
+    for i in range(2):
+        log = json.loads((run_dir / "logs" / f"log_{i:03d}.json").read_text())
+        params = log["params"]
+        assert (params["generated_frames"], params["generated_fps"]) == (81, 16)
+        assert (params["frames"], params["fps"]) == (121, 24)
+        assert params["interpolation"].startswith("minterpolate=mi_mode=mci") and params["first_block_cache"] == 1.0
+        assert params["adapter"]["first_block_cache_hits"] == {"calls": 2, "hits": 1}  # step 2 came from the cache
+    # the interpolated clip still ends on the generated last frame (the lossless hand-off): frame 120 is it (up to
+    # x264's loss on the tiny model's noise), frame 119 an in-between frame
+    before, last = decode_frames(run_dir / "clips" / "clip_000.mp4", 64, 64, select="gte(n\\,119)").astype(int)
+    handoff = np.asarray(Image.open(run_dir / "frames" / "last_frame_000.png")).astype(int)
+    assert np.abs(last - handoff).mean() < np.abs(before - handoff).mean()
+
+
+@pytest.mark.parametrize(("model", "backend"), [("hunyuan_i2v", "sage"), ("wan22_ti2v_5b", "_native_math")])
+def test_first_block_cache_skips_blocks_and_starts_clean_each_clip(tiny_home, monkeypatch, model, backend) -> None:
+    """Hunyuan's pipeline sets no cache context (the adapter does), and it runs under group offload here; Wan runs
+    CFG as two forwards with a cache context each. Knobs that need CUDA are skipped on the CPU, and say so."""
+    from jobspecs import validate
+    from remote.models import load_adapter
+
+    monkeypatch.setenv("SHOOTOUT_TINY_HF_HOME", str(tiny_home["home"]))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    spec = validate(tiny_spec(model, memory="24gb", max_frames=33, first_block_cache=1.0, attention_backend=backend,
+                              compile=True))  # fmt: skip
+    adapter = load_adapter(spec)
+    adapter.load()
+    clip = plan_clips(spec)[0]
+    image = Image.new("RGB", (64, 64), "orange")
+    first, again = (adapter.generate(clip.prompt, image, clip, clip.seed) for _ in range(2))
+    per_step = 2 if model == "wan22_ti2v_5b" else 1  # CFG: a conditional and an unconditional forward
+    hits = {"calls": 2 * per_step, "hits": per_step}  # every forward after the first step: the last block idle
+    assert first.params["first_block_cache_hits"] == hits == again.params["first_block_cache_hits"]
+    assert np.array_equal(first.frames, again.frames)  # nothing of the first clip's cache leaked into the second
+    speed = adapter.info()["speed"]
+    assert speed["compile"] == "skipped on cpu: regional torch.compile is for CUDA"
+    expected = "sage: skipped on cpu (a CUDA kernel); native used" if backend == "sage" else backend
+    assert speed["attention_backend"] == expected and speed["first_block_cache"] == "threshold 1.0"
 
 
 def test_hunyuan_tokenizer_guard_replaces_a_tokenizer_that_encodes_differently(tiny_home, tiny_runs) -> None:
@@ -230,9 +284,10 @@ def test_tiny_source_relaxes_only_size_class_and_film_minimum(tmp_path) -> None:
     refused(tmp_path, long, "shots: total length 70.04 s", "a film lasts 0–60 s")
 
 
-def test_tiny_source_and_memory_plans_are_for_the_diffusers_models_only(tmp_path) -> None:
-    message = refused(tmp_path, demo_data(), overrides=("model_source=tiny", "generation.memory=24gb"))
-    assert "model_source = 'tiny': model 'kenburns' has no weights" in message
+def test_memory_plans_are_for_the_diffusers_models_only_and_tiny_kenburns_is_a_small_smoke_run(tmp_path) -> None:
+    small = ("model_source=tiny", "generation.width=96", "generation.height=64", "shots.0.duration_s=5")
+    spec = load_spec(write_spec(tmp_path, dict(demo_data(), shots=demo_data()["shots"][:1])), small).spec
+    assert (spec.size, spec.clip_count) == ((96, 64), 1)  # kenburns has no weights: tiny = small and short
     refused(tmp_path, demo_data(), "generation.memory = '24gb': model 'kenburns' uses no GPU",
             overrides=("generation.memory=24gb",))  # fmt: skip
     refused(tmp_path, with_model("hunyuan_i2v"), "generation.memory = '48gb'", "'auto', 'full' or '24gb'",

@@ -177,3 +177,32 @@ def test_cli_refuses_before_any_work(tmp_path) -> None:
     assert not out.exists()  # nothing rented, rendered or written
     ok = shootout_cli("validate", "jobspecs/demo.yaml", timeout=120)
     assert ok.returncode == 0 and "6 clips" in ok.stdout
+
+
+def test_speed_profile_resolves_under_the_specs_own_overrides(tmp_path) -> None:
+    data = changed(model="hunyuan_i2v", generation={"profile": "fast"})
+    spec = load_spec(write_spec(tmp_path, data)).spec
+    assert (spec.fps, spec.max_frames, spec.effective("steps"), spec.size) == (12, 33, 25, (1280, 720))
+    assert (spec.effective("first_block_cache"), spec.effective("interpolate_to")) == (0.07, 24)
+    assert spec.clip_frames_written(33) == (65, 24)  # 12 fps doubled: the same 2.67 s
+    assert {c.frames for c in plan_clips(spec)} == {25} and spec.clip_count == 18  # 6 s = 72 frames → 3 × 24
+    own = load_spec(write_spec(tmp_path, data), ["generation.steps=30", "generation.first_block_cache=0"]).spec
+    assert (own.effective("steps"), own.effective("first_block_cache"), own.fps) == (30, 0, 12)
+    assert load_spec(write_spec(tmp_path, changed(model="hunyuan_i2v"))).spec.effective("steps") == 50
+
+
+def test_speed_knobs_are_refused_where_they_cannot_apply(tmp_path) -> None:
+    refused(tmp_path, changed(generation={"first_block_cache": 0.05}), "generation.first_block_cache",
+            "model 'kenburns' has no such setting")  # fmt: skip
+    refused(tmp_path, changed(generation={"profile": "turbo"}), "generation.profile = 'turbo'", "'baseline' or 'fast'")
+    cog = changed(model="cogvideox15_5b_i2v")
+    refused(tmp_path, cog, "generation.attention_backend: model 'cogvideox15_5b_i2v' has no such setting",
+            overrides=("generation.attention_backend=sage",))  # fmt: skip
+    refused(tmp_path, changed(model="wan22_ti2v_5b"), "generation.attention_backend = 'sdpa'",
+            overrides=("generation.attention_backend=sdpa",))  # fmt: skip
+    refused(tmp_path, cog, "generation.interpolate_to = 16: must be above the generation fps 16",
+            overrides=("generation.interpolate_to=16",))  # fmt: skip
+    # 10 fps → 24: a 3.2 s clip (33 frames) would end between two 24 fps frames
+    refused(tmp_path, changed(model="hunyuan_i2v"), "a clip of 33 frames at 10 fps does not end on a 24 fps frame",
+            overrides=("generation.fps=10", "generation.interpolate_to=24", "generation.max_frames=33"))  # fmt: skip
+    refused(tmp_path, demo_data(), "guardrails.plan_check = 'maybe'", overrides=("guardrails.plan_check=maybe",))

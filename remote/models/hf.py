@@ -214,10 +214,86 @@ def timed_call(pipe, device, **kwargs) -> Call:
 
 
 def baseline_overrides(spec: JobSpec) -> dict:
-    """What this spec changes in the model's locked baseline (the manifest records it)."""
+    """What this spec itself changes in the model's locked baseline and profile (the manifest records it)."""
     return {
-        name: value for name, value in spec.generation.model_dump().items() if name != "memory" and value is not None
+        name: value
+        for name, value in spec.generation.model_dump().items()
+        if name not in ("memory", "profile") and value is not None
     }
+
+
+CPU_ATTENTION_BACKENDS = ("native", "_native_math")  # the others are CUDA kernels
+
+
+def apply_speed_knobs(pipe, device, spec: JobSpec) -> dict:
+    """The spec's attention backend, First Block Cache and regional compile, applied to the transformer; returns
+    what was done (for the logs and the manifest). Knobs that need CUDA are skipped on the CPU, with the reason.
+    Frame interpolation (`interpolate_to`) is the worker's: it happens when the clip is written."""
+    from diffusers import FirstBlockCacheConfig
+
+    transformer = pipe.transformer
+    done = {"profile": spec.generation.profile}
+    backend = spec.effective("attention_backend")
+    if backend is None:
+        done["attention_backend"] = "not applicable (the attention processor calls torch SDPA directly)"
+    elif backend == "native":
+        done["attention_backend"] = "native (diffusers' default: torch SDPA)"
+    elif device.type != "cuda" and backend not in CPU_ATTENTION_BACKENDS:
+        done["attention_backend"] = f"{backend}: skipped on {device.type} (a CUDA kernel); native used"
+    else:
+        transformer.set_attention_backend(backend)
+        done["attention_backend"] = backend
+    threshold = spec.effective("first_block_cache")
+    if threshold:
+        transformer.enable_cache(FirstBlockCacheConfig(threshold=threshold))
+        done["first_block_cache"] = f"threshold {threshold}"
+    else:
+        done["first_block_cache"] = "off"
+    if not spec.effective("compile"):
+        done["compile"] = "off"
+    elif device.type != "cuda":
+        done["compile"] = f"skipped on {device.type}: regional torch.compile is for CUDA"
+    else:
+        if not transformer._repeated_blocks:  # CogVideoX declares none; its blocks are all CogVideoXBlock
+            transformer._repeated_blocks = [type(transformer.transformer_blocks[0]).__name__]
+        fullgraph = not threshold  # the cache hooks break graphs
+        transformer.compile_repeated_blocks(fullgraph=fullgraph)
+        done["compile"] = f"compile_repeated_blocks({', '.join(transformer._repeated_blocks)}, fullgraph={fullgraph})"
+    target = spec.effective("interpolate_to")
+    done["interpolate_to"] = f"{target} fps (minterpolate, when the clip is written)" if target else "off"
+    return done
+
+
+class CacheCounter:
+    """How many transformer forwards of a call First Block Cache answered from its cache: the forwards in which the
+    last block did not run. Off (None) when the cache is off or the blocks are compiled (hooks would break graphs)."""
+
+    def __init__(self, pipe, spec: JobSpec, device) -> None:
+        self.calls = {"forwards": 0, "last_block": 0}
+        compiled = spec.effective("compile") and device.type == "cuda"
+        self.on = bool(spec.effective("first_block_cache")) and not compiled
+        if self.on:
+            transformer = pipe.transformer
+            lists = [getattr(transformer, name, None) for name in ("blocks", "transformer_blocks",
+                                                                      "single_transformer_blocks")]  # fmt: skip
+            last = [blocks for blocks in lists if blocks][-1][-1]
+            probe = getattr(last, "attn1", None) or last.attn  # runs only when the block computes
+            transformer.register_forward_hook(lambda *_: self.count("forwards"))
+            probe.register_forward_hook(lambda *_: self.count("last_block"))
+
+    def count(self, key: str) -> None:
+        self.calls[key] += 1
+
+    def start(self, pipe) -> None:
+        """Before each clip: zero the counts and clear the cache (no hit may come from the previous clip)."""
+        self.calls = {"forwards": 0, "last_block": 0}
+        if self.on:
+            pipe.transformer._reset_stateful_cache()
+
+    def result(self) -> dict | None:
+        if not self.on:
+            return None
+        return {"calls": self.calls["forwards"], "hits": self.calls["forwards"] - self.calls["last_block"]}
 
 
 def adapter_info(adapter) -> dict:
@@ -234,6 +310,9 @@ def adapter_info(adapter) -> dict:
         "memory": adapter.memory,
         "tokenizer": adapter.tokenizer_check,
         "baseline_overrides": baseline_overrides(adapter.spec),
+        "profile": adapter.spec.generation.profile,
+        "profile_overrides": adapter.spec.profile_settings,
+        "speed": adapter.speed,
         "libraries": library_versions(),
     }
 

@@ -18,13 +18,17 @@ Memory plans (`generation.memory`):
 
 from __future__ import annotations
 
+import contextlib
+
 import torch
 from PIL import Image
 
 from jobspecs import ClipPlan, JobSpec
 from remote.models import Generated
 from remote.models.hf import (
+    CacheCounter,
     adapter_info,
+    apply_speed_knobs,
     faithful_tokenizer,
     find_weights,
     make_scheduler,
@@ -50,6 +54,8 @@ class HunyuanI2V:
         self.device = None
         self.weights = None
         self.memory: dict = {}
+        self.speed: dict = {}  # the speed knobs as applied (remote/models/hf.py)
+        self.cache = None
         self.tokenizer_check = None
 
     def load(self) -> None:
@@ -103,6 +109,8 @@ class HunyuanI2V:
             "vae": f"{pipe.vae.dtype}, on {device.type}, {'untiled' if plan == 'full' else 'tiled'} decode",
             "resident_gib": round(resident, 2) if resident is not None else None,
         }
+        self.speed = apply_speed_knobs(pipe, device, self.spec)
+        self.cache = CacheCounter(pipe, self.spec, device)
         self.pipe, self.device = pipe, device
 
     def generate(self, prompt: str, image: Image.Image, clip: ClipPlan, seed: int) -> Generated:
@@ -110,24 +118,28 @@ class HunyuanI2V:
 
         if image.size != (clip.width, clip.height):
             raise ValueError(f"input image is {image.size}, the clip is {clip.width}x{clip.height}")
-        call = timed_call(
-            self.pipe,
-            self.device,
-            image=image,
-            prompt=prompt,
-            prompt_2=prompt,
-            negative_prompt=None,
-            height=clip.height,
-            width=clip.width,
-            num_frames=clip.frames,
-            num_inference_steps=self.steps,
-            true_cfg_scale=1.0,
-            guidance_scale=self.guidance,
-            generator=seeded(seed),
-            prompt_template=DEFAULT_PROMPT_TEMPLATE,
-            max_sequence_length=MAX_SEQUENCE_LENGTH,
-            image_embed_interleave=IMAGE_EMBED_INTERLEAVE,
-        )
+        self.cache.start(self.pipe)
+        # First Block Cache needs a cache context, which this pipeline (unlike Wan's and CogVideoX's) never sets
+        cached = bool(self.spec.effective("first_block_cache"))
+        with self.pipe.transformer.cache_context("cond") if cached else contextlib.nullcontext():
+            call = timed_call(
+                self.pipe,
+                self.device,
+                image=image,
+                prompt=prompt,
+                prompt_2=prompt,
+                negative_prompt=None,
+                height=clip.height,
+                width=clip.width,
+                num_frames=clip.frames,
+                num_inference_steps=self.steps,
+                true_cfg_scale=1.0,
+                guidance_scale=self.guidance,
+                generator=seeded(seed),
+                prompt_template=DEFAULT_PROMPT_TEMPLATE,
+                max_sequence_length=MAX_SEQUENCE_LENGTH,
+                image_embed_interleave=IMAGE_EMBED_INTERLEAVE,
+            )
         params = {
             "pipeline": type(self.pipe).__name__,
             "height": clip.height,
@@ -145,6 +157,8 @@ class HunyuanI2V:
             "s_per_step": call.s_per_step,
             "peak_vram_reserved_bytes": call.peak_vram_reserved_bytes,
             "memory": self.memory,
+            "speed": self.speed,
+            "first_block_cache_hits": self.cache.result(),
         }
         return Generated(frames=call.frames, timings_s=call.timings_s, peak_vram_bytes=call.peak_vram_bytes,
                          params=params)  # fmt: skip

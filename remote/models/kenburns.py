@@ -174,5 +174,6 @@ class KenBurns:
             "id": self.id,
             "repo": None,
             "revision": "builtin",
+            "profile": self.spec.generation.profile,
             "libraries": {"pillow": PIL.__version__, "numpy": np.__version__},
         }

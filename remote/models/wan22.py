@@ -23,7 +23,9 @@ from PIL import Image
 from jobspecs import ClipPlan, JobSpec, plan_clips
 from remote.models import Generated
 from remote.models.hf import (
+    CacheCounter,
     adapter_info,
+    apply_speed_knobs,
     encode_prompts_once,
     faithful_tokenizer,
     find_weights,
@@ -52,6 +54,8 @@ class Wan22:
         self.embeds: dict[str, tuple] = {}  # prompt -> (prompt_embeds, negative_prompt_embeds)
         self.weights = None
         self.memory: dict = {}
+        self.speed: dict = {}  # the speed knobs as applied (remote/models/hf.py)
+        self.cache = None
         self.tokenizer_check = None
 
     def load(self) -> None:
@@ -79,6 +83,8 @@ class Wan22:
                                           MAX_SEQUENCE_LENGTH)  # fmt: skip
         self.memory = resident_plan(pipe, device, plan, self.spec.generation.memory, len(self.embeds),
                                     time.monotonic() - start)  # fmt: skip
+        self.speed = apply_speed_knobs(pipe, device, self.spec)
+        self.cache = CacheCounter(pipe, self.spec, device)
         self.pipe, self.device = pipe, device
 
     def generate(self, prompt: str, image: Image.Image, clip: ClipPlan, seed: int) -> Generated:
@@ -87,6 +93,7 @@ class Wan22:
         if prompt not in self.embeds:
             raise RuntimeError("this prompt was not encoded at load (prompts come from the spec's plan)")
         prompt_embeds, negative_prompt_embeds = self.embeds[prompt]
+        self.cache.start(self.pipe)
         call = timed_call(
             self.pipe,
             self.device,
@@ -117,6 +124,8 @@ class Wan22:
             "s_per_step": call.s_per_step,
             "peak_vram_reserved_bytes": call.peak_vram_reserved_bytes,
             "memory": self.memory,
+            "speed": self.speed,
+            "first_block_cache_hits": self.cache.result(),
         }
         return Generated(frames=call.frames, timings_s=call.timings_s, peak_vram_bytes=call.peak_vram_bytes,
                          params=params)  # fmt: skip

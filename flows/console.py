@@ -1,0 +1,119 @@
+"""The terminal's view of Prefect: `shootout watch RUN` follows one run live, `shootout runs` lists past ones.
+Both only read the Prefect API (PREFECT_API_URL); nothing here talks to a box."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Callable
+
+from prefect.client.orchestration import SyncPrefectClient, get_client
+from prefect.client.schemas.filters import (
+    ArtifactFilter,
+    ArtifactFilterFlowRunId,
+    FlowFilter,
+    FlowFilterName,
+    FlowRunFilter,
+    FlowRunFilterId,
+    FlowRunFilterName,
+    LogFilter,
+    LogFilterFlowRunId,
+    LogFilterTimestamp,
+)
+from prefect.client.schemas.objects import FlowRun
+from prefect.client.schemas.sorting import FlowRunSort, LogSort
+
+POLL_S = 2.0
+
+
+class RunNotFound(LookupError):
+    """No flow run with that id or name on this Prefect server."""
+
+
+def find_run(client: SyncPrefectClient, run: str) -> FlowRun:
+    """A flow run by its id or its name (what `prefect deployment run` and the UI show)."""
+    try:
+        by = FlowRunFilter(id=FlowRunFilterId(any_=[uuid.UUID(run)]))
+    except ValueError:
+        by = FlowRunFilter(name=FlowRunFilterName(any_=[run]))
+    found = client.read_flow_runs(flow_run_filter=by, limit=1)
+    if not found:
+        raise RunNotFound(f"no flow run with id or name '{run}' at {client.api_url}")
+    return found[0]
+
+
+def run_artifacts(client: SyncPrefectClient, flow_run_ids: list[uuid.UUID]) -> list:
+    return client.read_artifacts(artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=flow_run_ids)))
+
+
+def watch(run: str, out: Callable[[str], None] = print, poll_s: float = POLL_S) -> int:
+    """Print the run's log lines (the box's clip progress is mirrored into them) and its progress until it ends;
+    0 when it ends Completed, 1 otherwise."""
+    with get_client(sync_client=True) as client:
+        flow_run = find_run(client, run)
+        out(f"watching flow run {flow_run.name} ({flow_run.id})")
+        since, progress, final = None, None, False
+        while True:
+            final = flow_run.state is not None and flow_run.state.is_final()  # read logs once more after the end
+            logs = client.read_logs(
+                LogFilter(flow_run_id=LogFilterFlowRunId(any_=[flow_run.id]),
+                          timestamp=LogFilterTimestamp(after_=since) if since else None),
+                sort=LogSort.TIMESTAMP_ASC, limit=200,
+            )  # fmt: skip
+            for log in logs:
+                if since is None or log.timestamp > since:
+                    out(f"{log.timestamp:%H:%M:%S} {log.name.split('.')[-1]:>10} | {log.message}")
+                    since = log.timestamp
+            for artifact in run_artifacts(client, [flow_run.id]):
+                if artifact.type == "progress" and artifact.data != progress:
+                    progress = artifact.data
+                    out(f"progress: {float(progress):.0f} % ({artifact.description})")
+            if final and len(logs) < 200:
+                break
+            time.sleep(poll_s)
+            flow_run = client.read_flow_run(flow_run.id)
+        out(f"{flow_run.name}: {flow_run.state.type.value} {flow_run.state.message or ''}".rstrip())
+        return 0 if flow_run.state.is_completed() else 1
+
+
+def cost_row(artifacts: list) -> dict:
+    """The run's cost table row (tasks/costs.py), or {} when it wrote none (a failed or running run)."""
+    for artifact in artifacts:
+        if artifact.type == "table" and (artifact.key or "").startswith("cost-"):
+            rows = json.loads(artifact.data) if isinstance(artifact.data, str) else artifact.data
+            return rows[0] if rows else {}
+    return {}
+
+
+def past_runs(limit: int = 20) -> list[dict]:
+    """The latest shootout runs, newest first: deployment, state, model, clips, wall time and cost."""
+    with get_client(sync_client=True) as client:
+        runs = client.read_flow_runs(
+            flow_filter=FlowFilter(name=FlowFilterName(any_=["shootout"])), sort=FlowRunSort.START_TIME_DESC,
+            limit=limit,
+        )  # fmt: skip
+        runs = [run for run in runs if run.state is not None and not run.state.is_scheduled()]
+        artifacts = run_artifacts(client, [run.id for run in runs]) if runs else []
+        deployments = {d: client.read_deployment(d).name for d in {r.deployment_id for r in runs if r.deployment_id}}
+    rows = []
+    for run in runs:
+        cost = cost_row([a for a in artifacts if a.flow_run_id == run.id])
+        rows.append({
+            "flow_run": run.name, "id": str(run.id), "deployment": deployments.get(run.deployment_id, "-"),
+            "state": run.state.type.value, "started": f"{run.start_time:%Y-%m-%d %H:%M}" if run.start_time else "-",
+            "wall_s": round(run.total_run_time.total_seconds()), "model": cost.get("model", "-"),
+            "clips": cost.get("clips", "-"), "usd_total": cost.get("usd_total"),
+        })  # fmt: skip
+    return rows
+
+
+def runs_table(rows: list[dict]) -> str:
+    header = f"{'flow run':<24} {'deployment':<11} {'state':<10} {'started (UTC)':<17} {'wall':>7} " \
+             f"{'model':<20} {'clips':>5} {'cost':>8}"  # fmt: skip
+    lines = [header, "-" * len(header)]
+    for r in rows:
+        cost = f"${r['usd_total']:.2f}" if r["usd_total"] is not None else "-"
+        lines.append(f"{r['flow_run']:<24} {r['deployment']:<11} {r['state']:<10} {r['started']:<17} "
+                     f"{r['wall_s']:>6}s {r['model']:<20} {r['clips']!s:>5} {cost:>8}")  # fmt: skip
+    return "\n".join(lines)

@@ -1,0 +1,265 @@
+"""The report's two faces: markdown (report.md, the Prefect artifact) and one self-contained HTML page.
+
+The page references nothing outside itself: images are inline base64 JPEGs, plots are inline SVG drawn here.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import math
+
+from report.compare import METRICS
+
+DASHES = ["none", "6 3", "2 2", "9 3 2 3"]
+PALETTE = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf"]
+STYLE = """
+body { font: 14px/1.45 system-ui, sans-serif; margin: 24px auto; max-width: 1200px; color: #222; }
+table { border-collapse: collapse; margin: 8px 0 16px; }
+th, td { border: 1px solid #ccc; padding: 3px 8px; text-align: left; vertical-align: top; }
+th { background: #f3f3f3; }
+td.n { text-align: right; font-variant-numeric: tabular-nums; }
+img { max-width: 100%; display: block; margin: 4px 0 12px; }
+.winner { background: #e8f6e8; }
+figure { display: inline-block; margin: 0 16px 12px 0; }
+figure img { width: 360px; margin: 0 0 4px; }
+figcaption, .note { color: #555; font-size: 12px; }
+"""
+
+
+def display_names(runs: list[dict]) -> list[str]:
+    """The model id, or model · run id where two runs share a model."""
+    models = [r["model"] or r["run_id"] for r in runs]
+    return [
+        name if models.count(name) == 1 else f"{name} · {r['run_id']}" for name, r in zip(models, runs, strict=True)
+    ]
+
+
+def fmt(value: object, digits: int = 3) -> str:
+    if value is None:
+        return "n/a"
+    if isinstance(value, float):
+        return f"{value:.{digits}g}" if abs(value) < 10**digits else f"{value:.0f}"
+    return str(value)
+
+
+def metric_label(metric) -> str:
+    return f"{metric.label} ({metric.unit}, {'↑' if metric.higher_is_better else '↓'} better)"
+
+
+def summary_rows(report: dict) -> list[tuple[str, list[str]]]:
+    """(row label, one cell per run): what both the markdown and the HTML tables show."""
+    runs = report["runs"]
+
+    def row(label: str, cells) -> tuple[str, list[str]]:
+        return label, [cells(r) for r in runs]
+
+    def guard(r: dict) -> str:
+        g = r["guardrails"]
+        return f"{g['outcome']}" + (f" — {g['reason']}" if g.get("reason") else "")
+
+    rows = [
+        row("model", lambda r: fmt(r["model"])),
+        row("run", lambda r: r["run_id"]),
+        row("score (0–100)", lambda r: fmt(r["score"], 4)),
+        row("settings", lambda r: r["settings_text"]),
+        row("guardrails", guard),
+        row("clips finished", lambda r: f"{r['clips_finished']}/{r['clips_planned']}"),
+        row(
+            "s per clip (mean / max)",
+            lambda r: fmt(r["timing"]["clip_s_mean"]) + " / " + fmt(r["timing"]["clip_s_max"]),
+        ),
+        row("model load s", lambda r: fmt(r["timing"]["load_s"])),
+        row("generation wall s", lambda r: fmt(r["timing"]["generation_wall_s"])),
+        row("run wall s (staged → bundled)", lambda r: fmt(r["timing"]["run_wall_s"])),
+        row("film s", lambda r: fmt(r["timing"]["video_s"])),
+        row("$ total", lambda r: fmt(r["cost"].get("usd_total"))),
+        row("$ per video s", lambda r: fmt(r["cost"].get("usd_per_video_s"))),
+        row("peak VRAM GiB", lambda r: fmt(r["peak_vram_gib"])),
+    ]
+    for metric in METRICS:
+        if metric.key not in ("completion", "cost"):
+            rows.append(row(metric_label(metric), lambda r, k=metric.key: fmt(r["metrics"][k])))
+    rows.append(row("VBench temporal flickering (info, ↑)", lambda r: fmt(r["vbench_temporal_flickering"], 4)))
+    return rows
+
+
+def notes(report: dict) -> list[str]:
+    weights = ", ".join(f"{k}={v:g}" for k, v in report["weights"].items())
+    lines = [
+        f"Colour and sharpness reference: {report['reference']}.",
+        report["decode"],
+        f"Score: {report['normalisation']} (tolerance per metric in report.json).",
+        f"Weights ({report['weights_source']}): {weights}.",
+    ]
+    if report["metrics_left_out"]:
+        lines.append("Left out of the score: " + "; ".join(report["metrics_left_out"]) + ".")
+    return lines
+
+
+def markdown_text(report: dict) -> str:
+    runs = report["runs"]
+    winner = next((r for r in runs if report["winner"] in (r["model"], r["run_id"])), None)
+    lines = [f"# Shootout report — {report['title']}", ""]
+    if winner:
+        lines.append(f"**Winner: {report['winner']}** (score {fmt(winner['score'], 4)} of 100), "
+                     f"{len(runs)} runs compared.")  # fmt: skip
+    lines += ["", "| | " + " | ".join(display_names(runs)) + " |", "|---" * (len(runs) + 1) + "|"]
+    for label, cells in summary_rows(report):
+        lines.append(f"| {label} | " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
+    lines += ["", *(f"- {line}" for line in notes(report)), "", "Metrics:"]
+    lines += [f"- `{x['key']}`: {x['definition']}" for x in report["metrics"]]
+    return "\n".join(lines) + "\n"
+
+
+# --- SVG ---------------------------------------------------------------------------------------------
+
+
+def ticks(low: float, high: float, count: int = 5, integer: bool = False) -> list[float]:
+    """About `count` round tick values covering [low, high] (whole numbers only if `integer`)."""
+    step = max((high - low) / max(count, 1), 1 if integer else 0)
+    magnitude = 10 ** math.floor(math.log10(step)) if step > 0 else 1
+    step = next(m * magnitude for m in (1, 2, 2.5, 5, 10) if m * magnitude >= step)
+    first = math.ceil(low / step) * step
+    return [first + i * step for i in range(int((high - first) / step + 1e-9) + 1)]
+
+
+def svg_plot(title: str, series: list[tuple[str, list[float], list[float | None]]], x_label: str,
+             y_label: str, vlines: list[float] = (), width: int = 560, height: int = 240) -> str:  # fmt: skip
+    """A line plot: one (label, xs, ys) per line, None gaps skipped; dashed vertical lines at `vlines`.
+
+    The legend sits between the title and the plot; lines differ in colour and dash (they may overlap)."""
+    left, right, top, bottom = 56, 12, 28 + 14 * len(series), 40
+    height += 14 * len(series)
+    points = [(x, y) for _, xs, ys in series for x, y in zip(xs, ys, strict=True) if y is not None]
+    if not points:
+        return f'<svg width="{width}" height="40"><text x="4" y="24">{html.escape(title)}: no data</text></svg>'
+    x0, x1 = min(p[0] for p in points), max(p[0] for p in points)
+    y0, y1 = min(p[1] for p in points), max(p[1] for p in points)
+    if x1 == x0:
+        x0, x1 = x0 - 1, x1 + 1
+    pad = (y1 - y0) * 0.08 or max(abs(y0) * 0.1, 0.1)
+    y0, y1 = y0 - pad, y1 + pad
+
+    def sx(x: float) -> float:
+        return left + (x - x0) / (x1 - x0) * (width - left - right)
+
+    def sy(y: float) -> float:
+        return top + (y1 - y) / (y1 - y0) * (height - top - bottom)
+
+    out = [f'<svg width="{width}" height="{height}" viewBox="0 0 {width} {height}" role="img">',
+           f'<text x="{left}" y="15" font-size="13" font-weight="bold">{html.escape(title)}</text>',
+           f'<rect x="{left}" y="{top}" width="{width - left - right}" height="{height - top - bottom}" '
+           'fill="none" stroke="#999"/>']  # fmt: skip
+    for y in ticks(y0, y1):
+        out.append(f'<line x1="{left}" x2="{width - right}" y1="{sy(y):.1f}" y2="{sy(y):.1f}" stroke="#eee"/>')
+        out.append(f'<text x="{left - 4}" y="{sy(y) + 4:.1f}" font-size="10" text-anchor="end">{y:.4g}</text>')
+    for x in ticks(x0, x1, 8, integer=all(float(p[0]).is_integer() for p in points)):
+        out.append(
+            f'<text x="{sx(x):.1f}" y="{height - bottom + 14}" font-size="10" text-anchor="middle">{x:.4g}</text>'
+        )
+    for x in vlines:
+        out.append(f'<line x1="{sx(x):.1f}" x2="{sx(x):.1f}" y1="{top}" y2="{height - bottom}" stroke="#bbb" '
+                   'stroke-dasharray="4 3"/>')  # fmt: skip
+    out.append(f'<text x="{(left + width - right) / 2}" y="{height - 6}" font-size="11" text-anchor="middle">'
+               f"{html.escape(x_label)}</text>")  # fmt: skip
+    out.append(f'<text x="12" y="{(top + height - bottom) / 2}" font-size="11" text-anchor="middle" '
+               f'transform="rotate(-90 12 {(top + height - bottom) / 2})">{html.escape(y_label)}</text>')  # fmt: skip
+    for i, (label, xs, ys) in enumerate(series):
+        colour, dash = PALETTE[i % len(PALETTE)], DASHES[i % len(DASHES)]
+        style = f'fill="none" stroke="{colour}" stroke-width="1.5" stroke-dasharray="{dash}"'
+        line = [(sx(x), sy(y)) for x, y in zip(xs, ys, strict=True) if y is not None]
+        path = " ".join(f"{x:.1f},{y:.1f}" for x, y in line)
+        out.append(f'<polyline points="{path}" {style}/>')
+        if len(line) <= 30:
+            out += [f'<circle cx="{x:.1f}" cy="{y:.1f}" r="2.5" fill="{colour}"/>' for x, y in line]
+        y = 34 + 14 * i
+        out.append(f'<line x1="{left}" x2="{left + 24}" y1="{y - 4}" y2="{y - 4}" {style}/>')
+        out.append(f'<text x="{left + 30}" y="{y}" font-size="11" fill="{colour}">{html.escape(label)}</text>')
+    out.append("</svg>")
+    return "\n".join(out)
+
+
+# --- HTML --------------------------------------------------------------------------------------------
+
+
+def img(data: bytes, alt: str) -> str:
+    return f'<img alt="{html.escape(alt)}" src="data:image/jpeg;base64,{base64.b64encode(data).decode()}">'
+
+
+def table(header: list[str], rows: list[tuple[str, list[str]]], winner_col: int | None = None) -> str:
+    def cls(i: int) -> str:
+        return ' class="winner"' if i == winner_col else ""
+
+    heads = "".join(f"<th{cls(i)}>{html.escape(h)}</th>" for i, h in enumerate(header))
+    out = [f"<table><tr><th></th>{heads}</tr>"]
+    for label, cells in rows:
+        out.append(f"<tr><th>{html.escape(label)}</th>"
+                   + "".join(f"<td{cls(i)}>{html.escape(c)}</td>" for i, c in enumerate(cells)) + "</tr>")  # fmt: skip
+    out.append("</table>")
+    return "\n".join(out)
+
+
+def run_section(run: dict, name: str, images: dict) -> str:
+    out = [f"<h3>{html.escape(run['model'] or '')} — <code>{html.escape(run['run_id'])}</code></h3>",
+           f"<p>{html.escape(run['settings_text'])}</p>"]  # fmt: skip
+    if images.get("contact"):
+        out += ['<p class="note">Each clip: first frame (decoded) | last frame (lossless PNG).</p>',
+                img(images["contact"], f"contact sheet of {run['run_id']}")]  # fmt: skip
+    series = run["film_lightness"]
+    if series["lightness"]:
+        fps = series["fps"]
+        xs = [i / fps for i in range(len(series["lightness"]))]
+        line = [(name, xs, series["lightness"])]
+        seams = [f / fps for f in series["seam_frames"]]
+        out.append(svg_plot("mean L* per frame (seams dashed)", line, "film seconds (clips cut together)", "L*", seams))
+    if run["seams"]:
+        keys = ("ssim", "ssim_ratio", "psnr_db", "psnr_drop_db", "flash_jump_l", "flash_ratio", "handoff_psnr_db")
+        rows = [(k, [fmt(s[k]) for s in run["seams"]]) for k in keys]
+        out.append(table([f"seam {s['seam']} → {s['seam'] + 1}" for s in run["seams"]], rows))
+        out.append('<p class="note">Seam strips: last frame of clip i | first frame of clip i+1 shown in the film.</p>')
+        for seam, strip in zip(run["seams"], images["strips"], strict=True):
+            out.append(f"<figure>{img(strip, 'seam ' + str(seam['seam']))}<figcaption>seam {seam['seam']} → "
+                       f"{seam['seam'] + 1}: SSIM ratio {fmt(seam['ssim_ratio'])}, flash "
+                       f"{fmt(seam['flash_ratio'])}×</figcaption></figure>")  # fmt: skip
+    return "\n".join(out)
+
+
+def definition(x: dict) -> str:
+    return (f"<li><b>{html.escape(x['key'])}</b> ({html.escape(x['unit'])}, tolerance {x['tolerance']:g}): "
+            f"{html.escape(x['definition'])}</li>")  # fmt: skip
+
+
+def html_page(report: dict, images: dict[str, dict]) -> str:
+    runs = report["runs"]
+    names = display_names(runs)
+    winner_col = next((i for i, r in enumerate(runs) if report["winner"] in (r["model"], r["run_id"])), None)
+    per_clip = []
+    plots = [
+        ("delta_e2000", "colour drift: ΔE00 of each clip's last frame vs the reference", "ΔE00"),
+        ("sharpness_ratio", "sharpness: var(Laplacian) of each last frame / the reference's", "ratio"),
+    ]
+    for key, title, unit in plots:
+        series = [
+            (n, [c["clip"] for c in r["clips"]], [c[key] for c in r["clips"]]) for n, r in zip(names, runs, strict=True)
+        ]
+        per_clip.append(svg_plot(title, series, "clip", unit))
+    parts = [
+        "<!doctype html>",
+        '<html lang="en"><head><meta charset="utf-8">',
+        f"<title>Shootout report — {html.escape(report['title'])}</title><style>{STYLE}</style></head><body>",
+        f"<h1>Shootout report — {html.escape(report['title'])}</h1>",
+        f"<p>Winner: <b>{html.escape(str(report['winner']))}</b>. {len(runs)} runs compared; generated "
+        f"{html.escape(report['generated_at'])}.</p>",
+        "<h2>Summary</h2>",
+        table(names, summary_rows(report), winner_col),
+        "<h2>Per clip</h2>",
+        *per_clip,
+        "<h2>Runs</h2>",
+        *(run_section(r, n, images.get(r["run_id"], {})) for r, n in zip(runs, names, strict=True)),
+        "<h2>How the numbers are made</h2>",
+        "<ul>" + "".join(f"<li>{html.escape(line)}</li>" for line in notes(report)) + "</ul>",
+        "<ul>" + "".join(definition(x) for x in report["metrics"]) + "</ul>",
+        "</body></html>",
+    ]
+    return "\n".join(parts) + "\n"

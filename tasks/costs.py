@@ -1,0 +1,90 @@
+"""What a run costs: the planner's prediction before anything is rented, the estimate at the offer's price
+(shown before the instance is created), and the actual cost after — side by side in a table artifact under a
+stable key per deployment, so the Prefect UI keeps the cost history, and in `<run_id>.cost.json` beside the bundle.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+from prefect import get_run_logger, task
+from prefect.artifacts import create_table_artifact
+from prefect.runtime import deployment
+
+from jobspecs import JobSpec
+from jobspecs.plan import RunPrediction, check_plan
+
+# Create → running → SSH → setup.sh → prefetch → bundle → fetch, on top of the planned clip time. An assumption
+# (a fresh Vast 4090 with a ~30 GB download at ~1 Gbit/s), not a measurement; the cost table shows how it held.
+PROVISIONING_S = 900.0
+
+
+class OverBudget(RuntimeError):
+    """The estimate at the cheapest matching offer is above the run's budget: nothing was rented."""
+
+
+@task(name="plan-run")
+def plan_run(spec: JobSpec) -> RunPrediction:
+    """The planner, first step of every run: predicted seconds per clip on the target GPU; a plan whose clips
+    cannot fit the clip limit is refused here (jobspecs.plan.check_plan), before anything is rented."""
+    prediction = check_plan(spec, spec.infrastructure.gpu)
+    logger = get_run_logger()
+    for clip in prediction.clips:
+        logger.info(f"plan: clip {clip.index}: {clip.seconds:.0f} s predicted on {prediction.gpu}")
+    logger.info(f"plan: {prediction.total_s:.0f} s of generation for {len(prediction.clips)} clips on {prediction.gpu}")
+    for warning in prediction.warnings:  # guardrails.plan_check = warn, or tiny weights
+        logger.warning(f"plan: {warning}")
+    return prediction
+
+
+def estimate_at(prediction: RunPrediction, usd_per_hour: float, budget_usd: float | None) -> dict:
+    """The run's cost at an offer's price: planned seconds plus provisioning, × $/h. Raises OverBudget."""
+    seconds = prediction.total_s + PROVISIONING_S
+    usd = usd_per_hour * seconds / 3600
+    if budget_usd is not None and usd > budget_usd:
+        raise OverBudget(
+            f"budget_usd = {budget_usd:.2f}: the estimate at the cheapest matching offer is ${usd:.2f} "
+            f"({seconds:.0f} s at ${usd_per_hour:.3f}/h: {prediction.total_s:.0f} s planned + {PROVISIONING_S:.0f} s "
+            "provisioning); raise the budget, lower infrastructure.max_usd_per_hour or shorten the film"
+        )
+    return {"estimate_s": round(seconds), "estimate_usd": round(usd, 4)}
+
+
+def artifact_key(kind: str, model: str) -> str:
+    """A stable key per deployment (`cost-wan`, `progress-overnight`), else per model; Prefect allows a-z0-9-."""
+    name = deployment.name or model
+    return f"{kind}-" + re.sub(r"[^a-z0-9-]+", "-", name.lower()).strip("-")
+
+
+def cost_summary(rentals: list[dict], video_s: float, wall_s: float, estimate: dict) -> dict:
+    """One run's cost: every rental summed (a run may have destroyed a failed instance before the one it used)."""
+    total = sum(r["usd_total"] for r in rentals)
+    return {
+        "instances": [r["instance_id"] for r in rentals] or ["local"],
+        "gpu": rentals[-1]["gpu"] if rentals else "this machine",
+        "usd_per_hour": rentals[-1]["usd_per_hour"] if rentals else 0.0,
+        "billed_s": round(sum(r["billed_seconds"] for r in rentals), 1) if rentals else round(wall_s, 1),
+        "usd_total": round(total, 4),
+        "usd_per_video_s": round(total / video_s, 5) if video_s else None,
+        "estimate_s": (rentals[-1] if rentals else estimate).get("estimate_s"),
+        "estimate_usd": (rentals[-1] if rentals else estimate).get("estimate_usd"),
+    }
+
+
+@task(name="publish-costs")
+def publish_costs(run_id: str, model: str, clips: int, summary: dict, out_dir: Path) -> Path:
+    """The cost table artifact (estimate next to actual) and `<run_id>.cost.json` beside the bundle."""
+    row = {"run": run_id, "model": model, "clips": clips, "instance": ", ".join(map(str, summary["instances"])),
+           "gpu": summary["gpu"], "usd_per_hour": summary["usd_per_hour"], "billed_s": summary["billed_s"],
+           "usd_total": summary["usd_total"], "usd_per_video_s": summary["usd_per_video_s"],
+           "estimate_usd": summary["estimate_usd"], "estimate_s": summary["estimate_s"]}  # fmt: skip
+    create_table_artifact(
+        key=artifact_key("cost", model),
+        table=[row],
+        description=f"${summary['usd_total']:.2f} (estimate ${summary['estimate_usd'] or 0:.2f}) — {run_id}",
+    )
+    path = out_dir / f"{run_id}.cost.json"
+    path.write_text(json.dumps(row, indent=2) + "\n")
+    return path

@@ -1,0 +1,119 @@
+"""The product surface in Prefect, driven as a user drives it: prefect.yaml's deployments run by a process worker
+on a real `prefect server` (tests/conftest.py: prefect_worker), the cost, progress and summary artifacts, the
+terminal views, a deployment run that fails, and the overnight side-by-side run with its comparison report."""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from pathlib import Path
+
+import httpx
+from conftest import run_deployment_cli, shootout_cli, wait_until
+
+from remote.bundle import verify_bundle
+
+TINY = ["model_source=tiny", "generation.width=64", "generation.height=64", "generation.steps=2",
+        "generation.fps=8", "stitch.preset=ultrafast", *(f"shots.{i}.duration_s=5" for i in range(6))]  # fmt: skip
+
+
+def flow_run_id(done) -> str:  # noqa: ANN001
+    return re.search(r"UUID: ([0-9a-f-]{36})", done.stdout).group(1)
+
+
+def artifacts_of(api: str, run_id: str) -> dict[str, dict]:
+    found = httpx.post(f"{api}/artifacts/filter", json={"artifacts": {"flow_run_id": {"any_": [run_id]}}}).json()
+    return {a["key"]: a for a in found}
+
+
+def logs_of(api: str, run_id: str) -> str:
+    logs = httpx.post(f"{api}/logs/filter", json={"logs": {"flow_run_id": {"any_": [run_id]}}, "limit": 200}).json()
+    return "\n".join(log["message"] for log in logs)
+
+
+def vast_overrides(sshd, box_venv: str, root: Path) -> list[str]:
+    return ["infrastructure.provider=vast", f"infrastructure.key_file={sshd.key_file}",
+            f"infrastructure.remote_root={root}", f"infrastructure.venv={box_venv}",
+            "infrastructure.allow_dirty=true"]  # fmt: skip
+
+
+def test_the_demo_deployment_shows_its_cost_progress_and_summary_in_prefect(demo_run) -> None:
+    done, api = demo_run["result"], demo_run["api"].rstrip("/")
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    run = httpx.get(f"{api}/flow_runs/{flow_run_id(done)}").json()
+    assert run["state_type"] == "COMPLETED"
+    artifacts = artifacts_of(api, run["id"])
+    assert {"cost-demo", "progress-demo", "summary-demo"} <= set(artifacts)
+    (cost,) = json.loads(artifacts["cost-demo"]["data"])  # the table the UI shows under a stable key
+    run_id = demo_run["archive"].name.removesuffix(".tar")
+    assert cost | {"billed_s": None, "estimate_s": None} == {
+        "run": run_id, "model": "kenburns", "clips": 6, "instance": "local", "gpu": "this machine",
+        "usd_per_hour": 0.0, "billed_s": None, "usd_total": 0.0, "usd_per_video_s": 0.0, "estimate_usd": 0.0,
+        "estimate_s": None}  # fmt: skip
+    assert cost["billed_s"] > 0 and cost["estimate_s"] > 0  # the planner's prediction, next to the wall time
+    assert artifacts["progress-demo"]["data"] == 100.0
+    summary = artifacts["summary-demo"]["data"]
+    assert "final/final_stitched.mp4" in summary and "guardrails: ok" in summary and "cost: $0.00" in summary
+    assert "![contact sheet](data:image/jpeg;base64," in summary
+    assert json.loads((demo_run["out"] / f"{run_id}.cost.json").read_text()) == cost
+    plan = logs_of(api, run["id"])
+    assert "plan: clip 5:" in plan and "clip=5" in plan  # predicted per clip, and the box's progress mirrored
+
+
+def test_shootout_runs_and_watch_read_the_runs_back_from_prefect(demo_run) -> None:
+    env = {"PREFECT_API_URL": demo_run["api"]}
+    listed = shootout_cli("runs", "--json", env=env, timeout=120)
+    assert listed.returncode == 0, listed.stderr[-3000:]
+    (row,) = [r for r in json.loads(listed.stdout) if r["id"] == flow_run_id(demo_run["result"])]
+    assert (row["deployment"], row["state"], row["model"], row["clips"], row["usd_total"]) == (
+        "demo", "COMPLETED", "kenburns", 6, 0.0)  # fmt: skip
+    watched = shootout_cli("watch", row["flow_run"], env=env, timeout=120)
+    assert watched.returncode == 0, watched.stderr[-3000:]
+    assert "progress: 100 % (6 of 6 clips)" in watched.stdout and "COMPLETED" in watched.stdout
+    assert "clip=5" in watched.stdout
+    missing = shootout_cli("watch", "no-such-run", env=env, timeout=120)
+    assert missing.returncode == 2 and "no flow run with id or name 'no-such-run'" in missing.stderr
+
+
+def test_a_failing_deployment_run_exits_non_zero_and_leaves_no_instance(prefect_worker, sshd_server, tmp_path):
+    fake, api = prefect_worker["fake"], prefect_worker["api"].rstrip("/")
+    started = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime())
+    overrides = [*TINY, *vast_overrides(sshd_server, "/proc/no-venv-here", tmp_path / "box")]  # setup.sh fails
+    done = run_deployment_cli(prefect_worker["env"], "shootout/wan", {"out_dir": str(tmp_path), "overrides": overrides})
+    assert done.returncode == 1 and "finished in state 'Failed'" in done.stdout, done.stdout[-3000:]
+    logs = logs_of(api, flow_run_id(done))
+    assert "estimate before renting: $" in logs and "setup.sh failed on the box" in logs and "== setup" in logs
+    assert fake.live_instances() == [] and fake.requests_to("DELETE", "/api/v0/instances/*/")
+
+    def reaper_ran() -> list[dict]:  # prefect.yaml's trigger: a shootout run that ends badly starts reaper/sweep
+        runs = httpx.post(f"{api}/flow_runs/filter", json={"flows": {"name": {"any_": ["reaper"]}}}).json()
+        return [r for r in runs if r["state_type"] == "COMPLETED" and (r["start_time"] or "") > started]
+
+    wait_until(reaper_ran, 120, "reaper/sweep after the failed run")
+    automations = httpx.post(f"{api}/automations/filter", json={}).json()
+    (zombie,) = [a for a in automations if a["name"] == "shootout: crash runs without heartbeats"]
+    assert zombie["trigger"]["posture"] == "Proactive" and zombie["actions"][0]["state"] == "CRASHED"
+
+
+def test_overnight_runs_the_three_models_side_by_side_and_reports(prefect_worker, sshd_server, box_venv, tmp_path):
+    fake, api = prefect_worker["fake"], prefect_worker["api"].rstrip("/")
+    for offer in (5001, 5002, 5003):  # three good machines (Hunyuan's query also asks for 96 GB of RAM)
+        fake.update_offer(offer, cpu_ram=128000, cuda_max_good=12.8, reliability=0.995, reliability2=0.995)
+    params = {"out_dir": str(tmp_path), "overrides": [*TINY, *vast_overrides(sshd_server, box_venv, tmp_path / "box")]}
+    done = run_deployment_cli(prefect_worker["env"], "shootout/overnight", params, timeout_s=1200)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    (night,) = tmp_path.glob("compare-*")
+    archives = sorted(night.glob("*/*.tar"))
+    assert [a.parent.name for a in archives] == ["cogvideox", "hunyuan", "wan"]  # one verified bundle each
+    models = {verify_bundle(a)["model"]["id"] for a in archives}
+    assert models == {"wan22_ti2v_5b", "hunyuan_i2v", "cogvideox15_5b_i2v"}
+    report = json.loads((night / "report" / "report.json").read_text())
+    assert len(report["runs"]) == 3 and report["winner"]
+    for run in report["runs"]:  # every metric filled for every model
+        assert all(value is not None for value in run["metrics"].values()), run
+    page = (night / "report" / "report.html").read_text()
+    assert "<svg" in page and "data:image/" in page and "http://" not in page and "https://" not in page
+    assert fake.live_instances() == [] and len(fake.requests_to("PUT", "/api/v0/asks/*/")) >= 3
+    artifacts = artifacts_of(api, flow_run_id(done))
+    assert "report-overnight" in artifacts and report["winner"] in artifacts["report-overnight"]["data"]

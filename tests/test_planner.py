@@ -1,0 +1,201 @@
+"""The planner: FLOPs from the architectures (checked against torch's FlopCounterMode on the tiny transformers and
+against the H200's full-size measurements), predicted seconds per clip and run, the refusal before anything is
+rented, and the fast profiles that fit."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import pytest
+from conftest import demo_data
+from PIL import Image
+
+from jobspecs import SpecError, validate
+from jobspecs.flops import FAMILIES, clip_forward, latent_grid
+from jobspecs.plan import architectures, check_plan, plan_clips, predict_clip, predict_run, throughput
+
+DIFFUSERS = ("wan22_ti2v_5b", "hunyuan_i2v", "cogvideox15_5b_i2v")
+LIMIT_FAST_S = 9 * 60  # what the fast profiles promise on an RTX 4090
+
+
+def model_spec(model: str, duration_s: float = 5, **generation):
+    """The demo's six shots for `model`, every shot `duration_s` long (5 s: each shot one native-length clip)."""
+    data = demo_data()
+    data.update(model=model, generation=generation, shots=[dict(s, duration_s=duration_s) for s in data["shots"]])
+    return validate(data)
+
+
+def tiny_transformer_call(model: str):
+    """A tiny pipeline (remote/models/tiny.py), one 1-step call at 64×96, 9 frames: its transformer and the inputs
+    the pipeline really gave it."""
+    import torch
+    from diffusers import WanImageToVideoPipeline
+
+    from remote.models.tiny import TINY
+
+    torch.manual_seed(0)
+    pipe = TINY[model][1]()
+    if model == "wan22_ti2v_5b":
+        pipe = WanImageToVideoPipeline.from_pipe(pipe)  # the repo is saved as text-to-video
+    pipe.set_progress_bar_config(disable=True)
+    calls = []
+    hook = pipe.transformer.register_forward_pre_hook(lambda _, a, kw: calls.append((a, kw)), with_kwargs=True)
+    image = Image.fromarray((np.random.RandomState(0).rand(64, 96, 3) * 255).astype("uint8"))
+    extra = {"max_sequence_length": 16} if model == "wan22_ti2v_5b" else {}
+    pipe(image=image, prompt="a cat walks on the beach", height=64, width=96, num_frames=9, num_inference_steps=1,
+         output_type="latent", **extra)  # fmt: skip
+    hook.remove()
+    return pipe.transformer, calls[0]
+
+
+@pytest.mark.parametrize("model", DIFFUSERS)
+def test_flops_match_torch_flop_counter_on_the_tiny_transformers(model) -> None:
+    import torch
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+    from torch.utils.flop_counter import FlopCounterMode
+
+    torch.set_num_threads(1)
+    transformer, (args, kwargs) = tiny_transformer_call(model)
+    # the math SDPA kernel: its matmuls are counted (the CPU's fused kernel is not in the counter's registry)
+    with torch.no_grad(), sdpa_kernel(SDPBackend.MATH), FlopCounterMode(display=False) as counter:
+        transformer(*args, **kwargs)
+    counted = counter.get_total_flops()
+    latents, text = kwargs["hidden_states"], kwargs["encoder_hidden_states"]
+    batch = latents.shape[0]  # CogVideoX batches CFG: 2
+    if model == "cogvideox15_5b_i2v":  # (B, F, C, H, W)
+        grid = (latents.shape[1], latents.shape[3], latents.shape[4])
+    else:  # (B, C, F, H, W)
+        grid = tuple(latents.shape[2:])
+    family = architectures()[model]["family"]
+    ours = FAMILIES[family](dict(transformer.config), grid, text.shape[1])
+    assert ours.total * batch == pytest.approx(counted, rel=0.02)
+    assert ours.tokens * batch * transformer.config.num_attention_heads > 0
+
+
+@pytest.mark.parametrize("model", DIFFUSERS)
+def test_flops_match_torch_flop_counter_on_the_full_size_transformers(model) -> None:
+    """The full-size architecture (architectures.yaml) built on the meta device: no weights, no memory, one forward
+    at the native clip shape through FlopCounterMode (a few seconds of shape arithmetic)."""
+    import diffusers
+    import torch
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+    from torch.utils.flop_counter import FlopCounterMode
+
+    arch = architectures()[model]
+    width, height = validate(dict(demo_data(), model=model)).size  # the baseline's 720p-class size
+    frames = {"wan22_ti2v_5b": 121, "hunyuan_i2v": 129, "cogvideox15_5b_i2v": 81}[model]
+    t, h, w = latent_grid(frames, width, height, arch["vae"]["spatial"], arch["vae"]["temporal"])
+    text = arch["text_tokens"]
+    with torch.device("meta"):
+        inputs = {"encoder_hidden_states": torch.empty(1, text, 4096), "timestep": torch.empty(1)}
+        if model == "wan22_ti2v_5b":
+            transformer = diffusers.WanTransformer3DModel(**arch["transformer"])
+            inputs |= {"hidden_states": torch.empty(1, 48, t, h, w), "timestep": torch.empty(1, t * h * w // 4)}
+        elif model == "hunyuan_i2v":
+            transformer = diffusers.HunyuanVideoTransformer3DModel(**arch["transformer"])
+            mask, pooled = torch.ones(1, text), torch.empty(1, 768)
+            inputs |= {"hidden_states": torch.empty(1, 16, t, h, w), "guidance": torch.empty(1),
+                       "encoder_attention_mask": mask, "pooled_projections": pooled}  # fmt: skip
+        else:  # (B, F, C, H, W), the latent frames padded to even
+            transformer = diffusers.CogVideoXTransformer3DModel(**arch["transformer"])
+            inputs |= {"hidden_states": torch.empty(1, t + t % 2, 32, h, w), "ofs": torch.empty(1)}
+    with torch.no_grad(), sdpa_kernel(SDPBackend.MATH), FlopCounterMode(display=False) as counter:
+        transformer(**inputs)
+    assert clip_forward(arch, frames, width, height).total == pytest.approx(counter.get_total_flops(), rel=0.01)
+
+
+def test_flops_match_the_full_size_measurements_on_the_h200() -> None:
+    """measurements.md: FlopCounterMode on the full-size transformers at the native shapes, 521, 1,479 and
+    12,069 TFLOP per forward (Hunyuan measured with 256 text tokens; the pipeline feeds 396)."""
+    arch = architectures()
+    measured = {"wan22_ti2v_5b": (1280, 704, 121, 521), "cogvideox15_5b_i2v": (1360, 768, 81, 1479),
+                "hunyuan_i2v": (1280, 720, 129, 12069)}  # fmt: skip
+    for model, (width, height, frames, tflop) in measured.items():
+        assert clip_forward(arch[model], frames, width, height).total / 1e12 == pytest.approx(tflop, rel=0.05), model
+    hunyuan = arch["hunyuan_i2v"]
+    grid = latent_grid(129, 1280, 720, 8, 4)
+    assert FAMILIES["hunyuan"](hunyuan["transformer"], grid, 256).total / 1e12 == pytest.approx(12069, rel=0.001)
+    tokens = {model: clip_forward(arch[model], f, w, h).tokens for model, (w, h, f, _) in measured.items()}
+    assert tokens == {"wan22_ti2v_5b": 27280, "cogvideox15_5b_i2v": 44880, "hunyuan_i2v": 118800}
+
+
+def test_the_prediction_reproduces_the_h200_step_times_it_was_calibrated_on() -> None:
+    """benchmarks/results: s per denoising step under the 24gb plan (CFG: two forwards per step)."""
+    for model, s_per_step in {"wan22_ti2v_5b": 2.356, "cogvideox15_5b_i2v": 7.699, "hunyuan_i2v": 31.45}.items():
+        spec = model_spec(model, steps=1)
+        clip = replace(plan_clips(spec)[0], frames=spec.max_frames)
+        assert predict_clip(spec, clip, "H200").phases["denoise"] == pytest.approx(s_per_step, rel=0.01), model
+
+
+@pytest.mark.parametrize("model", DIFFUSERS)
+def test_baseline_refused_on_a_4090_naming_the_fix_and_the_fast_profile_fits(model) -> None:
+    with pytest.raises(SpecError) as refused:
+        check_plan(model_spec(model))
+    message = str(refused.value)
+    for part in (f"model {model}", "on RTX 4090: clip 0 is predicted at", "above guardrails.clip_limit_s = 600 s",
+                 "--set generation.profile=fast", "--set generation.steps=", "guardrails.plan_check=warn"):  # fmt: skip
+        assert part in message, message
+    fast = model_spec(model, profile="fast")
+    assert check_plan(fast).longest.seconds <= LIMIT_FAST_S
+    # the promise holds for the longest clip the fast profile allows, whatever the shots
+    longest = replace(plan_clips(fast)[0], frames=fast.max_frames)
+    assert predict_clip(fast, longest, "RTX 4090").seconds <= LIMIT_FAST_S
+
+
+def test_every_knob_is_accounted_for() -> None:
+    base = model_spec("wan22_ti2v_5b")
+    clip = plan_clips(base)[0]
+    baseline = predict_clip(base, clip, "RTX 4090")
+    assert baseline.forwards == 100 and baseline.tflop == pytest.approx(100 * 520.65, rel=0.001)
+    fewer = predict_clip(model_spec("wan22_ti2v_5b", steps=25), clip, "RTX 4090")
+    assert fewer.phases["denoise"] == pytest.approx(baseline.phases["denoise"] / 2)
+    no_cfg = predict_clip(model_spec("wan22_ti2v_5b", guidance=1.0), clip, "RTX 4090")
+    assert no_cfg.forwards == 50
+    cached = predict_clip(model_spec("wan22_ti2v_5b", first_block_cache=0.07), clip, "RTX 4090")
+    hits = throughput()["knobs"]["first_block_cache"]["hits_at_reference"] * 49 * 2
+    forward = clip_forward(architectures()["wan22_ti2v_5b"], clip.frames, clip.width, clip.height)
+    assert cached.tflop * 1e12 == pytest.approx((100 - hits) * forward.total + hits * forward.cached)
+    compiled = predict_run(model_spec("wan22_ti2v_5b", compile=True), "RTX 4090").clips
+    assert compiled[0].phases["compile"] == 60 and compiled[1].phases["compile"] == 0  # once per clip shape
+    cog = model_spec("cogvideox15_5b_i2v", interpolate_to=24)
+    cog_clip = predict_clip(cog, plan_clips(cog)[0], "RTX 4090")
+    assert cog_clip.phases["interpolate"] > 0 and cog_clip.frames == 81  # 81 generated, 121 written
+
+
+def test_kenburns_plans_on_the_cpu_and_the_run_costs_money_at_a_rate() -> None:
+    spec = validate(demo_data())
+    prediction = check_plan(spec, "RTX 4090")  # kenburns renders on the CPU whatever the box has
+    assert prediction.gpu == "cpu" and len(prediction.clips) == 6
+    per_frame = throughput()["cpu"]["kenburns_s_per_frame"] + throughput()["cpu"]["encode_s_per_frame"]
+    assert prediction.clips[0].seconds == pytest.approx(145 * per_frame)
+    assert prediction.total_s == pytest.approx(6 * 145 * per_frame)
+    assert prediction.estimate_usd(0.5) == pytest.approx(prediction.total_s / 3600 * 0.5)
+
+
+def test_unknown_gpu_and_the_warn_override() -> None:
+    with pytest.raises(SpecError, match="infrastructure.gpu = 'GTX 970': the planner has no throughput figures"):
+        predict_run(model_spec("wan22_ti2v_5b"), "GTX 970")
+    data = dict(demo_data(), model="hunyuan_i2v", guardrails={"plan_check": "warn"})
+    warned = check_plan(validate(data))
+    assert warned.warnings and "clip 0 is predicted at" in warned.warnings[0]
+    assert check_plan(validate(data), "H200").gpu == "H200"  # the GPU of the offer, when given
+    tiny = validate(dict(data, model_source="tiny", guardrails={}))  # a smoke test of the real code path
+    assert check_plan(tiny).warnings[0].endswith("(model_source tiny: not enforced)")
+
+
+def test_shootout_plan_prints_the_prediction_and_exits_2_when_refused(tmp_path, capsys) -> None:
+    from conftest import write_spec
+
+    from flows.cli import main
+
+    data = dict(demo_data(), model="hunyuan_i2v")
+    data["infrastructure"] = {"max_usd_per_hour": 0.5}
+    spec_file = write_spec(tmp_path, data)
+    assert main(["plan", str(spec_file)]) == 2
+    out, err = capsys.readouterr()
+    assert "predicted on RTX 4090 (model hunyuan_i2v, profile baseline)" in out and "OVER the clip limit" in out
+    assert "estimate: $" in out and err.startswith("REFUSED plan: model hunyuan_i2v")
+    assert main(["plan", str(spec_file), "--set", "generation.profile=fast"]) == 0
+    out, err = capsys.readouterr()
+    assert "profile fast" in out and "OVER" not in out and not err
