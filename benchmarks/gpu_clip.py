@@ -83,10 +83,12 @@ VARIANT_ORDER = (
     "cudnn+trim+compile",
     "cudnn+fqkv+compile",
     "cudnn+fqkv+autotune",
+    "cudnn+fqkv+xattn+compile",
     "fbc",
 )
 AUTOTUNE_MODE = "max-autotune-no-cudagraphs"
 DENSE_VARIANTS = ("stock", "cudnn", "cudnn+compile", "cudnn+fqkv+compile", "cudnn+fqkv+autotune", "fbc")
+WAN_VARIANTS = DENSE_VARIANTS[:-1] + ("cudnn+fqkv+xattn+compile", "fbc")
 # Hunyuan's prompt: 144 image tokens (576 / interleave 4) + 256 text tokens padded, of which a short prompt uses ~80.
 HUNYUAN_TEXT_TOKENS, HUNYUAN_VALID_TOKENS = 400, 224
 
@@ -180,7 +182,7 @@ MODEL_SPECS = {
         "wan22_ti2v_5b", {"native": (1280, 704, 121), "fast": (1280, 704, 121)}, 100,
         "50 steps x CFG (separate cond and uncond forwards)", _make("WanTransformer3DModel"), WAN_TRANSFORMER,
         dict(num_attention_heads=2, attention_head_dim=32, ffn_dim=128, num_layers=3, text_dim=64),
-        wan_inputs, ("blocks",), DENSE_VARIANTS, True,
+        wan_inputs, ("blocks",), WAN_VARIANTS, True,
         (_vae("AutoencoderKLWan", WAN_VAE), torch.float32),
         "24gb: prompts pre-encoded (UMT5 dropped); DiT bf16 + VAE fp32 resident on the GPU",
     ),
@@ -369,6 +371,48 @@ def trim_prompt(inputs: dict) -> dict:
     return out
 
 
+def wan_cross_attention(blocks, device, dtype, inputs) -> dict:
+    """Wan's cross-attention (every video token against the 512 prompt tokens): time it per SDPA backend at the
+    clip's shape and give attn2 the fastest through diffusers' per-processor backend (attn1 keeps cuDNN)."""
+    from diffusers.models.attention_dispatch import AttentionBackendName
+    from diffusers.models.transformers.transformer_wan import WanAttnProcessor
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    attn = blocks[0].attn2
+    hs = inputs["hidden_states"]
+    tokens = hs.shape[2] * (hs.shape[3] // 2) * (hs.shape[4] // 2)
+    heads, head_dim = attn.heads, attn.inner_dim // attn.heads if hasattr(attn, "inner_dim") else None
+    head_dim = head_dim or blocks[0].attn1.to_out[0].in_features // heads
+    gen = torch.Generator().manual_seed(2)
+    q = _randn((1, tokens, heads, head_dim), gen, device, dtype).permute(0, 2, 1, 3)
+    k, v = (_randn((1, inputs["encoder_hidden_states"].shape[1], heads, head_dim), gen, device, dtype).permute(
+        0, 2, 1, 3) for _ in range(2))  # fmt: skip
+    choices = {"cudnn": SDPBackend.CUDNN_ATTENTION, "flash": SDPBackend.FLASH_ATTENTION,
+               "efficient": SDPBackend.EFFICIENT_ATTENTION, "math": SDPBackend.MATH}  # fmt: skip
+    probe = {}
+    for name, backend in choices.items():
+        try:
+            with sdpa_kernel([backend]), torch.no_grad():
+                torch.nn.functional.scaled_dot_product_attention(q, k, v)
+                times = []
+                for _ in range(3):
+                    stop = now(device)
+                    torch.nn.functional.scaled_dot_product_attention(q, k, v)
+                    times.append(stop())
+            probe[name] = round(min(times) * 1e3, 3)
+        except Exception as exc:
+            probe[name] = f"{type(exc).__name__}: {str(exc).splitlines()[0][:120]}"
+    timed = {k: v for k, v in probe.items() if isinstance(v, float)}
+    best = min(timed, key=timed.get)
+    diffusers_name = {"cudnn": "_native_cudnn", "flash": "_native_flash", "efficient": "_native_efficient",
+                      "math": "_native_math"}[best]  # fmt: skip
+    for block in blocks:
+        processor = WanAttnProcessor()
+        processor._attention_backend = AttentionBackendName(diffusers_name)
+        block.attn2.set_processor(processor)
+    return {"cross_attention_probe_ms": probe, "cross_attention_backend": diffusers_name}
+
+
 def blocks_of(transformer, spec: Model) -> list[torch.nn.Module]:
     return [block for name in spec.block_lists for block in getattr(transformer, name)]
 
@@ -419,6 +463,7 @@ class Bench:
         self.attention = "default"
         self.trim = False
         self.fused = False
+        self.xattn = False
         self.outputs: dict[str, torch.Tensor] = {}  # each variant's output, on the CPU
 
     def call(self, transformer, inputs) -> Callable[[], torch.Tensor]:
@@ -592,6 +637,11 @@ def run_shape(spec: Model, args) -> dict:
                 bench.fused = True
             if "fqkv" in variant:
                 entry["what"] += "; fused QKV projections"
+            if "xattn" in variant and not bench.xattn:
+                entry |= wan_cross_attention(blocks, device, dtype, inputs)
+                bench.xattn = True
+            if "xattn" in variant:
+                entry["what"] += f"; cross-attention on {entry.get('cross_attention_backend', 'the same')} backend"
             mode = AUTOTUNE_MODE if "autotune" in variant else args.compile_mode
             if "compile" in variant or "autotune" in variant:
                 compile_blocks(blocks, compile_backend, mode)

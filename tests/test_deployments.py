@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 import httpx
-from conftest import run_deployment_cli, shootout_cli, wait_until
+from conftest import HF_TOKEN, VAST_KEY, run_deployment_cli, shootout_cli, wait_until
 
 from remote.bundle import verify_bundle
 
@@ -30,6 +30,17 @@ def artifacts_of(api: str, run_id: str) -> dict[str, dict]:
 def logs_of(api: str, run_id: str) -> str:
     logs = httpx.post(f"{api}/logs/filter", json={"logs": {"flow_run_id": {"any_": [run_id]}}, "limit": 200}).json()
     return "\n".join(log["message"] for log in logs)
+
+
+def everything_prefect_holds(api: str) -> str:
+    """Every log line, artifact, variable and flow run on the server, as one text."""
+    texts, offset = [], 0
+    while page := httpx.post(f"{api}/logs/filter", json={"limit": 200, "offset": offset}).json():
+        texts += [log["message"] for log in page]
+        offset += len(page)
+    for kind in ("artifacts", "variables", "flow_runs", "deployments"):
+        texts.append(httpx.post(f"{api}/{kind}/filter", json={}).text)
+    return "\n".join(texts)
 
 
 def vast_overrides(sshd, box_venv: str, root: Path) -> list[str]:
@@ -117,3 +128,5 @@ def test_overnight_runs_the_three_models_side_by_side_and_reports(prefect_worker
     assert fake.live_instances() == [] and len(fake.requests_to("PUT", "/api/v0/asks/*/")) >= 3
     artifacts = artifacts_of(api, flow_run_id(done))
     assert "report-overnight" in artifacts and report["winner"] in artifacts["report-overnight"]["data"]
+    held = everything_prefect_holds(api)  # the worker had both secrets in its environment: none reached Prefect
+    assert VAST_KEY not in held and HF_TOKEN not in held and "created instance " in held
