@@ -1,7 +1,7 @@
 """GPU benchmark of the denoising transformers: stock diffusers next to faster variants of the same math.
 
     python benchmarks/gpu_clip.py MODEL [--shape native|fast] [--reps 3] [--cap-gib 24] [--variants LIST]
-                                  [--offload-check] [--out DIR]
+                                  [--offload-check] [--profile] [--fp32-ref] [--out DIR]
     python benchmarks/gpu_clip.py MODEL --dry-run            (tiny configs on the CPU: this script's plumbing)
     python benchmarks/gpu_clip.py --summarize [--out DIR]    (efficiency.json + the README table from the JSONs)
 
@@ -12,18 +12,23 @@ pipeline hands the transformer at that clip shape (latents, prompt embeddings of
 per-token timesteps, CogVideoX's RoPE and ofs, Hunyuan's padded prompt with its mask), seeded, and the same for
 every variant. Variants are applied one after another to the same module (each keeps the previous one's changes):
 
-  stock            diffusers 0.42.1 as it comes: SDPA picks its kernel (flash; efficient where there is a mask).
+  stock            diffusers 0.42.1 as it comes: SDPA picks its kernel (torch 2.11 on an H100 already picks cuDNN
+                   for all three, Hunyuan's masked attention included: see attention_probe in the results).
   cudnn            the same forward under torch.nn.attention.sdpa_kernel([CUDNN, FLASH, EFFICIENT, MATH],
-                   set_priority=True): cuDNN's fused attention first. Works for all three processors (CogVideoX's
-                   calls F.scaled_dot_product_attention itself, so diffusers' set_attention_backend can't reach it).
+                   set_priority=True): cuDNN's fused attention first, whatever torch's default order. Works for all
+                   three processors (CogVideoX's calls F.scaled_dot_product_attention itself, so diffusers'
+                   set_attention_backend can't reach it).
   cudnn+trim       (Hunyuan) batch 1: the prompt's padding tokens are cut off before the forward and the blocks'
                    attention gets no mask — the same math (diffusers' own mask only hides that padded tail), but
-                   without a mask SDPA can use cuDNN / flash instead of the masked kernels.
+                   unmasked, cuDNN runs its faster kernel (~590 instead of ~400 TFLOP/s at these lengths).
   ...+compile      regional torch.compile (fullgraph, static shapes) of every repeated block — the regions
                    diffusers' compile_repeated_blocks() picks, compiled on the block's forward so that cache hooks
                    can wrap the compiled block: fuses the float32 norms, AdaLN modulation, RoPE and gates.
   ...+fqkv         (Wan, CogVideoX) fused QKV projections (diffusers' fuse_qkv_projections; the unfused weights
                    are dropped so memory is not double-counted), compiled again.
+  ...+autotune     the same compiled with mode max-autotune-no-cudagraphs (Triton GEMM templates, fused epilogues).
+  ...+xattn        (Wan) cross-attention (video tokens x 512 prompt tokens) on the SDPA backend that is fastest for
+                   that shape in this process, set per processor through diffusers' attention dispatcher.
   fbc              the fast profile's First Block Cache on top of the best compiled model: seconds per forward when
                    the forward is computed (its first call in a cache context) and when it is served from the cache
                    (threshold so high that every later call is). How many forwards hit depends on real weights.
@@ -35,7 +40,11 @@ dense bf16 peak and against an 8192³ bf16 matmul measured in the same process. 
 under the 24 GiB cap (torch.cuda.set_per_process_memory_fraction) with the 24gb plan's resident VAE on the GPU.
 Hunyuan's DiT (23.9 GiB) cannot be resident under the cap: its variants run uncapped, and --offload-check then
 measures the memory plan (block-level group offload with CUDA streams, VAE resident) under the cap with the best
-eager variant. Results: one JSON per model and GPU, one entry per shape, merged into an existing file in --out.
+eager variant. --profile: device time by kernel kind (attention / GEMM / fused Triton) of one forward of the last
+baseline variant. --fp32-ref: every kept output's error against the same weights and inputs run in float32 (no
+TF32), which tells bf16 rounding (stock's own error) from a change of math. Results: one JSON per model and GPU,
+one entry per shape (each with its command and the matmul measured on its machine), merged into an existing file
+in --out; --summarize writes efficiency.json for the planner (jobspecs/) and prints the table.
 """
 
 from __future__ import annotations
@@ -894,11 +903,21 @@ def saver(out_dir: Path, model: str):
         data = json.loads(path.read_text()) if path.exists() else {}
         shapes = data.get("shapes", {})
         data = dict(header)
-        shapes[shape_result["profile"]] = dict(shape_result, command=header["command"])
+        machine = {k: header.get(k) for k in ("command", "date", "matmul_bf16_tflops_measured")}
+        shapes[shape_result["profile"]] = dict(shape_result, **machine)  # each shape may come from another machine
         data["shapes"] = shapes
         path.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
 
     return save
+
+
+def vae_decode(out_dir: Path, model: str) -> dict | None:
+    """The VAE decode of one clip as gpu_models.py measured it (tiled, under the cap), if its result is there."""
+    for path in sorted(out_dir.glob(f"gpu_models_{model}_*.json")):
+        data = json.loads(path.read_text())
+        if data.get("decode_s"):
+            return {"s": data["decode_s"], "gpu": data.get("gpu"), "source": path.name}
+    return None
 
 
 def summarize(out_dir: Path) -> int:
@@ -910,47 +929,64 @@ def summarize(out_dir: Path) -> int:
     rows, eff, gpus = [], {}, set()
     for path in files:
         data = json.loads(path.read_text())
+        model = data["model"]
         gpus.add(data["gpu"])
-        for profile, res in sorted(data["shapes"].items()):
-            tokens = res.get("video_tokens")
-            for name, v in res["variants"].items():
-                if "error" in v:
-                    rows.append(f"| {data['model']} | {profile} | {name} | error: {v['error'][:60]} |" + " |" * 8)
+        for profile, res in sorted(data["shapes"].items(), key=lambda kv: kv[0] != "native"):
+            clip = f"{profile} {res['width']}×{res['height']}×{res['frames']} ({res['video_tokens']:,} tok)"
+            order = {name: i for i, name in enumerate(VARIANT_ORDER)}
+            for name, v in sorted(res["variants"].items(), key=lambda kv: order.get(kv[0], 99)):
+                if "error" in v or not v.get("s_per_forward"):
+                    rows.append(f"| {model} | {clip} | {name} | error: {v.get('error', '?')[:60]} |" + " |" * 7)
                     continue
-                s = v.get("s_per_forward")
-                cached = f" (cached {v['cached_s_per_forward']:.3f})" if "cached_s_per_forward" in v else ""
+                cached = f" (cached {v['cached_s_per_forward']:.2f})" if "cached_s_per_forward" in v else ""
                 diff = v.get("max_abs_diff_vs_stock")
-                rel = v.get("rel_l2_vs_stock")
+                diff = "—" if diff is None else f"{diff:.3g} / {v['rel_l2_vs_stock']:.2g}"
                 rows.append(
-                    f"| {data['model']} | {profile} {res['width']}×{res['height']}×{res['frames']} ({tokens:,} tok) "
-                    f"| {name} | {s:.3f}{cached} | {res['forwards_per_clip']} | {res.get('tflop_per_forward', 0):,.0f}"
-                    f" | {v.get('tflops', float('nan')):.0f} | {_pct(v.get('mfu'))} "
-                    f"| {_pct(v.get('mfu_vs_measured_matmul'))} | {v.get('peak_allocated_gib', '—')} "
-                    f"| {'—' if diff is None else f'{diff:.3g} / {rel:.2g}'} "
-                    f"| {v.get('denoise_s_per_clip', float('nan')):,.0f} |"
+                    f"| {model} | {clip} | {name} | {v['s_per_forward']:.3f}{cached} | {v.get('tflops', 0):.0f} "
+                    f"| {_pct(v.get('mfu'))} | {_pct(v.get('mfu_vs_measured_matmul'))} "
+                    f"| {v.get('peak_allocated_gib', '—')} "
+                    f"| {diff} "
+                    f"| {v.get('denoise_s_per_clip', 0):,.0f} |"
                 )
-            if profile == "native" and "best_baseline_variant" in res:
-                eff[data["model"]] = {
-                    "stock_mfu": res.get("stock_mfu"),
-                    "best_mfu": res.get("best_mfu"),
-                    "best_variant": res["best_baseline_variant"],
-                    "stock_s_per_forward": res["variants"]["stock"]["s_per_forward"],
-                    "best_s_per_forward": res["best_s_per_forward"],
-                    "tflop_per_forward": res.get("tflop_per_forward"),
-                    "shape": f"{res['width']}x{res['height']}x{res['frames']}",
-                    "source": path.name,
-                }
+            if "best_baseline_variant" not in res:
+                continue
+            best = res["variants"][res["best_baseline_variant"]]
+            stock = res["variants"]["stock"]
+            entry = {
+                "shape": f"{res['width']}x{res['height']}x{res['frames']}",
+                "forwards_per_clip": res["forwards_per_clip"],
+                "tflop_per_forward": res.get("tflop_per_forward"),
+                "stock_mfu": res.get("stock_mfu"),
+                "best_mfu": res.get("best_mfu"),
+                "best_variant": res["best_baseline_variant"],
+                "stock_mfu_vs_measured_matmul": stock.get("mfu_vs_measured_matmul"),
+                "best_mfu_vs_measured_matmul": best.get("mfu_vs_measured_matmul"),
+                "stock_s_per_forward": stock["s_per_forward"],
+                "best_s_per_forward": res["best_s_per_forward"],
+                "matmul_bf16_tflops_measured": res.get("matmul_bf16_tflops_measured"),
+            }
+            if "fbc" in res["variants"] and "cached_s_per_forward" in res["variants"]["fbc"]:
+                entry["fbc_cached_s_per_forward"] = res["variants"]["fbc"]["cached_s_per_forward"]
+            if "s_per_forward" in res.get("offload_check", {}):
+                entry["offload_24gb"] = {k: res["offload_check"].get(k) for k in ("s_per_forward", "attention",
+                                         "peak_allocated_gib", "peak_reserved_gib")}  # fmt: skip
+            if profile == "native":
+                eff[model] = entry | {"source": path.name, "vae_decode": vae_decode(out_dir, model)}
+            else:
+                eff.setdefault(model, {})[profile] = entry
     gpu = ", ".join(sorted(gpus))
     efficiency = {
         "gpu": gpu,
         "peak_tflops_bf16_dense": peak_tflops(gpu),
-        "mfu_definition": "stock forward FLOPs (torch.utils.flop_counter) / s per forward / datasheet dense bf16 peak",
+        "mfu_definition": "stock forward FLOPs (torch.utils.flop_counter: matmuls + attention) / s per forward / the "
+        "datasheet dense bf16 peak (mfu); *_vs_measured_matmul: / an 8192^3 bf16 matmul timed in the same process",
+        "note": "per model: the native (baseline) shape; a 'fast' key where the fast profile's clip shape differs",
         "models": eff,
     }
     (out_dir / "efficiency.json").write_text(json.dumps(efficiency, indent=2, sort_keys=True) + "\n")
-    print("| model | shape | variant | s / forward | forwards / clip | TFLOP / fwd | TFLOP/s | MFU (datasheet) "
-          "| MFU (measured matmul) | peak GiB | max abs / rel L2 diff vs stock | denoise s / clip |")  # fmt: skip
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+    print("| model | clip | variant | s / forward | TFLOP/s | MFU (989) | MFU (measured matmul) | peak GiB "
+          "| max abs / rel L2 diff vs stock | denoise s / clip |")  # fmt: skip
+    print("|---|---|---|---|---|---|---|---|---|---|")
     print("\n".join(rows))
     print(f"\nwrote {out_dir / 'efficiency.json'}")
     return 0
