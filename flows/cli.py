@@ -1,9 +1,10 @@
-"""`shootout`: run, validate, plan and verify from the terminal.
+"""`shootout`: run, validate, plan, verify and compare from the terminal; set up and read Prefect.
 
 shootout run SPEC [--out DIR] [--set key=value ...]
 shootout validate SPEC [--set key=value ...]
 shootout plan SPEC [--set key=value ...]
 shootout verify BUNDLE [--extract DIR]
+shootout report RUN_DIR... [--out DIR] [--reference IMG] [--weights KEY=W ...]
 shootout setup [--live-instances N] [--secrets-from-env]   (the Prefect side: pool, limit, automation, secrets)
 shootout watch RUN                                          (follow a flow run live: its logs and progress)
 shootout runs [--limit N] [--json]                          (past shootout runs: state, model, clips, cost)

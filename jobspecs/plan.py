@@ -2,10 +2,11 @@
 predicted seconds of every clip on the target GPU, checked against the clip limit before anything is rented.
 
 The prediction: transformer FLOPs per forward from the model's architecture (jobspecs/flops.py,
-architectures.yaml) × forwards per clip (steps, CFG, First Block Cache hits) / the GPU's throughput (peak ×
-efficiency, throughput.yaml), plus the clip's preparation and VAE decode (measured on the reference GPU, scaled
-by peak and clip size), frame interpolation and the encode on the CPU. Every assumption is written next to its
-number in those two files.
+architectures.yaml) / the GPU's throughput (peak × stock efficiency × the same-math knobs' speed-ups, measured on
+an H100: throughput.yaml) × forwards per clip (steps, CFG; a First Block Cache hit at its measured fraction of a
+forward), plus the compile, the clip's preparation and VAE decode (measured on the reference GPU, scaled by peak
+and clip size), frame interpolation and the encode on the CPU. Every assumption is written next to its number in
+those two files.
 """
 
 from __future__ import annotations
@@ -164,7 +165,7 @@ def plan_gpu(spec: JobSpec, gpu: str | None = None) -> str:
 
 
 def gpu_throughput(model: str, gpu: str) -> tuple[float, float]:
-    """(achieved TFLOP/s of the model's transformer, the GPU's peak) on `gpu`; SpecError for an unknown GPU."""
+    """(achieved TFLOP/s of the model's stock transformer, the GPU's peak) on `gpu`; SpecError for an unknown GPU."""
     table = throughput()
     card = table["gpus"].get(gpu)
     if card is None:
@@ -176,6 +177,17 @@ def gpu_throughput(model: str, gpu: str) -> tuple[float, float]:
     return card["peak_bf16_tflops"] * efficiency[model], card["peak_bf16_tflops"]
 
 
+def knob_speedup(spec: JobSpec) -> float:
+    """How much faster than stock diffusers the spec's same-math knobs make a forward (throughput.yaml `knobs`)."""
+    knobs, speedup = throughput()["knobs"], 1.0
+    for name in ("compile", "prompt_trim"):
+        if spec.effective(name):
+            speedup *= knobs[name]["speedup"][spec.model]
+    if spec.effective("attention_backend") not in (None, "native"):
+        speedup *= knobs["attention_backend"]["speedup"]
+    return speedup
+
+
 def cache_hits(threshold: float) -> float:
     """Assumed share of the forwards after the first step that First Block Cache skips (throughput.yaml)."""
     knob = throughput()["knobs"]["first_block_cache"]
@@ -183,7 +195,8 @@ def cache_hits(threshold: float) -> float:
 
 
 def predict_clip(spec: JobSpec, clip: ClipPlan, gpu: str, first_of_shape: bool = False) -> ClipPrediction:
-    """Predicted seconds of one clip of `spec` on `gpu` ("cpu" for kenburns)."""
+    """Predicted seconds of one clip of `spec` on `gpu` ("cpu" for kenburns). `first_of_shape`: the first clip of
+    a compiled shape, which pays for the compile."""
     arch, table = architectures()[spec.model], throughput()
     cpu = table["cpu"]
     pixels = clip.width * clip.height / PIXELS_720P
@@ -193,31 +206,37 @@ def predict_clip(spec: JobSpec, clip: ClipPlan, gpu: str, first_of_shape: bool =
         render = clip.frames * cpu["kenburns_s_per_frame"] * pixels
         phases = {"render": render, "encode": encode}
         return ClipPrediction(clip.index, clip.frames, clip.width, clip.height, 0, 0.0, render + encode, phases)
-    achieved, peak = gpu_throughput(spec.model, gpu)
+    stock, peak = gpu_throughput(spec.model, gpu)
     knobs = table["knobs"]
-    if spec.effective("compile"):
-        achieved *= knobs["compile"]["speedup"]
-    if spec.effective("attention_backend") not in (None, "native"):
-        achieved *= knobs["attention_backend"]["speedup"]
     forward = clip_forward(arch, clip.frames, clip.width, clip.height)
+    forward_s = forward.total / 1e12 / (stock * knob_speedup(spec))  # one computed forward
     steps = spec.effective("steps")
     per_step = 2 if spec.baseline.guidance_kind == "cfg" and spec.effective("guidance") > 1 else 1
     forwards = steps * per_step
     hits = cache_hits(spec.effective("first_block_cache")) * (steps - 1) * per_step
-    flop = (forwards - hits) * forward.total + hits * forward.cached
+    flop = (forwards - hits) * forward.total + hits * forward.cached  # the work; a hit's time is measured apart
+    cached_cost = knobs["first_block_cache"]["cached_cost"][spec.model] if hits else 0.0
     reference = arch["reference"]
     slower = table["gpus"][table["reference"]]["peak_bf16_tflops"] / peak  # reference-GPU seconds → this GPU
     volume = clip.frames * clip.width * clip.height / (reference["frames"] * reference["width"] * reference["height"])
+    compiles = spec.effective("compile") and first_of_shape
     phases = {
         "prep": reference["prep_s"] * slower,
-        "denoise": flop / 1e12 / achieved,
+        "denoise": ((forwards - hits) + hits * cached_cost) * forward_s,
         "decode": reference["decode_s"] * slower * volume,
         "interpolate": written * cpu["interpolate_s_per_frame"] * pixels if written_fps != clip.fps else 0.0,
         "encode": encode,
-        "compile": knobs["compile"]["warmup_s"] if spec.effective("compile") and first_of_shape else 0.0,
+        "compile": knobs["compile"]["warmup_s"][spec.model] if compiles else 0.0,
     }
     return ClipPrediction(clip.index, clip.frames, clip.width, clip.height, forwards, flop / 1e12,
                           sum(phases.values()), phases)  # fmt: skip
+
+
+def compiled_shape(spec: JobSpec, clip: ClipPlan) -> tuple:
+    """What a compiled transformer recompiles for: the clip's shape, and with prompt_trim the prompt too (the
+    trimmed prompt's length is an input shape; a prompt of the same length as an earlier one would not recompile,
+    but the planner can't count tokens: charged per distinct prompt)."""
+    return (clip.frames, clip.width, clip.height) + ((clip.prompt,) if spec.effective("prompt_trim") else ())
 
 
 def predict_run(spec: JobSpec, gpu: str | None = None) -> RunPrediction:
@@ -225,7 +244,7 @@ def predict_run(spec: JobSpec, gpu: str | None = None) -> RunPrediction:
     gpu = plan_gpu(spec, gpu)
     clips, shapes = [], set()
     for clip in plan_clips(spec):
-        shape = (clip.frames, clip.width, clip.height)
+        shape = compiled_shape(spec, clip)
         clips.append(predict_clip(spec, clip, gpu, first_of_shape=shape not in shapes))
         shapes.add(shape)
     load_s = float(architectures()[spec.model]["load_s"])

@@ -71,11 +71,13 @@ class Baseline:
     size_step: int = 16  # width and height are multiples of this
     issue: int | None = None
     # Speed knobs (None: the model has no such setting). first_block_cache: the threshold, 0 = off;
-    # interpolate_to: the fps clips are written at after frame interpolation, 0 = off.
+    # interpolate_to: the fps clips are written at after frame interpolation, 0 = off; prompt_trim: cut the
+    # prompt's padded tail and drop the attention mask (HunyuanVideo, batch 1: the same math).
     first_block_cache: float | None = None
     interpolate_to: int | None = None
     attention_backend: str | None = None
     compile: bool | None = None
+    prompt_trim: bool | None = None
     profiles: dict[str, dict] = field(default_factory=dict)  # profile name → overrides of the fields above
 
 
@@ -174,9 +176,10 @@ class Generation(Strict):
     interpolate_to: int | None = Field(None, ge=0, le=60)  # write clips at this fps (minterpolate); 0 = off
     attention_backend: AttentionBackend | None = None  # diffusers' attention backend of the transformer
     compile: bool | None = None  # regional torch.compile of the transformer's repeated blocks (CUDA only)
+    prompt_trim: bool | None = None  # Hunyuan: the prompt's padded tail cut, attention unmasked (same math)
 
 
-SPEED_KNOBS = ("first_block_cache", "interpolate_to", "attention_backend", "compile")
+SPEED_KNOBS = ("first_block_cache", "interpolate_to", "attention_backend", "compile", "prompt_trim")
 
 
 class Stitch(Strict):

@@ -128,5 +128,8 @@ def test_overnight_runs_the_three_models_side_by_side_and_reports(prefect_worker
     assert fake.live_instances() == [] and len(fake.requests_to("PUT", "/api/v0/asks/*/")) >= 3
     artifacts = artifacts_of(api, flow_run_id(done))
     assert "report-overnight" in artifacts and report["winner"] in artifacts["report-overnight"]["data"]
+    live = httpx.get(f"{api}/v2/concurrency_limits/shootout-live-instances").json()
+    assert live["limit"] == 3 and live["active_slots"] == 0  # each run held a slot from renting to destroy
     held = everything_prefect_holds(api)  # the worker had both secrets in its environment: none reached Prefect
     assert VAST_KEY not in held and HF_TOKEN not in held and "created instance " in held
+    assert held.count("waiting for a slot of the 'shootout-live-instances' limit") >= 3

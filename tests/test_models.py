@@ -107,6 +107,14 @@ def test_tiny_model_runs_two_chained_clips_into_a_verified_bundle(tiny_runs, tin
     for i, log in enumerate(logs):
         params = log["params"]["adapter"]
         assert params["pipeline"] == pipeline and params["num_inference_steps"] == 2
+        # the baseline's same-math knobs: compile (CUDA only: skipped here, and said so), Hunyuan's prompt trim
+        assert log["params"]["compile"] is True and params["speed"]["compile"].startswith("skipped on cpu")
+        if model == "hunyuan_i2v":
+            assert log["params"]["prompt_trim"] is True and params["speed"]["prompt_trim"].startswith("padded prompt")
+            # the tiny byte-level tokenizer spends the whole 256-token window on the demo's prompt: nothing to cut here
+            assert params["prompt_tokens"]["kept"] <= params["prompt_tokens"]["padded"] == 396
+        else:
+            assert log["params"]["prompt_trim"] is None and "prompt_trim" not in params["speed"]
         generated = log["params"]["generated_frames"]
         assert (params["num_frames"], params["height"], params["width"]) == (generated, 64, 64)
         assert log["params"]["frames"] == frames and log["clip_file"]["frames"] == frames
@@ -140,7 +148,7 @@ def test_first_block_cache_and_interpolation_in_a_worker_run(tiny_runs) -> None:
     run_dir, manifest = tiny_runs["cogvideox15_5b_i2v"]["run_dir"], tiny_runs["cogvideox15_5b_i2v"]["manifest"]
     speed = manifest["model"]["speed"]
     assert speed["first_block_cache"] == "threshold 1.0" and speed["interpolate_to"].startswith("24 fps (minterpolate")
-    assert speed["compile"] == "off" and speed["attention_backend"].startswith("not applicable")
+    assert speed["compile"].startswith("skipped on cpu") and speed["attention_backend"].startswith("not applicable")
     for i in range(2):
         log = json.loads((run_dir / "logs" / f"log_{i:03d}.json").read_text())
         params = log["params"]
@@ -179,6 +187,41 @@ def test_first_block_cache_skips_blocks_and_starts_clean_each_clip(tiny_home, mo
     assert speed["compile"] == "skipped on cpu: regional torch.compile is for CUDA"
     expected = "sage: skipped on cpu (a CUDA kernel); native used" if backend == "sage" else backend
     assert speed["attention_backend"] == expected and speed["first_block_cache"] == "threshold 1.0"
+
+
+def test_hunyuan_prompt_trim_is_the_same_math_on_the_tiny_model() -> None:
+    """prompt_trim (remote/models/hunyuan.py) on the tiny HunyuanVideo-I2V in float32: the transformer fed exactly what
+    the pipeline feeds it gives the same output with the prompt's padded tail cut and the attention unmasked as
+    diffusers' padded, masked forward — and a different one if the mask were dropped without the cut."""
+    import torch
+
+    from remote.models.hunyuan import PromptTrim
+    from remote.models.tiny import TINY
+
+    torch.set_num_threads(1)
+    torch.manual_seed(0)
+    pipe = TINY["hunyuan_i2v"][1]()
+    pipe.set_progress_bar_config(disable=True)
+    calls = []
+    hook = pipe.transformer.register_forward_pre_hook(lambda _, a, kw: calls.append(kw), with_kwargs=True)
+    image = Image.new("RGB", (64, 64), "orange")
+    pipe(image=image, prompt="a red espresso cup on a saucer", height=64, width=64, num_frames=9, num_inference_steps=1,
+         guidance_scale=6.0, image_embed_interleave=4, output_type="latent")  # fmt: skip
+    hook.remove()
+    inputs = calls[0]
+    assert pipe.transformer.dtype == torch.float32 and inputs["encoder_hidden_states"].shape[0] == 1
+    with torch.no_grad():
+        padded = pipe.transformer(**inputs)[0]
+        trim = PromptTrim(pipe.transformer)
+        trimmed = pipe.transformer(**inputs)[0]
+        unmasked = pipe.transformer.forward(**inputs)[0]  # forward() skips the trim hook: padding, no mask
+    max_abs = (trimmed - padded).abs().max().item()
+    print(f"prompt_trim, tiny Hunyuan, float32: tokens {trim.tokens}, max abs diff {max_abs:.3g} "
+          f"(outputs up to {padded.abs().max().item():.3g}; mask dropped untrimmed: "
+          f"{(unmasked - padded).abs().max().item():.3g})")  # fmt: skip
+    assert trim.tokens["kept"] < trim.tokens["padded"] == inputs["encoder_hidden_states"].shape[1]
+    assert max_abs <= 1e-5 * padded.abs().max().item()
+    assert (unmasked - padded).abs().max().item() > 1e-2 * padded.abs().max().item()  # the test can see a wrong mask
 
 
 def test_hunyuan_tokenizer_guard_replaces_a_tokenizer_that_encodes_differently(tiny_home, tiny_runs) -> None:

@@ -8,6 +8,7 @@ import time
 
 import pytest
 import requests
+from conftest import REPO
 from fakes.vast_api import RATE_LIMIT_TEXT, FakeVast, no_such_ask
 from sshd import free_port, make_sshd
 
@@ -164,3 +165,29 @@ def test_host_ram_is_part_of_the_offer_query(fake, sshd, tmp_path) -> None:
     with pytest.raises(VastError, match="cpu_ram>=96"):  # the fake's offers have 64 GB
         made.acquire("run-1")
     assert records == []
+
+
+def test_an_estimate_over_budget_is_refused_before_anything_is_rented(fake, sshd, tmp_path) -> None:
+    from jobspecs import load_spec
+    from jobspecs.plan import predict_run
+    from tasks.costs import PROVISIONING_S, OverBudget, estimate_at
+
+    spec = load_spec(REPO / "jobspecs" / "wan.yaml").spec
+    prediction = predict_run(spec)
+    seen = []
+
+    def approve(offer: dict) -> dict:
+        seen.append(offer["id"])
+        return estimate_at(prediction, float(offer["dph_total"]), budget_usd=0.10)
+
+    made, records, _ = provider(fake, sshd, tmp_path, approve=approve)
+    with pytest.raises(OverBudget, match=r"budget_usd = 0.10: the estimate at the cheapest matching offer is \$"):
+        made.acquire("run-1")
+    assert seen == [5001] and records == [] and fake.requests_to("PUT", "/api/v0/asks/*/") == []
+    # within budget, the estimate is kept with the rental and shows next to the actual cost
+    made, _, _ = provider(fake, sshd, tmp_path, approve=lambda offer: estimate_at(prediction, 0.42, budget_usd=50))
+    box = made.acquire("run-2")
+    made.release(box, "run-2", fetched=True)
+    cost = made.rentals[0].cost()
+    assert cost["estimate_usd"] == round(0.42 * (prediction.total_s + PROVISIONING_S) / 3600, 4)
+    assert cost["estimate_s"] == round(prediction.total_s + PROVISIONING_S) and cost["usd_total"] > 0
