@@ -149,14 +149,13 @@ def one_film(spec: str, out_dir: str, overrides: list[str], resume_from: str | N
     video = manifest["final_video"]
     costs = [rental.cost() for rental in rentals]
     summary = cost_summary(costs, video["seconds"] if video else 0.0, time.monotonic() - started,
-                           {"estimate_s": round(prediction.total_s), "estimate_usd": 0.0})  # fmt: skip
+                           {"estimate_s": round(prediction.total_s), "estimate_usd": 0.0}, infra.provider)  # fmt: skip
     publish_costs(run_id, job.spec.model, manifest["clips"]["finished"], summary, out)
     publish_summary(manifest, out / run_id, summary)
-    status_state = manifest["guardrails"]["outcome"]
     if status.get("state") != "generated":
         raise RunIncomplete(
             f"{status.get('state')}: {status.get('reason')}; {status.get('clips_done', 0)} finished clips "
-            f"are in {out / run_id} (guardrails: {status_state})"
+            f"are in {out / run_id} (guardrails: {manifest['guardrails']['outcome']})"
         )
     return {"run_id": run_id, "archive": str(archive), "run_dir": str(out / run_id),
             "video": str(out / run_id / video["path"]), "seconds": video["seconds"], "costs": costs,

@@ -58,12 +58,13 @@ def artifact_key(kind: str, model: str) -> str:
     return f"{kind}-" + re.sub(r"[^a-z0-9-]+", "-", name.lower()).strip("-")
 
 
-def cost_summary(rentals: list[dict], video_s: float, wall_s: float, estimate: dict) -> dict:
-    """One run's cost: every rental summed (a run may have destroyed a failed instance before the one it used)."""
+def cost_summary(rentals: list[dict], video_s: float, wall_s: float, estimate: dict, provider: str) -> dict:
+    """One run's cost: every rental summed (a run may have destroyed a failed instance before the one it used).
+    Without rentals (local, ssh) the box costs nothing here and the wall time stands in for the billed time."""
     total = sum(r["usd_total"] for r in rentals)
     return {
-        "instances": [r["instance_id"] for r in rentals] or ["local"],
-        "gpu": rentals[-1]["gpu"] if rentals else "this machine",
+        "instances": [r["instance_id"] for r in rentals] or [provider],
+        "gpu": rentals[-1]["gpu"] if rentals else ("this machine" if provider == "local" else "your box"),
         "usd_per_hour": rentals[-1]["usd_per_hour"] if rentals else 0.0,
         "billed_s": round(sum(r["billed_seconds"] for r in rentals), 1) if rentals else round(wall_s, 1),
         "usd_total": round(total, 4),
