@@ -32,6 +32,14 @@ every variant. Variants are applied one after another to the same module (each k
   fbc              the fast profile's First Block Cache on top of the best compiled model: seconds per forward when
                    the forward is computed (its first call in a cache context) and when it is served from the cache
                    (threshold so high that every later call is). How many forwards hit depends on real weights.
+  adapter          the product's own code on a fresh (stock) module: the knobs of jobspecs/<model>.yaml's baseline
+                   profile applied by remote/models (hf.apply_speed_knobs: compile_repeated_blocks, fullgraph;
+                   Hunyuan: hunyuan.PromptTrim, fed the padded prompt and mask as the pipeline gives them; then a
+                   second, shorter prompt: the recompile it costs and the speed after it).
+  adapter+fbc      the same with the fast profile's First Block Cache as the adapter applies it (cache hooks first,
+                   then compile_repeated_blocks with fullgraph=False), threshold 1.0 (repeated inputs: every call
+                   after a context's first is a hit): computed and cached seconds per forward.
+                   One adapter variant per process, after stock only (they need the unmodified module).
 
 Per variant: seconds per forward (median of --reps after a warm-up, CUDA events), the first call (compile
 included), peak allocated/reserved GiB, max |out − stock| and ‖out − stock‖/‖stock‖ on the same inputs, TFLOP/s
@@ -94,7 +102,11 @@ VARIANT_ORDER = (
     "cudnn+fqkv+autotune",
     "cudnn+fqkv+xattn+compile",
     "fbc",
+    "adapter",
+    "adapter+fbc",
 )
+ADAPTER_VARIANTS = ("adapter", "adapter+fbc")
+ADAPTER_SPECS = {"wan22_ti2v_5b": "wan.yaml", "cogvideox15_5b_i2v": "cogvideox.yaml", "hunyuan_i2v": "hunyuan.yaml"}
 AUTOTUNE_MODE = "max-autotune-no-cudagraphs"
 DENSE_VARIANTS = ("stock", "cudnn", "cudnn+compile", "cudnn+fqkv+compile", "cudnn+fqkv+autotune", "fbc")
 WAN_VARIANTS = DENSE_VARIANTS[:-1] + ("cudnn+fqkv+xattn+compile", "fbc")
@@ -545,10 +557,11 @@ def run_shape(spec: Model, args) -> dict:
     gpu = torch.cuda.get_device_name(0) if cuda else "cpu (dry run)"
     total = torch.cuda.get_device_properties(0).total_memory if cuda else 0
     peak = peak_tflops(gpu) if cuda else None
-    torch._dynamo.config.cache_size_limit = 64
-    if hasattr(torch._dynamo.config, "recompile_limit"):
-        torch._dynamo.config.recompile_limit = 64
-    torch._dynamo.config.accumulated_cache_size_limit = 512
+    if not set(args.variants or ()) & set(ADAPTER_VARIANTS):  # the adapter variants run with torch's defaults
+        torch._dynamo.config.cache_size_limit = 64
+        if hasattr(torch._dynamo.config, "recompile_limit"):
+            torch._dynamo.config.recompile_limit = 64
+        torch._dynamo.config.accumulated_cache_size_limit = 512
     compile_backend = "aot_eager" if args.dry_run else "inductor"
 
     result: dict = {
@@ -621,7 +634,11 @@ def run_shape(spec: Model, args) -> dict:
             torch.cuda.set_per_process_memory_fraction(args.cap_gib * GIB / total)
             result["resident_before_forward_gib"] = gib(torch.cuda.memory_allocated())
 
-    wanted = [v for v in VARIANT_ORDER if v in spec.variants and (not args.variants or v in args.variants)]
+    wanted = [v for v in VARIANT_ORDER if (v in spec.variants or v in ADAPTER_VARIANTS)
+              and (not args.variants or v in args.variants)]  # fmt: skip
+    adapters = [v for v in wanted if v in ADAPTER_VARIANTS]
+    if adapters and (len(adapters) > 1 or not set(wanted) <= {"stock", *adapters}):
+        raise SystemExit(f"--variants {','.join(wanted)}: one adapter variant per process, after stock only")
     blocks = blocks_of(transformer, spec)
     flop = None
     last_baseline = None
@@ -656,11 +673,37 @@ def run_shape(spec: Model, args) -> dict:
                 compile_blocks(blocks, compile_backend, mode)
                 entry["what"] += f"; regional torch.compile of {len(blocks)} blocks (fullgraph, static shapes"
                 entry["what"] += f", mode {mode})" if mode else ")"
+            if variant in ADAPTER_VARIANTS:
+                bench.attention, bench.trim = "default", False  # the module's own knobs; the pipeline's inputs
+                entry["speed"], trim = apply_adapter_knobs(spec.name, transformer, device, fbc=variant != "adapter")
+                entry["what"] = "remote/models' knobs of the baseline profile" + (
+                    " + First Block Cache 1.0" if variant != "adapter" else "")  # fmt: skip
+            if variant == "adapter+fbc":
+                entry |= measure_fbc(bench, transformer, inputs, args.reps, enable=False)
+                entry["dynamo"] = dynamo_counts()
+            elif variant == "adapter":
+                info, out = bench.measure(bench.call(transformer, inputs), args.reps)
+                entry |= info | bench.compare(out) | {"dynamo": dynamo_counts()}
+                bench.outputs[variant] = out.to("cpu", copy=True)
+                del out
+                if trim is not None:
+                    entry["prompt_tokens"] = trim.tokens
+                    shorter = dict(inputs, encoder_attention_mask=inputs["encoder_attention_mask"].clone())
+                    shorter["encoder_attention_mask"][:, HUNYUAN_VALID_TOKENS - 24 :] = 0
+                    info, out = bench.measure(bench.call(transformer, shorter), args.reps)
+                    entry["second_prompt"] = info | {
+                        "prompt_tokens": trim.tokens,
+                        "dynamo": dynamo_counts(),
+                        "what": "24 tokens shorter: the compiled blocks see a new shape",
+                    }
+                    del out
             if variant == "fbc" and args.profile and "kernel_profile" not in result:
                 result["kernel_profile"] = profile_forward(bench.call(transformer, inputs), last_baseline, device)
                 save(header, result)
             if variant == "fbc":
                 entry |= measure_fbc(bench, transformer, inputs, args.reps)
+            elif variant in ADAPTER_VARIANTS:
+                pass
             else:
                 fn = bench.call(transformer, inputs)
                 try:
@@ -705,7 +748,7 @@ def run_shape(spec: Model, args) -> dict:
 
     if args.profile and "kernel_profile" not in result and last_baseline:
         result["kernel_profile"] = profile_forward(bench.call(transformer, inputs), last_baseline, device)
-    baseline = {k: v for k, v in result["variants"].items() if k != "fbc" and v.get("s_per_forward")}
+    baseline = {k: v for k, v in result["variants"].items() if "fbc" not in k and v.get("s_per_forward")}
     ok = {k: v for k, v in baseline.items() if v.get("finite") and v.get("rel_l2_vs_stock", 0.0) < 0.03}
     if ok:
         best = min(ok, key=lambda k: ok[k]["s_per_forward"])
@@ -739,10 +782,39 @@ def run_shape(spec: Model, args) -> dict:
     return result
 
 
-def measure_fbc(bench: Bench, transformer, inputs: dict, reps: int) -> dict:
+def apply_adapter_knobs(model: str, transformer, device, fbc: bool) -> tuple[dict, object]:
+    """The speed knobs as the product applies them (remote/models), from the model's spec in jobspecs/ at its baseline
+    profile (with `fbc`: First Block Cache at threshold 1.0 on top). Returns (what was done, Hunyuan's PromptTrim)."""
+    import importlib.util
+    import types
+
+    import yaml
+
+    if importlib.util.find_spec("imageio_ffmpeg") is None:  # remote.bundle's encoder helper: not needed here
+        sys.modules["imageio_ffmpeg"] = types.ModuleType("imageio_ffmpeg")
+    from jobspecs import validate
+    from remote.models.hf import apply_speed_knobs
+
+    data = yaml.safe_load((REPO / "jobspecs" / ADAPTER_SPECS[model]).read_text())
+    if fbc:
+        data.setdefault("generation", {})["first_block_cache"] = 1.0
+    spec = validate(data)
+    trim = None
+    if spec.effective("prompt_trim"):
+        from remote.models.hunyuan import PromptTrim
+
+        trim = PromptTrim(transformer)
+    done = apply_speed_knobs(types.SimpleNamespace(transformer=transformer), device, spec)
+    if trim is not None:
+        done["prompt_trim"] = PromptTrim.what
+    return done, trim
+
+
+def measure_fbc(bench: Bench, transformer, inputs: dict, reps: int, enable: bool = True) -> dict:
     from diffusers import FirstBlockCacheConfig
 
-    transformer.enable_cache(FirstBlockCacheConfig(threshold=1e9))  # after a context's first call, always cached
+    if enable:  # after a context's first call, always cached
+        transformer.enable_cache(FirstBlockCacheConfig(threshold=1e9))
     fn = bench.call(transformer, inputs)
     computed, cached = [], []
     out = None
@@ -757,9 +829,15 @@ def measure_fbc(bench: Bench, transformer, inputs: dict, reps: int) -> dict:
             seconds = stop()
             if i:  # the first one warms up the hooks
                 computed.append(seconds)
-    info = {"what": "First Block Cache (threshold 1e9: every call after a context's first is cached) on the "
-            f"{bench.attention}{'+trim' if bench.trim else ''} compiled model",
-            "computed_s_all": [round(s, 4) for s in computed]}  # fmt: skip
+    what = (
+        (
+            f"First Block Cache (threshold 1e9: every call after a context's first is cached) on the "
+            f"{bench.attention}{'+trim' if bench.trim else ''} compiled model"
+        )
+        if enable
+        else "computed and cached"
+    )
+    info = {"what": what, "computed_s_all": [round(s, 4) for s in computed]}  # fmt: skip
     info |= {k: v for k, v in bench.compare(out).items() if k != "finite"}
     del out
     with transformer.cache_context("cond"):  # the state of the last computed call: every call now hits

@@ -194,9 +194,11 @@ def cache_hits(threshold: float) -> float:
     return knob["hits_at_reference"] * min(threshold / knob["reference_threshold"], 1.0) if threshold else 0.0
 
 
-def predict_clip(spec: JobSpec, clip: ClipPlan, gpu: str, first_of_shape: bool = False) -> ClipPrediction:
-    """Predicted seconds of one clip of `spec` on `gpu` ("cpu" for kenburns). `first_of_shape`: the first clip of
-    a compiled shape, which pays for the compile."""
+def predict_clip(spec: JobSpec, clip: ClipPlan, gpu: str, first_of_shape: bool = False,
+                 new_prompt: bool = False) -> ClipPrediction:  # fmt: skip
+    """Predicted seconds of one clip of `spec` on `gpu` ("cpu" for kenburns). With compile on, `first_of_shape`: the
+    first clip of its shape, which pays for the compile; `new_prompt`: a later one whose prompt is new to that shape,
+    which pays for a recompile where the prompt's length is an input shape (prompt_trim)."""
     arch, table = architectures()[spec.model], throughput()
     cpu = table["cpu"]
     pixels = clip.width * clip.height / PIXELS_720P
@@ -219,34 +221,38 @@ def predict_clip(spec: JobSpec, clip: ClipPlan, gpu: str, first_of_shape: bool =
     reference = arch["reference"]
     slower = table["gpus"][table["reference"]]["peak_bf16_tflops"] / peak  # reference-GPU seconds → this GPU
     volume = clip.frames * clip.width * clip.height / (reference["frames"] * reference["width"] * reference["height"])
-    compiles = spec.effective("compile") and first_of_shape
+    compiling = knobs["compile"]
+    if not spec.effective("compile"):
+        compile_s = 0.0
+    elif first_of_shape:
+        compile_s = compiling["warmup_s"][spec.model]
+    elif new_prompt and spec.effective("prompt_trim"):
+        compile_s = compiling["recompile_s"][spec.model]
+    else:
+        compile_s = 0.0
     phases = {
         "prep": reference["prep_s"] * slower,
         "denoise": ((forwards - hits) + hits * cached_cost) * forward_s,
         "decode": reference["decode_s"] * slower * volume,
         "interpolate": written * cpu["interpolate_s_per_frame"] * pixels if written_fps != clip.fps else 0.0,
         "encode": encode,
-        "compile": knobs["compile"]["warmup_s"][spec.model] if compiles else 0.0,
+        "compile": compile_s,
     }
     return ClipPrediction(clip.index, clip.frames, clip.width, clip.height, forwards, flop / 1e12,
                           sum(phases.values()), phases)  # fmt: skip
 
 
-def compiled_shape(spec: JobSpec, clip: ClipPlan) -> tuple:
-    """What a compiled transformer recompiles for: the clip's shape, and with prompt_trim the prompt too (the
-    trimmed prompt's length is an input shape; a prompt of the same length as an earlier one would not recompile,
-    but the planner can't count tokens: charged per distinct prompt)."""
-    return (clip.frames, clip.width, clip.height) + ((clip.prompt,) if spec.effective("prompt_trim") else ())
-
-
 def predict_run(spec: JobSpec, gpu: str | None = None) -> RunPrediction:
     """Predicted seconds of every clip and of the run on `gpu` (default: infrastructure.gpu; kenburns: "cpu")."""
     gpu = plan_gpu(spec, gpu)
-    clips, shapes = [], set()
+    clips, seen = [], set()
     for clip in plan_clips(spec):
-        shape = compiled_shape(spec, clip)
-        clips.append(predict_clip(spec, clip, gpu, first_of_shape=shape not in shapes))
-        shapes.add(shape)
+        # a compiled model compiles once per clip shape; with prompt_trim the prompt's length is an input shape too
+        # (the planner can't count tokens: a recompile is charged per prompt new to the shape)
+        shape = (clip.frames, clip.width, clip.height)
+        first, new_prompt = shape not in seen, (shape, clip.prompt) not in seen
+        clips.append(predict_clip(spec, clip, gpu, first_of_shape=first, new_prompt=new_prompt))
+        seen |= {shape, (shape, clip.prompt)}
     load_s = float(architectures()[spec.model]["load_s"])
     return RunPrediction(
         model=spec.model,

@@ -195,6 +195,7 @@ def test_hunyuan_prompt_trim_is_the_same_math_on_the_tiny_model() -> None:
     diffusers' padded, masked forward — and a different one if the mask were dropped without the cut."""
     import torch
 
+    from remote.models.hf import regional_compile
     from remote.models.hunyuan import PromptTrim
     from remote.models.tiny import TINY
 
@@ -222,6 +223,20 @@ def test_hunyuan_prompt_trim_is_the_same_math_on_the_tiny_model() -> None:
     assert trim.tokens["kept"] < trim.tokens["padded"] == inputs["encoder_hidden_states"].shape[1]
     assert max_abs <= 1e-5 * padded.abs().max().item()
     assert (unmasked - padded).abs().max().item() > 1e-2 * padded.abs().max().item()  # the test can see a wrong mask
+    # regional compile must reach I2V's TokenReplace blocks, which diffusers' own `_repeated_blocks` does not name,
+    # and run under the 24gb plan's group offload, whose hooks break graphs (fullgraph=True fails there); torch's
+    # eager backend: dynamo's tracing without the CUDA-only code generation
+    blocks = {type(block).__name__ for block in (*pipe.transformer.transformer_blocks,
+                                                 *pipe.transformer.single_transformer_blocks)}  # fmt: skip
+    assert not blocks & set(pipe.transformer._repeated_blocks)
+    pipe.transformer.enable_group_offload(torch.device("cpu"), torch.device("cpu"), offload_type="block_level",
+                                          num_blocks_per_group=1)  # fmt: skip
+    done = regional_compile(pipe.transformer, cached=False, backend="eager")
+    assert done.endswith("fullgraph=False: group offload hooks in the blocks)")
+    assert set(pipe.transformer._repeated_blocks) == blocks
+    with torch.no_grad():
+        compiled = pipe.transformer(**inputs)[0]
+    assert (compiled - trimmed).abs().max().item() <= 1e-5 * padded.abs().max().item()
 
 
 def test_hunyuan_tokenizer_guard_replaces_a_tokenizer_that_encodes_differently(tiny_home, tiny_runs) -> None:

@@ -223,6 +223,30 @@ def baseline_overrides(spec: JobSpec) -> dict:
 
 
 CPU_ATTENTION_BACKENDS = ("native", "_native_math")  # the others are CUDA kernels
+BLOCK_LISTS = ("blocks", "transformer_blocks", "single_transformer_blocks")  # Wan; CogVideoX; Hunyuan (both)
+
+
+def repeated_block_classes(transformer) -> list[str]:
+    """Class names of the blocks in the transformer's block lists, in order (what regional compile compiles)."""
+    lists = [getattr(transformer, name, None) for name in BLOCK_LISTS]
+    return list(dict.fromkeys(type(block).__name__ for blocks in lists if blocks for block in blocks))
+
+
+def regional_compile(transformer, cached: bool, **compile_kwargs) -> str:
+    """torch.compile of every block in the transformer's block lists (compile_repeated_blocks), in one graph per
+    block unless hooks run inside the blocks: First Block Cache's (`cached`) and group offload's (its onload and
+    offload are torch.compiler.disable()d: a graph break, which fullgraph=True refuses). Returns what was done.
+
+    The blocks' classes are named here: diffusers' own `_repeated_blocks` names none for CogVideoX and misses
+    HunyuanVideo-I2V's TokenReplace blocks (it would compile only the patch embed and the token refiner)."""
+    from diffusers.hooks.group_offloading import _is_group_offload_enabled
+
+    transformer._repeated_blocks = repeated_block_classes(transformer)
+    hooks = [name for name, on in (("First Block Cache", cached), ("group offload", _is_group_offload_enabled(
+        transformer))) if on]  # fmt: skip
+    transformer.compile_repeated_blocks(fullgraph=not hooks, **compile_kwargs)
+    why = f": {' and '.join(hooks)} hooks in the blocks" if hooks else ""
+    return f"compile_repeated_blocks({', '.join(transformer._repeated_blocks)}, fullgraph={not hooks}{why})"
 
 
 def apply_speed_knobs(pipe, device, spec: JobSpec) -> dict:
@@ -254,11 +278,7 @@ def apply_speed_knobs(pipe, device, spec: JobSpec) -> dict:
     elif device.type != "cuda":
         done["compile"] = f"skipped on {device.type}: regional torch.compile is for CUDA"
     else:
-        if not transformer._repeated_blocks:  # CogVideoX declares none; its blocks are all CogVideoXBlock
-            transformer._repeated_blocks = [type(transformer.transformer_blocks[0]).__name__]
-        fullgraph = not threshold  # the cache hooks break graphs
-        transformer.compile_repeated_blocks(fullgraph=fullgraph)
-        done["compile"] = f"compile_repeated_blocks({', '.join(transformer._repeated_blocks)}, fullgraph={fullgraph})"
+        done["compile"] = regional_compile(transformer, cached=bool(threshold))
     target = spec.effective("interpolate_to")
     done["interpolate_to"] = f"{target} fps (minterpolate, when the clip is written)" if target else "off"
     return done
@@ -274,8 +294,7 @@ class CacheCounter:
         self.on = bool(spec.effective("first_block_cache")) and not compiled
         if self.on:
             transformer = pipe.transformer
-            lists = [getattr(transformer, name, None) for name in ("blocks", "transformer_blocks",
-                                                                      "single_transformer_blocks")]  # fmt: skip
+            lists = [getattr(transformer, name, None) for name in BLOCK_LISTS]
             last = [blocks for blocks in lists if blocks][-1][-1]
             probe = getattr(last, "attn1", None) or last.attn  # runs only when the block computes
             transformer.register_forward_hook(lambda *_: self.count("forwards"))

@@ -25,6 +25,7 @@ Memory plans (`generation.memory`):
 from __future__ import annotations
 
 import contextlib
+import functools
 
 import torch
 from PIL import Image
@@ -49,9 +50,11 @@ IMAGE_EMBED_INTERLEAVE = 4  # keep every 4th of the 576 image tokens (token_repl
 FULL_NEEDS_GIB = 110
 
 
-def unmasked_processor():
+@functools.cache
+def unmasked_processor_class() -> type:
     """diffusers' HunyuanVideoAttnProcessor2_0 with the attention mask dropped: only right where the prompt was cut
-    to its valid tokens first (then the mask the transformer builds is all True)."""
+    to its valid tokens first (then the mask the transformer builds is all True). One class for every block: a
+    class per block would give torch.compile a graph per block (its guards check the processor's type)."""
     from diffusers.models.transformers.transformer_hunyuan_video import HunyuanVideoAttnProcessor2_0
 
     class UnmaskedHunyuanAttnProcessor(HunyuanVideoAttnProcessor2_0):
@@ -59,7 +62,7 @@ def unmasked_processor():
                      image_rotary_emb=None):  # fmt: skip
             return super().__call__(attn, hidden_states, encoder_hidden_states, None, image_rotary_emb)
 
-    return UnmaskedHunyuanAttnProcessor()
+    return UnmaskedHunyuanAttnProcessor
 
 
 class PromptTrim:
@@ -73,7 +76,7 @@ class PromptTrim:
         self.tokens: dict | None = None  # the last forward's prompt tokens: {"padded": n, "kept": n}
         transformer.register_forward_pre_hook(self.trim, with_kwargs=True)
         for block in (*transformer.transformer_blocks, *transformer.single_transformer_blocks):
-            block.attn.set_processor(unmasked_processor())
+            block.attn.set_processor(unmasked_processor_class()())
 
     def trim(self, module, args, kwargs):
         mask = kwargs["encoder_attention_mask"]
