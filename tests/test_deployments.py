@@ -99,7 +99,8 @@ def test_a_failing_deployment_run_exits_non_zero_and_leaves_no_instance(prefect_
 
     def reaper_ran() -> list[dict]:  # prefect.yaml's trigger: a shootout run that ends badly starts reaper/sweep
         runs = httpx.post(f"{api}/flow_runs/filter", json={"flows": {"name": {"any_": ["reaper"]}}}).json()
-        return [r for r in runs if r["state_type"] == "COMPLETED" and (r["start_time"] or "") > started]
+        by_trigger = [r for r in runs if (r["created_by"] or {}).get("type") == "AUTOMATION"]  # not its own sweep
+        return [r for r in by_trigger if r["state_type"] == "COMPLETED" and (r["start_time"] or "") > started]
 
     wait_until(reaper_ran, 120, "reaper/sweep after the failed run")
     automations = httpx.post(f"{api}/automations/filter", json={}).json()
