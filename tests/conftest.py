@@ -26,6 +26,10 @@ HF_TOKEN = "hf_t0ken5ecr3t-do-not-log"
 SMALL = ("model_source=tiny", "generation.width=256", "generation.height=144", "stitch.preset=ultrafast",
          *(f"shots.{i}.duration_s=5" for i in range(6)))  # fmt: skip
 
+# Whole runs against the fake Vast API: instances answer "running" on the first poll (the provider polls every 5 s);
+# the loading sequence, stuck and failed instances are tests/test_vast.py's, at a 0.05 s poll.
+RUNNING_AT_ONCE = {"null_polls": 0, "loading_polls": 0}
+
 os.environ.setdefault("DO_NOT_TRACK", "1")
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 
@@ -115,6 +119,7 @@ def prefect_worker(prefect_api, sshd_server, box_venv, tmp_path_factory: pytest.
 
     home = tmp_path_factory.mktemp("worker-home")
     with FakeVast(ssh_host="127.0.0.1", ssh_port=sshd_server.port, api_key=VAST_KEY) as fake:
+        fake.configure(**RUNNING_AT_ONCE)
         env = os.environ | {"PREFECT_API_URL": prefect_api, "HOME": str(home), "VAST_URL": fake.url,
                             "VAST_API_KEY": VAST_KEY, "HF_TOKEN": HF_TOKEN,
                             "PREFECT_WORKER_QUERY_SECONDS": "2"}  # fmt: skip

@@ -5,7 +5,7 @@ transport) against the session's Prefect server, the fake Vast API and the real 
 from __future__ import annotations
 
 import pytest
-from conftest import DEMO
+from conftest import DEMO, RUNNING_AT_ONCE
 from fakes.vast_api import FakeVast
 
 from flows.shootout import RunIncomplete, shootout
@@ -19,6 +19,7 @@ ORIGINAL_GET = SshTransport.get
 def vast_env(prefect_api, sshd_server, box_venv, tmp_path, monkeypatch):
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     with FakeVast(ssh_host="127.0.0.1", ssh_port=sshd_server.port, api_key="k") as fake:
+        fake.configure(**RUNNING_AT_ONCE)
         monkeypatch.setenv("VAST_URL", fake.url)
         monkeypatch.setenv("VAST_API_KEY", "k")
         infrastructure = {"provider": "vast", "key_file": sshd_server.key_file, "remote_root": tmp_path / "box",

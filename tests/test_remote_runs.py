@@ -14,7 +14,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import DEMO, HF_TOKEN, REPO, SMALL, VAST_KEY, shootout_cli
+from conftest import DEMO, HF_TOKEN, REPO, RUNNING_AT_ONCE, SMALL, VAST_KEY, shootout_cli
 from fakes.vast_api import FakeVast
 
 from remote.bundle import sha256_file
@@ -25,6 +25,7 @@ SMALL_SETS = [f"--set={override}" for override in SMALL]
 @pytest.fixture
 def fake(sshd_server, tmp_path):
     with FakeVast(ssh_host="127.0.0.1", ssh_port=sshd_server.port, api_key=VAST_KEY) as server:
+        server.configure(**RUNNING_AT_ONCE)
         yield server
     stop_box_processes(tmp_path / "box")
 
