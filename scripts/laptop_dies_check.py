@@ -104,11 +104,11 @@ def main(work: Path) -> int:
     finally:
         for path in (work / "box").glob("*/*/run/status/status.json"):
             status = json.loads(path.read_text())
-            for pid in (status.get("worker_pid"), status.get("supervisor_pid")):
-                if pid:
+            for pid, group in ((status.get("worker_pid"), True), (status.get("supervisor_pid"), False)):
+                if pid:  # the worker's group holds its own ephemeral Prefect server
                     try:
-                        os.kill(pid, signal.SIGKILL)
-                    except ProcessLookupError:
+                        (os.killpg if group else os.kill)(pid, signal.SIGKILL)
+                    except (ProcessLookupError, PermissionError):
                         pass
         stop_tree(server)
         fake.stop()
