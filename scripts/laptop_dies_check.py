@@ -24,7 +24,7 @@ import httpx
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 sys.path[:0] = [str(REPO / "tests")]
-from conftest import descendants, stop_tree  # noqa: E402
+from conftest import descendants, healthy, stop_box_processes, stop_tree, wait_until  # noqa: E402
 from fakes.vast_api import FakeVast  # noqa: E402
 from sshd import free_port, make_sshd  # noqa: E402
 
@@ -33,20 +33,6 @@ START = time.monotonic()
 
 def say(message: str) -> None:
     print(f"{time.monotonic() - START:7.1f}s {message}", flush=True)
-
-
-def wait(condition, timeout_s: float):  # noqa: ANN001, ANN201
-    deadline = time.monotonic() + timeout_s
-    while not (value := condition()) and time.monotonic() < deadline:
-        time.sleep(2)
-    return value
-
-
-def healthy(api: str) -> bool:
-    try:
-        return httpx.get(f"{api}/health").status_code == 200
-    except httpx.HTTPError:
-        return False
 
 
 def reaper_runs(api: str) -> list[tuple[str, str]]:
@@ -72,7 +58,7 @@ def main(work: Path) -> int:
                                 start_new_session=True)  # fmt: skip
 
     try:
-        wait(lambda: healthy(api), 240)
+        wait_until(lambda: healthy(api), 240, "prefect server start")
         for argv in (["shootout", "setup"], ["prefect", "--no-prompt", "deploy", "--all"]):
             subprocess.run([BIN / argv[0], *argv[1:]], env=env, cwd=REPO, check=True, capture_output=True)
         first = worker()
@@ -84,32 +70,25 @@ def main(work: Path) -> int:
                                  cwd=REPO, capture_output=True, text=True)  # fmt: skip
         flow_run = created.stdout.split("UUID: ")[1].split()[0]
         say(f"flow run {flow_run} created")
-        wait(lambda: list((work / "box").glob("*/*/run/status/status.json")), 600)
+        wait_until(lambda: list((work / "box").glob("*/*/run/status/status.json")), 600, "the worker on the box")
         say(f"the worker runs on the box; live instances {fake.live_instances()}")
         for pid in [first.pid, *descendants(first.pid)]:
             os.kill(pid, signal.SIGKILL)
         killed = time.monotonic()
         say("the laptop died: worker and flow SIGKILLed")
-        state = wait(lambda: (s := httpx.get(f"{api}/flow_runs/{flow_run}").json()["state_type"]) != "RUNNING" and s,
-                     600)  # fmt: skip
+        state = wait_until(lambda: (s := httpx.get(f"{api}/flow_runs/{flow_run}").json()["state_type"]) != "RUNNING"
+                           and s, 600, "the run leaving RUNNING")  # fmt: skip
         say(f"the flow run is {state} {time.monotonic() - killed:.0f} s after the kill; live {fake.live_instances()}")
-        say(f"reaper runs: {wait(lambda: reaper_runs(api), 60)}")
+        say(f"reaper runs: {wait_until(lambda: reaper_runs(api), 60, 'a reaper run')}")
         second = worker()
         say("the laptop is back: a worker again")
-        wait(lambda: not fake.live_instances(), 600)
+        wait_until(lambda: not fake.live_instances(), 600, "the instance destroyed")
         say(f"live instances {fake.live_instances()} {time.monotonic() - killed:.0f} s after the kill")
         say(f"reaper runs: {reaper_runs(api)}")
         stop_tree(second)
         return 0 if not fake.live_instances() else 1
     finally:
-        for path in (work / "box").glob("*/*/run/status/status.json"):
-            status = json.loads(path.read_text())
-            for pid, group in ((status.get("worker_pid"), True), (status.get("supervisor_pid"), False)):
-                if pid:  # the worker's group holds its own ephemeral Prefect server
-                    try:
-                        (os.killpg if group else os.kill)(pid, signal.SIGKILL)
-                    except (ProcessLookupError, PermissionError):
-                        pass
+        stop_box_processes(work / "box")
         stop_tree(server)
         fake.stop()
         sshd.stop()

@@ -91,14 +91,15 @@ def run_side_by_side(deployments: list[str], night: Path, overrides: list[str], 
         logger.info(f"started {name}: flow run {started[name]}")
     states: dict[str, str] = {}
     with get_client(sync_client=True) as client:
-        while len(states) < len(started):
-            for name, flow_run_id in started.items():
-                state = client.read_flow_run(flow_run_id).state
-                if name not in states and state is not None and state.is_final():
+        while True:
+            for name in started.keys() - states.keys():
+                state = client.read_flow_run(started[name]).state
+                if state is not None and state.is_final():
                     states[name] = state.type.value
                     logger.info(f"{name}: {state.type.value} {state.message or ''}".strip())
-            time.sleep(POLL_S if len(states) < len(started) else 0)
-    return states
+            if len(states) == len(started):
+                return states
+            time.sleep(POLL_S)
 
 
 @task(name="compare-runs", cache_policy=NO_CACHE)

@@ -34,13 +34,27 @@ os.environ.setdefault("DO_NOT_TRACK", "1")
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 
 
-def wait_until(condition, timeout_s: float, what: str):  # noqa: ANN001, ANN201
+def wait_until(condition, timeout_s: float = 300, what: str = "condition"):  # noqa: ANN001, ANN201
+    """condition()'s first truthy value, polled every 0.2 s; TimeoutError at the deadline."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if value := condition():
             return value
-        time.sleep(0.5)
+        time.sleep(0.2)
     raise TimeoutError(f"{what}: not within {timeout_s:g} s")
+
+
+def stop_box_processes(root: Path) -> None:
+    """A destroyed fake instance is only a folder here: end the supervisor and worker it left, by pid (the worker's
+    whole process group)."""
+    for path in root.glob("**/run/status/status.json"):
+        status = json.loads(path.read_text())
+        for pid, group in ((status.get("worker_pid"), True), (status.get("supervisor_pid"), False)):
+            if pid:
+                try:
+                    (os.killpg if group else os.kill)(pid, signal.SIGKILL)
+                except (ProcessLookupError, PermissionError):
+                    pass
 
 
 def healthy(url: str) -> bool:

@@ -9,12 +9,21 @@ import os
 import shutil
 import signal
 import subprocess
-import time
 from pathlib import Path
 
 import httpx
 import pytest
-from conftest import DEMO, HF_TOKEN, REPO, RUNNING_AT_ONCE, SMALL, VAST_KEY, shootout_cli
+from conftest import (
+    DEMO,
+    HF_TOKEN,
+    REPO,
+    RUNNING_AT_ONCE,
+    SMALL,
+    VAST_KEY,
+    shootout_cli,
+    stop_box_processes,
+    wait_until,
+)
 from fakes.vast_api import FakeVast
 
 from remote.bundle import sha256_file
@@ -28,18 +37,6 @@ def fake(sshd_server, tmp_path):
         server.configure(**RUNNING_AT_ONCE)
         yield server
     stop_box_processes(tmp_path / "box")
-
-
-def stop_box_processes(root: Path) -> None:
-    """A destroyed fake instance is only a folder here: end the supervisor and worker it left, by pid."""
-    for path in root.glob("**/run/status/status.json"):
-        status = json.loads(path.read_text())
-        for pid, group in ((status.get("worker_pid"), True), (status.get("supervisor_pid"), False)):
-            if pid:
-                try:
-                    (os.killpg if group else os.kill)(pid, signal.SIGKILL)
-                except (ProcessLookupError, PermissionError):
-                    pass
 
 
 def remote_args(provider: str, sshd, box_venv: str, root: Path, *extra: str) -> list[str]:
@@ -111,7 +108,7 @@ def test_vast_run_killed_mid_clip_then_resumed_gives_the_same_bytes_as_local(
     env = run_env(small_local_run["api"], tmp_path, fake)
     run = start_run(["--out", str(out), *remote_args("vast", sshd_server, box_venv, root, *SMALL_SETS)], env)
     try:
-        _, status = wait_for(lambda: (s := box_status(root)) and s[1].get("clips_done", 0) >= 2 and s)
+        _, status = wait_until(lambda: (s := box_status(root)) and s[1].get("clips_done", 0) >= 2 and s)
         os.kill(status["worker_pid"], signal.SIGKILL)  # the worker dies mid clip 2 (an OOM kill, say)
         first_out, first_err = run.communicate(timeout=300)
     finally:
@@ -162,21 +159,12 @@ def box_status(root: Path) -> tuple[Path, dict] | None:
     return None
 
 
-def wait_for(condition, timeout_s: float = 300):  # noqa: ANN001, ANN201
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if value := condition():
-            return value
-        time.sleep(0.2)
-    raise TimeoutError("condition not met")
-
-
 def test_cancelling_the_local_flow_destroys_the_instance(prefect_api, fake, sshd_server, box_venv, tmp_path) -> None:
     root = tmp_path / "box"
     run = start_run(["--out", str(tmp_path / "out"), *remote_args("vast", sshd_server, box_venv, root)],
                     run_env(prefect_api, tmp_path, fake))  # fmt: skip
     try:
-        wait_for(lambda: box_status(root))  # the instance exists and the worker runs
+        wait_until(lambda: box_status(root))  # the instance exists and the worker runs
         assert len(fake.live_instances()) == 1
         run.send_signal(signal.SIGTERM)  # what `prefect flow-run cancel` and Ctrl-C end in
         run.communicate(timeout=120)
@@ -190,7 +178,7 @@ def test_a_killed_flow_leaves_an_orphan_the_reaper_destroys(prefect_api, fake, s
     env = run_env(prefect_api, tmp_path, fake)
     run = start_run(["--out", str(tmp_path / "out"), *remote_args("vast", sshd_server, box_venv, root)], env)
     try:
-        wait_for(lambda: box_status(root))
+        wait_until(lambda: box_status(root))
     finally:
         run.kill()  # SIGKILL: no finally, no hook — the instance is orphaned
         run.wait()
@@ -212,7 +200,7 @@ def test_a_lost_box_loses_at_most_the_clip_in_progress(prefect_api, fake, sshd_s
     run = start_run(["--out", str(out), *remote_args("vast", sshd_server, box_venv, root)],
                     run_env(prefect_api, tmp_path, fake))  # fmt: skip
     try:
-        wait_for(lambda: list(out.glob("*.partial/logs/log_000.json")))  # clip 0 is finished and copied here
+        wait_until(lambda: list(out.glob("*.partial/logs/log_000.json")))  # clip 0 is finished and copied here
         path, _ = box_status(root)
         stop_box_processes(root)  # the instance dies with its disk: processes and files gone
         shutil.rmtree(path.parents[2])
