@@ -29,6 +29,11 @@ every variant. Variants are applied one after another to the same module (each k
   ...+autotune     the same compiled with mode max-autotune-no-cudagraphs (Triton GEMM templates, fused epilogues).
   ...+xattn        (Wan) cross-attention (video tokens x 512 prompt tokens) on the SDPA backend that is fastest for
                    that shape in this process, set per processor through diffusers' attention dispatcher.
+  fa4, fa4+compile the attention through FlashAttention-4 (flash-attn-4's CuTe DSL kernels; their SM90 forward
+                   on Hopper) instead of SDPA, routed as the product does it (remote/models/fa4.py: a torch custom
+                   op, opaque to compile, so fullgraph still holds); calls with a mask, dropout or another dtype
+                   stay on SDPA. Needs the flash-attn-4 wheels (README). Only with --variants. Each keeps what the
+                   variants before it did (after a compiled variant, `fa4` runs compiled too).
   fbc              the fast profile's First Block Cache on top of the best compiled model: seconds per forward when
                    the forward is computed (its first call in a cache context) and when it is served from the cache
                    (threshold so high that every later call is). How many forwards hit depends on real weights.
@@ -101,6 +106,8 @@ VARIANT_ORDER = (
     "cudnn+fqkv+compile",
     "cudnn+fqkv+autotune",
     "cudnn+fqkv+xattn+compile",
+    "fa4",
+    "fa4+compile",
     "fbc",
     "adapter",
     "adapter+fbc",
@@ -110,6 +117,7 @@ ADAPTER_SPECS = {"wan22_ti2v_5b": "wan.yaml", "cogvideox15_5b_i2v": "cogvideox.y
 AUTOTUNE_MODE = "max-autotune-no-cudagraphs"
 DENSE_VARIANTS = ("stock", "cudnn", "cudnn+compile", "cudnn+fqkv+compile", "cudnn+fqkv+autotune", "fbc")
 WAN_VARIANTS = DENSE_VARIANTS[:-1] + ("cudnn+fqkv+xattn+compile", "fbc")
+FA4_VARIANTS = ("fa4", "fa4+compile")  # only when asked for (--variants): they need the flash-attn-4 wheels
 # Hunyuan's prompt: 144 image tokens (576 / interleave 4) + 256 text tokens padded, of which a short prompt uses ~80.
 HUNYUAN_TEXT_TOKENS, HUNYUAN_VALID_TOKENS = 400, 224
 
@@ -275,6 +283,23 @@ def sdpa_cudnn_first():
     return sdpa_kernel(order, set_priority=True)
 
 
+def fa4_installed() -> bool:
+    try:
+        import flash_attn.cute  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def sdpa_through_fa4():
+    """SDPA answered by FlashAttention-4 where it can be: the product's own routing (remote/models/fa4.py)."""
+    from remote.models.fa4 import attention_by, flash_attention_op
+
+    if not fa4_installed():
+        raise RuntimeError("flash-attn-4 is not installed (benchmarks/README.md: the FA4 wheels)")
+    return attention_by(flash_attention_op())
+
+
 def gib(n: float) -> float:
     return round(n / GIB, 2)
 
@@ -357,6 +382,23 @@ def attention_probe(heads: int, tokens: int, head_dim: int, mask_tokens: int | N
             result[name] = {"ms": round(s * 1e3, 2), "tflops": round(flop / s / 1e12, 1)}
         except Exception as exc:
             result[name] = {"error": f"{type(exc).__name__}: {str(exc).splitlines()[0][:160]}"}
+    if device.type == "cuda" and mask is None and fa4_installed():
+        try:
+            with sdpa_through_fa4(), torch.no_grad():
+                out = torch.nn.functional.scaled_dot_product_attention(q, k, v)
+                times = []
+                for _ in range(2):
+                    stop = now(device)
+                    torch.nn.functional.scaled_dot_product_attention(q, k, v)
+                    times.append(stop())
+            with sdpa_kernel([SDPBackend.CUDNN_ATTENTION]), torch.no_grad():
+                ref = torch.nn.functional.scaled_dot_product_attention(q, k, v)
+            s = min(times)
+            result["fa4"] = {"ms": round(s * 1e3, 2), "tflops": round(flop / s / 1e12, 1),
+                             "max_abs_diff_vs_cudnn": float((out.float() - ref.float()).abs().max())}  # fmt: skip
+            del out, ref
+        except Exception as exc:
+            result["fa4"] = {"error": f"{type(exc).__name__}: {str(exc).splitlines()[0][:300]}"}
     del q, k, v
     return result
 
@@ -489,10 +531,10 @@ class Bench:
 
     def call(self, transformer, inputs) -> Callable[[], torch.Tensor]:
         kwargs = trim_prompt(inputs) if self.trim else inputs
-        cudnn = self.attention == "cudnn"
+        attention = {"cudnn": sdpa_cudnn_first, "fa4": sdpa_through_fa4}.get(self.attention, contextlib.nullcontext)
 
         def run() -> torch.Tensor:
-            with torch.no_grad(), sdpa_cudnn_first() if cudnn else contextlib.nullcontext():
+            with torch.no_grad(), attention():
                 return transformer(**kwargs, return_dict=False)[0]
 
         return run
@@ -634,8 +676,11 @@ def run_shape(spec: Model, args) -> dict:
             torch.cuda.set_per_process_memory_fraction(args.cap_gib * GIB / total)
             result["resident_before_forward_gib"] = gib(torch.cuda.memory_allocated())
 
-    wanted = [v for v in VARIANT_ORDER if (v in spec.variants or v in ADAPTER_VARIANTS)
-              and (not args.variants or v in args.variants)]  # fmt: skip
+    if args.variants:  # the adapter and FA4 variants run only when named
+        wanted = [v for v in VARIANT_ORDER if v in args.variants
+                  and (v in spec.variants or v in ADAPTER_VARIANTS + FA4_VARIANTS)]  # fmt: skip
+    else:
+        wanted = [v for v in VARIANT_ORDER if v in spec.variants]
     adapters = [v for v in wanted if v in ADAPTER_VARIANTS]
     if adapters and (len(adapters) > 1 or not set(wanted) <= {"stock", *adapters}):
         raise SystemExit(f"--variants {','.join(wanted)}: one adapter variant per process, after stock only")
@@ -652,6 +697,9 @@ def run_shape(spec: Model, args) -> dict:
             elif variant.startswith("cudnn"):
                 bench.attention = "cudnn"
                 entry["what"] = "SDPA with cuDNN attention first (sdpa_kernel set_priority)"
+            elif variant.startswith("fa4"):
+                bench.attention = "fa4"
+                entry["what"] = "self-attention by FlashAttention-4 (flash_attn.cute, a custom op); the rest SDPA"
             if "trim" in variant and not bench.trim:
                 for block in blocks:
                     block.attn.set_processor(MaskFreeHunyuanProcessor())

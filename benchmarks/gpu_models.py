@@ -1,7 +1,9 @@
 """GPU check: each adapter's pipeline at full size (random weights), one clip at its 720p baseline, 2 denoising
-steps + the VAE decode, under a 24 GiB cap, with the adapter's own `24gb` memory plan.
+steps + the VAE decode, under a 24 GiB cap, with the adapter's own `24gb` memory plan; with --steps 0, one whole
+clip (the profile's steps, its longest clip) next to the planner's prediction for it on this GPU.
 
-    python benchmarks/gpu_models.py [MODEL ...] [--cap-gib 24] [--steps 2] [--memory 24gb] [--out DIR]
+    python benchmarks/gpu_models.py [MODEL ...] [--profile baseline|fast] [--cap-gib 24] [--steps 2|0]
+                                    [--frames N] [--memory 24gb] [--out DIR]
     python benchmarks/gpu_models.py --dry-run [MODEL ...]   (this script's plumbing on tiny pipelines, CPU)
 
 No weights are downloaded (none can be on the benchmark machine, and speed and memory don't depend on their
@@ -10,7 +12,9 @@ values). Each component is built from its full-size config (the real repos' conf
 the adapter's setup() (scheduler, prompt pre-encoding, memory plan) and generate() run exactly as on the rented
 RTX 4090. The cap (torch.cuda.set_per_process_memory_fraction) is set before setup(), so prompt encoding counts.
 Tokenizers are the tiny ones (remote/models/tiny.py): only their ids matter here. One JSON per model:
-GPU, versions, command, settings, peak VRAM (allocated and reserved), s/step, denoise and decode seconds.
+GPU, versions, command, settings, peak VRAM (allocated and reserved), s/step, each step's seconds, denoise and
+decode seconds, and (on a GPU the planner knows) the planner's phases for the same clip with the measured ones.
+Results: gpu_models_<model>_<gpu>.json for the 2-step check, gpu_clip_run_<model>_<profile>_<gpu>.json for a clip.
 """
 
 from __future__ import annotations
@@ -49,6 +53,7 @@ from benchmarks.full_size import (  # noqa: E402
     WAN_VAE,
 )
 from jobspecs import plan_clips, validate  # noqa: E402
+from jobspecs.plan import cache_hits, predict_clip, with_generation  # noqa: E402
 from remote.models import load_adapter  # noqa: E402
 from remote.models.hf import library_versions  # noqa: E402
 from remote.models.tiny import TINY, clip_tokenizer, llama3_tokenizer, t5_tokenizer  # noqa: E402
@@ -161,16 +166,53 @@ def params_b(module) -> float:
     return round(sum(p.numel() for p in module.parameters()) / 1e9, 3)
 
 
+def planner_gpu(name: str) -> str | None:
+    """The planner's name (jobspecs/throughput.yaml) for a torch device name where its figures were measured:
+    NVIDIA H100 80GB HBM3 → H100 (the SXM part), NVIDIA H200 → H200."""
+    for key in ("H100", "H200"):
+        if key in name and not any(other in name for other in ("PCIe", "NVL")):
+            return key
+    return None
+
+
+def planner_check(spec, clip, gpu: str, measured: dict) -> dict:
+    """The planner's phases for this clip on `gpu` (the first clip of its shape: compile included) against the
+    measured ones. The GPU part of a clip is prep + denoise (+ compile, inside the first steps) + decode; the
+    interpolation and encode run on the CPU afterwards and are not measured here."""
+    on_gpu = ("prep", "denoise", "compile", "decode")
+    predicted = predict_clip(spec, clip, gpu, first_of_shape=True)
+    no_hits = predict_clip(with_generation(spec, first_block_cache=0.0), clip, gpu, first_of_shape=True)
+    total = sum(predicted.phases[k] for k in on_gpu)
+    total_no_hits = sum(no_hits.phases[k] for k in on_gpu)
+    got = measured["denoise_s"] + measured["decode_s"]
+    return {
+        "gpu": gpu,
+        "forwards": predicted.forwards,
+        "first_block_cache_hits_assumed": round(cache_hits(spec.effective("first_block_cache") or 0.0), 3),
+        "predicted_phases_s": {k: round(predicted.phases[k], 1) for k in on_gpu},
+        "predicted_gpu_s": round(total, 1),
+        "predicted_gpu_s_if_no_cache_hit": round(total_no_hits, 1),
+        "measured_gpu_s": round(got, 1),
+        "measured_phases_s": {"prep + denoise + compile": measured["denoise_s"], "decode": measured["decode_s"]},
+        "error_vs_predicted": round(got / total - 1, 4),
+        "error_vs_predicted_if_no_cache_hit": round(got / total_no_hits - 1, 4),
+        "note": "the GPU part of the clip (preparation, denoising with the compile of the first clip, VAE decode); "
+        "interpolation and encode are CPU work after it",
+    }
+
+
 def run(model: str, args: argparse.Namespace) -> dict:
     data = yaml.safe_load((REPO / "jobspecs" / "demo.yaml").read_text())
     data["model"] = model
-    data["generation"] = {"steps": args.steps, "memory": args.memory}
+    data["generation"] = {"memory": args.memory, "profile": args.profile}
+    if args.steps:
+        data["generation"]["steps"] = args.steps
     if args.dry_run:  # tiny pipelines at a tiny size on the CPU
         data["model_source"] = "tiny"
         data["generation"] |= {"width": 64, "height": 64}
     spec = validate(data)
     first = plan_clips(spec)[0]
-    clip = dataclasses.replace(first, frames=spec.baseline.max_frames)  # one native clip at the baseline size
+    clip = dataclasses.replace(first, frames=args.frames or spec.max_frames)  # the longest clip the profile allows
     image = ImageOps.fit(Image.open(REPO / "jobspecs" / "espresso.png").convert("RGB"), (clip.width, clip.height),
                          Image.Resampling.LANCZOS)  # fmt: skip
     cuda = not args.dry_run
@@ -181,7 +223,14 @@ def run(model: str, args: argparse.Namespace) -> dict:
         "gpu": torch.cuda.get_device_name(0) if cuda else "cpu (dry run)",
         "gpu_memory_gib": round(total / GIB, 1),
         "cap_gib": args.cap_gib,
-        "clip": {"width": clip.width, "height": clip.height, "frames": clip.frames, "steps": args.steps},
+        "profile": args.profile,
+        "clip": {
+            "width": clip.width,
+            "height": clip.height,
+            "frames": clip.frames,
+            "fps": clip.fps,
+            "steps": spec.effective("steps"),
+        },  # fmt: skip
         "command": "python " + shlex.join(sys.argv),
         "libraries": library_versions() | {"python": platform.python_version()},
     }
@@ -226,12 +275,18 @@ def run(model: str, args: argparse.Namespace) -> dict:
         "peak_allocated_gib": round((generated.peak_vram_bytes or 0) / GIB, 2),
         "peak_reserved_gib": round((params["peak_vram_reserved_bytes"] or 0) / GIB, 2),
         "s_per_step": params["s_per_step"],
+        "step_s": params["step_s"],
         "denoise_s": round(generated.timings_s["denoise"], 2),
         "decode_s": round(generated.timings_s["decode"], 2),
         "host_peak_rss_gib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / GIB, 1),
         "memory": adapter.memory,
-        "settings": {k: v for k, v in params.items() if k not in ("memory", "peak_vram_reserved_bytes", "s_per_step")},
+        "settings": {
+            k: v for k, v in params.items() if k not in ("memory", "peak_vram_reserved_bytes", "s_per_step", "step_s")
+        },  # fmt: skip
     }
+    gpu = "H100" if args.dry_run else planner_gpu(result["gpu"])  # dry run: the plumbing, full-size figures
+    if not args.steps and gpu:
+        result["planner"] = planner_check(spec, clip, gpu, result)
     return result
 
 
@@ -239,7 +294,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("models", nargs="*", help=f"any of {', '.join(MODELS)} (default: all)")
     parser.add_argument("--cap-gib", type=float, default=24.0)
-    parser.add_argument("--steps", type=int, default=2)
+    parser.add_argument("--profile", default="baseline", choices=["baseline", "fast"])
+    parser.add_argument("--steps", type=int, default=2, help="denoising steps; 0: the profile's (a whole clip)")
+    parser.add_argument("--frames", type=int, default=None, help="default: the longest clip the profile allows")
     parser.add_argument("--memory", default="24gb", choices=["24gb", "full", "auto"])
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results")
     parser.add_argument("--dry-run", action="store_true", help="tiny pipelines on the CPU: checks this script")
@@ -254,9 +311,10 @@ def main() -> int:
         except Exception:
             result = {"model": model, "error": traceback.format_exc()}
         gpu = re.sub(r"[^A-Za-z0-9._-]+", "-", result.get("gpu", "gpu")).strip("-")
-        path = args.out / f"gpu_models_{model}_{gpu}.json"
+        name = f"gpu_models_{model}_{gpu}.json" if args.steps else f"gpu_clip_run_{model}_{args.profile}_{gpu}.json"
+        path = args.out / name
         path.write_text(json.dumps(result, indent=2, sort_keys=True) + "\n")
-        keys = ("peak_allocated_gib", "peak_reserved_gib", "s_per_step", "denoise_s", "decode_s", "error")
+        keys = ("peak_allocated_gib", "peak_reserved_gib", "s_per_step", "denoise_s", "decode_s", "planner", "error")
         print(model, {k: result.get(k) for k in keys}, flush=True)
     return 0
 

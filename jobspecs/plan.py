@@ -177,12 +177,15 @@ def gpu_throughput(model: str, gpu: str) -> tuple[float, float]:
     return card["peak_bf16_tflops"] * efficiency[model], card["peak_bf16_tflops"]
 
 
-def knob_speedup(spec: JobSpec) -> float:
-    """How much faster than stock diffusers the spec's same-math knobs make a forward (throughput.yaml `knobs`)."""
+def knob_speedup(spec: JobSpec, gpu: str) -> float:
+    """How much faster than stock diffusers the spec's same-math knobs make a forward on `gpu` (throughput.yaml
+    `knobs`; FlashAttention-4 only on the GPUs the box turns it on for)."""
     knobs, speedup = throughput()["knobs"], 1.0
     for name in ("compile", "prompt_trim"):
         if spec.effective(name):
             speedup *= knobs[name]["speedup"][spec.model]
+    if spec.effective("flash_attn_4") and gpu in knobs["flash_attn_4"]["gpus"]:
+        speedup *= knobs["flash_attn_4"]["speedup"][spec.model]
     if spec.effective("attention_backend") not in (None, "native"):
         speedup *= knobs["attention_backend"]["speedup"]
     return speedup
@@ -211,7 +214,7 @@ def predict_clip(spec: JobSpec, clip: ClipPlan, gpu: str, first_of_shape: bool =
     stock, peak = gpu_throughput(spec.model, gpu)
     knobs = table["knobs"]
     forward = clip_forward(arch, clip.frames, clip.width, clip.height)
-    forward_s = forward.total / 1e12 / (stock * knob_speedup(spec))  # one computed forward
+    forward_s = forward.total / 1e12 / (stock * knob_speedup(spec, gpu))  # one computed forward
     steps = spec.effective("steps")
     per_step = 2 if spec.baseline.guidance_kind == "cfg" and spec.effective("guidance") > 1 else 1
     forwards = steps * per_step

@@ -78,6 +78,7 @@ class Baseline:
     attention_backend: str | None = None
     compile: bool | None = None
     prompt_trim: bool | None = None
+    flash_attn_4: bool | None = None
     profiles: dict[str, dict] = field(default_factory=dict)  # profile name → overrides of the fields above
 
 
@@ -177,9 +178,10 @@ class Generation(Strict):
     attention_backend: AttentionBackend | None = None  # diffusers' attention backend of the transformer
     compile: bool | None = None  # regional torch.compile of the transformer's repeated blocks (CUDA only)
     prompt_trim: bool | None = None  # Hunyuan: the prompt's padded tail cut, attention unmasked (same math)
+    flash_attn_4: bool | None = None  # FlashAttention-4 for the unmasked attention on sm_90+ GPUs (same math)
 
 
-SPEED_KNOBS = ("first_block_cache", "interpolate_to", "attention_backend", "compile", "prompt_trim")
+SPEED_KNOBS = ("first_block_cache", "interpolate_to", "attention_backend", "compile", "prompt_trim", "flash_attn_4")
 
 
 class Stitch(Strict):

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Set up a box for the worker: a venv with this project (the wheel built at the run's commit) and its `remote`
-# extra at pinned versions. Idempotent: an existing venv is reused, satisfied requirements are not reinstalled,
+# extra at pinned versions, plus the `hopper` extra (FlashAttention-4) where the GPU is sm_90+. Idempotent: an existing venv is reused, satisfied requirements are not reinstalled,
 # and the project's own code is always replaced by the given wheel. ffmpeg comes pinned in the imageio-ffmpeg wheel.
 # Runs that share a venv (several runs on one box you have) set it up one at a time (flock).
 #
@@ -16,11 +16,17 @@ flock 9
 python=$(command -v python3.11 || command -v python3)
 "$python" -c 'import sys; assert sys.version_info >= (3, 11), sys.version' || { echo "python >= 3.11 needed"; exit 1; }
 [ -x "$venv/bin/python" ] || "$python" -m venv "$venv"
-stamp="$venv/.shootout-wheel-$(sha256sum "$wheel" | cut -c1-16)"  # wheels are built reproducibly: same code, same hash
+extras=remote
+capability=$(nvidia-smi --query-gpu=compute_cap --format=csv,noheader 2>/dev/null | head -n1 || true)
+if [[ "$capability" =~ ^[0-9]+ ]] && (( ${BASH_REMATCH[0]} >= 9 )); then
+  extras=remote,hopper  # FlashAttention-4: measured and used on sm_90+ only (remote/models/fa4.py)
+fi
+echo "gpu compute capability: ${capability:-none}; extras: $extras"
+stamp="$venv/.shootout-wheel-$(sha256sum "$wheel" | cut -c1-16)-$extras"  # reproducible wheels: same code, same hash
 if [ -f "$stamp" ]; then
   echo "this wheel is installed already"
 else
-  "$venv/bin/python" -m pip install --quiet --disable-pip-version-check "$wheel[remote]"
+  "$venv/bin/python" -m pip install --quiet --disable-pip-version-check "$wheel[$extras]"
   "$venv/bin/python" -m pip install --quiet --disable-pip-version-check --force-reinstall --no-deps "$wheel"
   rm -f "$venv"/.shootout-wheel-* && touch "$stamp"
 fi

@@ -149,6 +149,7 @@ def test_first_block_cache_and_interpolation_in_a_worker_run(tiny_runs) -> None:
     speed = manifest["model"]["speed"]
     assert speed["first_block_cache"] == "threshold 1.0" and speed["interpolate_to"].startswith("24 fps (minterpolate")
     assert speed["compile"].startswith("skipped on cpu") and speed["attention_backend"].startswith("not applicable")
+    assert speed["flash_attn_4"] == "skipped on cpu: a CUDA kernel; torch SDPA used"  # on in the baseline
     for i in range(2):
         log = json.loads((run_dir / "logs" / f"log_{i:03d}.json").read_text())
         params = log["params"]
@@ -365,3 +366,98 @@ def test_tiny_weights_are_built_on_demand_and_prompts_keep_no_autograd_graph(tin
     embeddings = [tensor for pair in adapter.embeds.values() for tensor in pair]
     assert len(embeddings) == 4 and not any(t.requires_grad for t in embeddings)
     assert adapter.pipe.text_encoder is None
+
+
+def transformer_inputs(model: str) -> tuple:
+    """A tiny pipeline's transformer and the keyword arguments one 1-step call at 64×64, 9 frames gave it."""
+    import torch
+
+    from remote.models.tiny import TINY
+
+    torch.manual_seed(0)
+    pipe = TINY[model][1]()
+    if model == "wan22_ti2v_5b":
+        from diffusers import WanImageToVideoPipeline
+
+        pipe = WanImageToVideoPipeline.from_pipe(pipe)  # the tiny repo is saved as text-to-video, like the real one
+    pipe.set_progress_bar_config(disable=True)
+    calls = []
+    hook = pipe.transformer.register_forward_pre_hook(lambda _, a, kw: calls.append(kw), with_kwargs=True)
+    extra = {"max_sequence_length": 16} if model == "wan22_ti2v_5b" else {"image_embed_interleave": 4}
+    pipe(image=Image.new("RGB", (64, 64), "orange"), prompt="a red espresso cup on a saucer", height=64, width=64,
+         num_frames=9, num_inference_steps=1, output_type="latent", **extra)  # fmt: skip
+    hook.remove()
+    return pipe.transformer, calls[0]
+
+
+@pytest.mark.parametrize("model", ["wan22_ti2v_5b", "hunyuan_i2v"])
+def test_flash_attention_4_routing_gives_sdpa_output_on_the_tiny_models(model) -> None:
+    """remote/models/fa4.py on the CPU (FlashAttention-4 itself runs on Hopper): the routing, with a reference kernel
+    of FlashAttention's signature ((B, S, H, D) in and out) in the kernel's place, in bfloat16. Wan's self- and
+    cross-attention are unmasked: all reach the kernel. Hunyuan with its prompt trimmed: the blocks' attention
+    reaches it, the token refiner's masked attention stays on SDPA. The output is SDPA's (bf16 rounding), and a
+    kernel fed the wrong layout would be seen. (The transformers have head dim 16, the inputs are the tiny
+    pipelines'.)"""
+    import torch
+
+    from remote.models.fa4 import ON, route_attention
+    from remote.models.hunyuan import PromptTrim
+
+    def reference(q, k, v, scale):
+        calls.append(tuple(q.shape))
+        scores = torch.einsum("bshd,bthd->bhst", q.float(), k.float()) * scale
+        return torch.einsum("bhst,bthd->bshd", scores.softmax(-1), v.float()).to(q.dtype)
+
+    def transposed(q, k, v, scale):  # self-attention across the heads instead of the tokens: a layout mistake
+        if q.shape != k.shape:
+            return reference(q, k, v, scale)
+        return reference(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2), scale).transpose(1, 2)
+
+    torch.set_num_threads(1)
+    tiny, inputs = transformer_inputs(model)
+    # FlashAttention takes head dims in multiples of 8: the tiny model's (12, 10) would stay on SDPA
+    wider = {"attention_head_dim": 16} | ({"rope_axes_dim": (4, 6, 6)} if model == "hunyuan_i2v" else {})
+    transformer = type(tiny).from_config({**tiny.config, **wider}).to(torch.bfloat16).eval()
+    inputs = {k: v.to(torch.bfloat16) if torch.is_tensor(v) and v.is_floating_point() else v for k, v in inputs.items()}
+    if model == "hunyuan_i2v":
+        PromptTrim(transformer)
+    blocks = len(transformer.blocks) if model == "wan22_ti2v_5b" else len(transformer.transformer_blocks) + len(
+        transformer.single_transformer_blocks)  # fmt: skip
+    with torch.no_grad():
+        sdpa = transformer(**inputs)[0].float()
+        forward = transformer.forward
+        outputs = {}
+        for name, kernel in (("reference", reference), ("transposed", transposed)):
+            calls = []
+            transformer.forward = forward
+            assert route_attention(transformer, torch.device("cpu"), kernel=kernel) == ON
+            outputs[name] = transformer(**inputs)[0].float()
+            if name == "reference":
+                assert len(calls) == (2 if model == "wan22_ti2v_5b" else 1) * blocks  # Wan: self + cross each
+        assert torch.nn.functional.scaled_dot_product_attention.__name__ == "scaled_dot_product_attention"
+    scale = sdpa.abs().max().item()
+    error = (outputs["reference"] - sdpa).abs().max().item()
+    wrong = (outputs["transposed"] - sdpa).abs().max().item()
+    print(f"{model}: routed vs SDPA max abs {error:.3g}, a transposed layout {wrong:.3g} (outputs up to {scale:.3g})")
+    assert error <= 0.02 * scale
+    assert wrong > 5 * error and wrong > 0.05 * scale
+
+
+def test_flash_attention_4_is_skipped_where_it_cannot_run() -> None:
+    """The knob says why it did nothing: a CPU here (the same code path tells an sm_89 4090 from a Hopper)."""
+    import torch
+
+    from remote.models.fa4 import route_attention, sdpa_or_kernel
+
+    module = torch.nn.Linear(2, 2)
+    forward = module.forward
+    assert route_attention(module, torch.device("cpu")) == "skipped on cpu: a CUDA kernel; torch SDPA used"
+    assert module.forward == forward
+    calls = []
+    sdpa = sdpa_or_kernel(torch.nn.functional.scaled_dot_product_attention, lambda *a: calls.append(a))
+    q = torch.randn(1, 2, 8, 16, dtype=torch.bfloat16)
+    mask = torch.ones(1, 1, 8, 8, dtype=torch.bool)
+    for kwargs in ({"attn_mask": mask}, {"is_causal": True}, {"dropout_p": 0.1}):
+        sdpa(q, q, q, **kwargs)
+    sdpa(q.float(), q.float(), q.float())
+    assert calls == []  # masked, causal, dropout and float32 calls stay on SDPA

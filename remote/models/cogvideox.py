@@ -124,6 +124,7 @@ class CogVideoX15:
             "timestep_spacing": self.pipe.scheduler.config.get("timestep_spacing"),
             "generator": f"cpu, seed {seed}",
             "s_per_step": call.s_per_step,
+            "step_s": call.step_s,
             "peak_vram_reserved_bytes": call.peak_vram_reserved_bytes,
             "memory": self.memory,
             "speed": self.speed,

@@ -175,6 +175,7 @@ class Call:
     peak_vram_bytes: int | None
     peak_vram_reserved_bytes: int | None
     s_per_step: float | None  # mean of steps 2.. (step 1 also carries the preparation)
+    step_s: list[float]  # each step's seconds, the first from the call (with the preparation): cache hits show
 
 
 def timed_call(pipe, device, **kwargs) -> Call:
@@ -210,6 +211,7 @@ def timed_call(pipe, device, **kwargs) -> Call:
         peak_vram_bytes=torch.cuda.max_memory_allocated() if cuda else None,
         peak_vram_reserved_bytes=torch.cuda.max_memory_reserved() if cuda else None,
         s_per_step=round(float(steps.mean()), 4) if len(steps) else None,
+        step_s=[round(float(s), 3) for s in np.diff([start, *step_ends])],
     )
 
 
@@ -250,10 +252,13 @@ def regional_compile(transformer, cached: bool, **compile_kwargs) -> str:
 
 
 def apply_speed_knobs(pipe, device, spec: JobSpec) -> dict:
-    """The spec's attention backend, First Block Cache and regional compile, applied to the transformer; returns
-    what was done (for the logs and the manifest). Knobs that need CUDA are skipped on the CPU, with the reason.
-    Frame interpolation (`interpolate_to`) is the worker's: it happens when the clip is written."""
+    """The spec's attention backend, First Block Cache, regional compile and FlashAttention-4 (fa4.py), applied to
+    the transformer; returns what was done (for the logs and the manifest). Knobs that need CUDA are skipped on the
+    CPU, with the reason. Frame interpolation (`interpolate_to`) is the worker's: it happens when the clip is
+    written."""
     from diffusers import FirstBlockCacheConfig
+
+    from remote.models.fa4 import route_attention
 
     transformer = pipe.transformer
     done = {"profile": spec.generation.profile}
@@ -279,6 +284,10 @@ def apply_speed_knobs(pipe, device, spec: JobSpec) -> dict:
         done["compile"] = f"skipped on {device.type}: regional torch.compile is for CUDA"
     else:
         done["compile"] = regional_compile(transformer, cached=bool(threshold))
+    if spec.effective("flash_attn_4"):
+        done["flash_attn_4"] = route_attention(transformer, device)
+    else:
+        done["flash_attn_4"] = "off"
     target = spec.effective("interpolate_to")
     done["interpolate_to"] = f"{target} fps (minterpolate, when the clip is written)" if target else "off"
     return done

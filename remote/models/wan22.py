@@ -122,6 +122,7 @@ class Wan22:
             "flow_shift": self.pipe.scheduler.config.get("flow_shift"),
             "generator": f"cpu, seed {seed}",
             "s_per_step": call.s_per_step,
+            "step_s": call.step_s,
             "peak_vram_reserved_bytes": call.peak_vram_reserved_bytes,
             "memory": self.memory,
             "speed": self.speed,
