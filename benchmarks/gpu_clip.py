@@ -1047,8 +1047,11 @@ def vae_decode(out_dir: Path, model: str) -> dict | None:
 
 
 def summarize(out_dir: Path) -> int:
-    """efficiency.json (the planner reads it) and a markdown table, from every gpu_clip_*.json in out_dir."""
-    files = sorted(out_dir.glob("gpu_clip_*.json"))
+    """efficiency.json (the planner's figures come from it) and a markdown table, from every gpu_clip_<model>_*.json
+    in out_dir and the FlashAttention-4 runs in out_dir/experiments (gpu_clip_<model>_fa4_*.json: a `flash_attn_4`
+    entry per model)."""
+    files = [p for p in sorted(out_dir.glob("gpu_clip_*.json")) if not p.name.startswith("gpu_clip_run_")]
+    files += sorted((out_dir / "experiments").glob("gpu_clip_*_fa4_*.json"))
     if not files:
         print(f"no gpu_clip_*.json in {out_dir}", file=sys.stderr)
         return 1
@@ -1096,8 +1099,12 @@ def summarize(out_dir: Path) -> int:
             if "s_per_forward" in res.get("offload_check", {}):
                 entry["offload_24gb"] = {k: res["offload_check"].get(k) for k in ("s_per_forward", "attention",
                                          "peak_allocated_gib", "peak_reserved_gib")}  # fmt: skip
-            if profile == "native":
-                eff[model] = entry | {"source": path.name, "vae_decode": vae_decode(out_dir, model)}
+            if "_fa4_" in path.name:
+                eff.setdefault(model, {})["flash_attn_4"] = entry | {"source": f"experiments/{path.name}"}
+            elif profile == "native":
+                eff[model] = (
+                    eff.get(model, {}) | entry | {"source": path.name, "vae_decode": vae_decode(out_dir, model)}
+                )
             else:
                 eff.setdefault(model, {})[profile] = entry
     gpu = ", ".join(sorted(gpus))
