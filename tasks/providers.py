@@ -30,6 +30,7 @@ from provisioning.vast import LABEL_PREFIX, OfferQuery, VastClient, VastProvider
 VAST_KEY_BLOCK = "vast-api-key"  # a Prefect Secret block; VAST_API_KEY in the environment is the fallback
 HF_TOKEN_BLOCK = "hf-token"  # likewise; HF_TOKEN is the fallback
 LIVE_INSTANCES = "shootout-live-instances"  # a global concurrency limit: rented instances alive at once
+SLOT_LEASE_S = 60  # seconds a slot stays held without a renewal from its flow
 DEFAULT_LIVE_INSTANCES = 3
 
 
@@ -108,7 +109,10 @@ def live_instance_slot(provider: str) -> Iterator[None]:
         return
     ensure_live_instance_limit()
     get_run_logger().info(f"waiting for a slot of the '{LIVE_INSTANCES}' limit")
-    with concurrency(LIVE_INSTANCES, occupy=1, strict=True, raise_on_lease_renewal_failure=False):
+    # the lease is renewed while this flow lives; a flow killed with its laptop frees its slot within about a minute
+    # (Prefect's default, 300 s, kept a dead run's slot for five)
+    with concurrency(LIVE_INSTANCES, occupy=1, strict=True, lease_duration=SLOT_LEASE_S,
+                     raise_on_lease_renewal_failure=False):  # fmt: skip
         yield
 
 
