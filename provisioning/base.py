@@ -14,8 +14,11 @@ class BoxError(RuntimeError):
 
 
 class Transport(Protocol):
-    def run(self, argv: list[str], timeout_s: float, env: dict[str, str]) -> subprocess.CompletedProcess:
-        """Run a command to the end (argv, never a shell string); output captured."""
+    def run(
+        self, argv: list[str], timeout_s: float, env: dict[str, str], stdin: str | None = None
+    ) -> subprocess.CompletedProcess:
+        """Run a command to the end (argv, never a shell string); output captured. `stdin`: what the command reads
+        on its standard input (how a secret reaches it without showing in the box's process list)."""
 
     def start_detached(self, argv: list[str], log: str, env: dict[str, str]) -> int:
         """Start a command that outlives this connection; returns its pid."""

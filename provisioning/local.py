@@ -15,10 +15,11 @@ from provisioning.base import Box
 
 
 class LocalTransport:
-    def run(self, argv: list[str], timeout_s: float, env: dict[str, str]) -> subprocess.CompletedProcess:
-        return subprocess.run(
-            argv, capture_output=True, text=True, timeout=timeout_s, env=os.environ | env, stdin=subprocess.DEVNULL
-        )
+    def run(
+        self, argv: list[str], timeout_s: float, env: dict[str, str], stdin: str | None = None
+    ) -> subprocess.CompletedProcess:
+        feed = {"input": stdin} if stdin is not None else {"stdin": subprocess.DEVNULL}
+        return subprocess.run(argv, capture_output=True, text=True, timeout=timeout_s, env=os.environ | env, **feed)
 
     def start_detached(self, argv: list[str], log: str, env: dict[str, str]) -> int:
         Path(log).parent.mkdir(parents=True, exist_ok=True)

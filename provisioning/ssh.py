@@ -6,6 +6,7 @@ run's own: a box that answers with another key later is refused (paramiko's BadH
 
 from __future__ import annotations
 
+import io
 import shlex
 import subprocess
 import time
@@ -73,8 +74,11 @@ class SshTransport:
             self._connection.close()
             self._connection = None
 
-    def run(self, argv: list[str], timeout_s: float, env: dict[str, str]) -> subprocess.CompletedProcess:
-        result = self.connection.run(with_env(argv, env), hide=True, warn=True, timeout=timeout_s, in_stream=False)
+    def run(
+        self, argv: list[str], timeout_s: float, env: dict[str, str], stdin: str | None = None
+    ) -> subprocess.CompletedProcess:
+        feed = io.StringIO(stdin) if stdin is not None else False  # a file-like stream: invoke sends EOF at its end
+        result = self.connection.run(with_env(argv, env), hide=True, warn=True, timeout=timeout_s, in_stream=feed)
         return subprocess.CompletedProcess(argv, result.exited, result.stdout, result.stderr)
 
     def start_detached(self, argv: list[str], log: str, env: dict[str, str]) -> int:

@@ -1,9 +1,10 @@
 """The download-only stage: the model's pinned revision into HF_HOME / HF_HUB_CACHE, before any GPU work.
 
-    python -m remote.prefetch MODEL_ID [--smoke-seconds N]
+    python -m remote.prefetch MODEL_ID [--token-on-stdin | --smoke-seconds N]
 
 Only the files a diffusers pipeline loads are fetched (configs, safetensors weights, tokenizer files);
-`snapshot_download` resumes an interrupted download. HF_TOKEN comes from the environment and is never printed.
+`snapshot_download` resumes an interrupted download. The Hugging Face token: the first line of standard input with
+--token-on-stdin (how the laptop sends it: not in the box's process list), else HF_TOKEN; never printed.
 Later loads run with HF_HUB_OFFLINE=1. --smoke-seconds checks that the repo answers (one small file) in time.
 """
 
@@ -23,8 +24,9 @@ PIPELINE_FILES = ["model_index.json", "*/config.json", "*.safetensors", "*.safet
                   "*/chat_template*"]  # fmt: skip
 
 
-def prefetch(model_id: str) -> dict:
-    """Download (or find in the cache) what the pipeline needs; returns what the manifest and the cost need."""
+def prefetch(model_id: str, token: str | None = None) -> dict:
+    """Download (or find in the cache) what the pipeline needs; returns what the manifest and the cost need.
+    `token`: the Hugging Face token (None: huggingface_hub's own lookup, HF_TOKEN first)."""
     base = baselines()[model_id]
     if base.repo is None:
         return {"model": model_id, "repo": None, "files": 0, "bytes": 0, "seconds": 0.0}
@@ -32,7 +34,7 @@ def prefetch(model_id: str) -> dict:
 
     start = time.monotonic()
     revision = getattr(base, "revision", None)
-    folder = Path(snapshot_download(repo_id=base.repo, revision=revision, allow_patterns=PIPELINE_FILES))
+    folder = Path(snapshot_download(repo_id=base.repo, revision=revision, allow_patterns=PIPELINE_FILES, token=token))
     files = [p for p in folder.rglob("*") if p.is_file()]
     return {"model": model_id, "repo": base.repo, "revision": folder.name, "files": len(files),
             "bytes": sum(p.stat().st_size for p in files), "seconds": round(time.monotonic() - start, 1)}  # fmt: skip
@@ -68,10 +70,14 @@ def main(argv: list[str] | None = None) -> int:
         result = smoke(args[0], float(args[2]))
         print(json.dumps(result))
         return 0 if result["ok"] else 1
+    token = None
+    if len(args) == 2 and args[1] == "--token-on-stdin":
+        token = sys.stdin.readline().strip() or None
+        args = args[:1]
     if len(args) != 1:
-        print("usage: python -m remote.prefetch MODEL_ID [--smoke-seconds N]", file=sys.stderr)
+        print("usage: python -m remote.prefetch MODEL_ID [--token-on-stdin | --smoke-seconds N]", file=sys.stderr)
         return 2
-    print(json.dumps(prefetch(args[0])))
+    print(json.dumps(prefetch(args[0], token)))
     return 0
 
 

@@ -118,9 +118,10 @@ def setup_box(box: Box, wheel: Path) -> None:
 
 @task(name="prefetch-model", cache_policy=NO_CACHE)
 def prefetch_model(box: Box, model_id: str, hf_token: str | None) -> dict:
-    """Download the model's pinned files into the box's HF cache (HF_TOKEN travels in the command's environment)."""
-    env = box.env | ({"HF_TOKEN": hf_token} if hf_token else {})
-    done = box.transport.run([box.python, "-m", "remote.prefetch", model_id], timeout_s=7200, env=env)
+    """Download the model's pinned files into the box's HF cache. The token goes on the command's standard input:
+    an environment variable or argument would show in the box's process list (`ps e`, /proc/PID/environ)."""
+    argv = [box.python, "-m", "remote.prefetch", model_id] + (["--token-on-stdin"] if hf_token else [])
+    done = box.transport.run(argv, timeout_s=7200, env=box.env, stdin=hf_token + "\n" if hf_token else None)
     if done.returncode:
         raise BoxError(f"prefetch of {model_id} failed:\n{done.stderr[-2000:]}")
     result = json.loads(done.stdout)

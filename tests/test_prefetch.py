@@ -19,9 +19,11 @@ def test_prefetch_finds_the_pinned_revision_in_the_cache_offline(tmp_path) -> No
     (snapshot / "transformer" / "config.json").write_text("{}")
     (snapshot / "transformer" / "diffusion_pytorch_model.safetensors").write_bytes(b"\0" * 1000)
     env = {"HF_HOME": str(tmp_path), "HF_HUB_CACHE": str(tmp_path / "hub"), "HF_HUB_OFFLINE": "1",
-           "HF_TOKEN": "hf_never_printed", "PATH": "/usr/bin:/bin"}  # fmt: skip
-    done = subprocess.run([sys.executable, "-m", "remote.prefetch", "wan22_ti2v_5b"], capture_output=True,
-                          text=True, env=env, cwd=REPO, timeout=120)  # fmt: skip
+           "PATH": "/usr/bin:/bin"}  # fmt: skip
+    # the token as the laptop sends it (tasks/box.prefetch_model): on standard input
+    done = subprocess.run([sys.executable, "-m", "remote.prefetch", "wan22_ti2v_5b", "--token-on-stdin"],
+                          input="hf_never_printed\n", capture_output=True, text=True, env=env, cwd=REPO,
+                          timeout=120)  # fmt: skip
     assert done.returncode == 0, done.stderr
     result = json.loads(done.stdout)
     assert result | {"seconds": 0} == {"model": "wan22_ti2v_5b", "repo": base.repo, "revision": base.revision,

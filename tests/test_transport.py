@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
+import sys
 import time
 
 import paramiko
@@ -65,3 +67,24 @@ def test_a_detached_command_outlives_the_ssh_session(sshd_server, tmp_path) -> N
     while not marker.exists() and time.monotonic() < deadline:
         time.sleep(0.2)
     assert marker.read_text() == "survived\n" and pid > 0
+
+
+def test_a_secret_on_stdin_reaches_the_command_and_not_the_process_list(sshd_server, tmp_path) -> None:
+    """How prefetch's Hugging Face token travels: on the command's standard input. The command reads it whole, and
+    neither its command line nor its environment, nor its parent shell's, holds it (what `ps e` would show)."""
+    secret = "hf_" + os.urandom(12).hex()
+    script = (
+        "import hashlib, os, sys; token = sys.stdin.readline().strip(); "
+        "print(hashlib.sha256(token.encode()).hexdigest()); "
+        "print(any(token.encode() in open(f'/proc/{pid}/{part}', 'rb').read() "
+        "for pid in (os.getpid(), os.getppid()) for part in ('cmdline', 'environ')))"
+    )
+    transport = SshTransport(target(sshd_server, tmp_path))
+    try:
+        done = transport.run([sys.executable, "-c", script], timeout_s=30, env={"SOME": "setting"}, stdin=secret + "\n")
+        leaked = transport.run([sys.executable, "-c", script], timeout_s=30, env={"TOKEN": secret}, stdin=secret + "\n")
+    finally:
+        transport.close()
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == [hashlib.sha256(secret.encode()).hexdigest(), "False"]
+    assert leaked.stdout.split()[-1] == "True"  # the check sees a token passed in the environment
