@@ -178,8 +178,11 @@ def planner_gpu(name: str) -> str | None:
 def planner_check(spec, clip, gpu: str, measured: dict) -> dict:
     """The planner's phases for this clip on `gpu` (the first clip of its shape: compile included) against the
     measured ones. The GPU part of a clip is prep + denoise (+ compile, inside the first steps) + decode; the
-    interpolation and encode run on the CPU afterwards and are not measured here."""
+    interpolation and encode run on the CPU afterwards and are not measured here. FlashAttention-4 as it ran (the
+    knob is skipped where the package or the GPU is missing)."""
     on_gpu = ("prep", "denoise", "compile", "decode")
+    ran_fa4 = measured["settings"]["speed"].get("flash_attn_4", "off").startswith("on")
+    spec = with_generation(spec, flash_attn_4=ran_fa4)
     predicted = predict_clip(spec, clip, gpu, first_of_shape=True)
     no_hits = predict_clip(with_generation(spec, first_block_cache=0.0), clip, gpu, first_of_shape=True)
     total = sum(predicted.phases[k] for k in on_gpu)

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Set up a box for the worker: a venv with this project (the wheel built at the run's commit) and its `remote`
-# extra at pinned versions, plus the `hopper` extra (FlashAttention-4) where the GPU is sm_90+. Idempotent: an existing venv is reused, satisfied requirements are not reinstalled,
-# and the project's own code is always replaced by the given wheel. ffmpeg comes pinned in the imageio-ffmpeg wheel.
+# extra at pinned versions, plus the `hopper` extra (FlashAttention-4) where the GPU is sm_90+. Idempotent: an
+# existing venv is reused, satisfied requirements are not reinstalled, and the project's own code is always replaced
+# by the given wheel. ffmpeg comes pinned in the imageio-ffmpeg wheel.
 # Runs that share a venv (several runs on one box you have) set it up one at a time (flock).
 #
 #   bash setup.sh WHEEL VENV LOG
