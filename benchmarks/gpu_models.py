@@ -14,7 +14,8 @@ RTX 4090. The cap (torch.cuda.set_per_process_memory_fraction) is set before set
 Tokenizers are the tiny ones (remote/models/tiny.py): only their ids matter here. One JSON per model:
 GPU, versions, command, settings, peak VRAM (allocated and reserved), s/step, each step's seconds, denoise and
 decode seconds, and (on a GPU the planner knows) the planner's phases for the same clip with the measured ones.
-Results: gpu_models_<model>_<gpu>.json for the 2-step check, gpu_clip_run_<model>_<profile>_<gpu>.json for a clip.
+Results: gpu_models_<model>_<gpu>.json for the 2-step check, gpu_clip_run_<model>_<profile>[-fa4]_<gpu>.json for a
+clip (-fa4: FlashAttention-4 ran).
 """
 
 from __future__ import annotations
@@ -314,7 +315,9 @@ def main() -> int:
         except Exception:
             result = {"model": model, "error": traceback.format_exc()}
         gpu = re.sub(r"[^A-Za-z0-9._-]+", "-", result.get("gpu", "gpu")).strip("-")
-        name = f"gpu_models_{model}_{gpu}.json" if args.steps else f"gpu_clip_run_{model}_{args.profile}_{gpu}.json"
+        fa4 = result.get("settings", {}).get("speed", {}).get("flash_attn_4", "off").startswith("on")
+        run = f"{args.profile}-fa4" if fa4 else args.profile  # whether FlashAttention-4 ran
+        name = f"gpu_models_{model}_{gpu}.json" if args.steps else f"gpu_clip_run_{model}_{run}_{gpu}.json"
         path = args.out / name
         path.write_text(json.dumps(result, indent=2, sort_keys=True) + "\n")
         keys = ("peak_allocated_gib", "peak_reserved_gib", "s_per_step", "denoise_s", "decode_s", "planner", "error")
