@@ -316,8 +316,8 @@ def main() -> int:
             result = {"model": model, "error": traceback.format_exc()}
         gpu = re.sub(r"[^A-Za-z0-9._-]+", "-", result.get("gpu", "gpu")).strip("-")
         fa4 = result.get("settings", {}).get("speed", {}).get("flash_attn_4", "off").startswith("on")
-        run = f"{args.profile}-fa4" if fa4 else args.profile  # whether FlashAttention-4 ran
-        name = f"gpu_models_{model}_{gpu}.json" if args.steps else f"gpu_clip_run_{model}_{run}_{gpu}.json"
+        label = f"{args.profile}-fa4" if fa4 else args.profile  # whether FlashAttention-4 ran
+        name = f"gpu_models_{model}_{gpu}.json" if args.steps else f"gpu_clip_run_{model}_{label}_{gpu}.json"
         path = args.out / name
         path.write_text(json.dumps(result, indent=2, sort_keys=True) + "\n")
         keys = ("peak_allocated_gib", "peak_reserved_gib", "s_per_step", "denoise_s", "decode_s", "planner", "error")
