@@ -177,14 +177,23 @@ def gpu_throughput(model: str, gpu: str) -> tuple[float, float]:
     return card["peak_bf16_tflops"] * efficiency[model], card["peak_bf16_tflops"]
 
 
+def offloaded(spec: JobSpec, gpu: str) -> bool:
+    """Whether the box will group-offload the transformer: the 24gb plan of a model that offloads in it, asked for
+    or picked by `auto` on a GPU with less memory than the model's full plan needs (architectures.yaml)."""
+    below = architectures()[spec.model].get("offloads_below_gib")
+    if not below or spec.generation.memory == "full":
+        return False
+    return spec.generation.memory == "24gb" or throughput()["gpus"][gpu]["memory_gb"] < below
+
+
 def knob_speedup(spec: JobSpec, gpu: str) -> float:
     """How much faster than stock diffusers the spec's same-math knobs make a forward on `gpu` (throughput.yaml
-    `knobs`; FlashAttention-4 only on the GPUs the box turns it on for)."""
+    `knobs`; FlashAttention-4 only where the box turns it on: the GPUs listed, the transformer not offloaded)."""
     knobs, speedup = throughput()["knobs"], 1.0
     for name in ("compile", "prompt_trim"):
         if spec.effective(name):
             speedup *= knobs[name]["speedup"][spec.model]
-    if spec.effective("flash_attn_4") and gpu in knobs["flash_attn_4"]["gpus"]:
+    if spec.effective("flash_attn_4") and gpu in knobs["flash_attn_4"]["gpus"] and not offloaded(spec, gpu):
         speedup *= knobs["flash_attn_4"]["speedup"][spec.model]
     if spec.effective("attention_backend") not in (None, "native"):
         speedup *= knobs["attention_backend"]["speedup"]

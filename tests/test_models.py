@@ -461,3 +461,18 @@ def test_flash_attention_4_is_skipped_where_it_cannot_run() -> None:
         sdpa(q, q, q, **kwargs)
     sdpa(q.float(), q.float(), q.float())
     assert calls == []  # masked, causal, dropout and float32 calls stay on SDPA
+
+
+def test_flash_attention_4_stays_off_a_group_offloaded_transformer() -> None:
+    """Hunyuan's 24gb plan offloads its blocks; FlashAttention-4 measured slower there (H100), so it is not routed,
+    and the knob says so."""
+    import torch
+
+    from remote.models.fa4 import OFFLOADED, route_attention
+
+    transformer, _ = transformer_inputs("hunyuan_i2v")
+    transformer.enable_group_offload(torch.device("cpu"), torch.device("cpu"), offload_type="block_level",
+                                     num_blocks_per_group=1)  # fmt: skip
+    forward = transformer.forward
+    assert route_attention(transformer, torch.device("cpu"), kernel=lambda *a: None) == f"{OFFLOADED}; torch SDPA used"
+    assert transformer.forward == forward
