@@ -112,6 +112,11 @@ def generate_clip(
         log_progress(run_dir, "color", clip.index, f"ΔE {color_log['delta_e_before']} → {color_log['delta_e_after']}")
 
     result = adapter.generate(clip.prompt, image, clip, clip.seed)
+    window = result.params.get("prompt_window") or {}
+    if window.get("cut"):  # the pipelines truncate silently; the user should know what the model never read
+        cut = window["cut"] if len(window["cut"]) <= 160 else window["cut"][:160] + "…"
+        log_progress(run_dir, "prompt", clip.index, f"the text encoder read {window['window']} of {window['tokens']} "
+                     f"tokens; not read: {cut!r}")  # fmt: skip
     expected = (clip.frames, clip.height, clip.width, 3)
     if result.frames.shape != expected or result.frames.dtype.name != "uint8":
         raise RuntimeError(f"{adapter.id} returned frames {result.frames.shape} {result.frames.dtype}, not {expected}")

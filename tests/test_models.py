@@ -157,6 +157,14 @@ def test_first_block_cache_and_interpolation_in_a_worker_run(tiny_runs) -> None:
         assert (params["frames"], params["fps"]) == (121, 24)
         assert params["interpolation"].startswith("minterpolate=mi_mode=mci") and params["first_block_cache"] == 1.0
         assert params["adapter"]["first_block_cache_hits"] == {"calls": 2, "hits": 1}  # step 2 came from the cache
+        # CogVideoX's T5 reads 226 tokens: the log says what of the prompt (here the constants' tail) it never read
+        window = params["adapter"]["prompt_window"]
+        assert window["window"] == 226 and window["tokens"] > 226 and len(window["cut"]) > 100
+        assert log["prompt"].replace(" ", "").endswith(window["cut"].replace(" ", ""))
+    progress = (run_dir / "status" / "progress.log").read_text()
+    assert "the text encoder read 226 of" in progress and "not read: " in progress  # mirrored to Prefect's log
+    wan = json.loads((tiny_runs["wan22_ti2v_5b"]["run_dir"] / "logs" / "log_000.json").read_text())
+    assert wan["params"]["adapter"]["prompt_window"] | {"tokens": 0} == {"tokens": 0, "window": 512, "cut": ""}
     # the interpolated clip still ends on the generated last frame (the lossless hand-off): frame 120 is it (up to
     # x264's loss on the tiny model's noise), frame 119 an in-between frame
     before, last = decode_frames(run_dir / "clips" / "clip_000.mp4", 64, 64, select="gte(n\\,119)").astype(int)

@@ -30,6 +30,7 @@ from remote.models.hf import (
     make_scheduler,
     pick_device,
     pick_memory_plan,
+    prompt_window,
     resident_plan,
     seeded,
     timed_call,
@@ -51,6 +52,7 @@ class CogVideoX15:
         self.pipe = None
         self.device = None
         self.embeds: dict[str, tuple] = {}  # prompt -> (prompt_embeds, negative_prompt_embeds)
+        self.windows: dict[str, dict] = {}  # prompt -> what of it the text encoder reads (hf.prompt_window)
         self.weights = None
         self.memory: dict = {}
         self.speed: dict = {}  # the speed knobs as applied (remote/models/hf.py)
@@ -78,6 +80,7 @@ class CogVideoX15:
         plan = pick_memory_plan(self.spec.generation.memory, FULL_NEEDS_GIB)
         start = time.monotonic()
         prompts = [clip.prompt for clip in plan_clips(self.spec)]
+        self.windows = {prompt: prompt_window(pipe.tokenizer, prompt, MAX_SEQUENCE_LENGTH) for prompt in prompts}
         self.embeds = encode_prompts_once(pipe, device, prompts, self.negative_prompt, self.guidance,
                                           MAX_SEQUENCE_LENGTH)  # fmt: skip
         self.memory = resident_plan(pipe, device, plan, self.spec.generation.memory, len(self.embeds),
@@ -120,6 +123,7 @@ class CogVideoX15:
             "eta": 0.0,
             "negative_prompt": self.negative_prompt,
             "max_sequence_length": MAX_SEQUENCE_LENGTH,
+            "prompt_window": self.windows[prompt],  # what the text encoder read of the prompt, and what it cut
             "scheduler": type(self.pipe.scheduler).__name__,
             "timestep_spacing": self.pipe.scheduler.config.get("timestep_spacing"),
             "generator": f"cpu, seed {seed}",

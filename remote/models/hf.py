@@ -371,6 +371,14 @@ def encode_prompts_once(pipe, device, prompts: list[str], negative_prompt: str |
     return embeds
 
 
+def prompt_window(tokenizer, prompt: str, max_tokens: int) -> dict:
+    """How much of `prompt` the text encoder reads: the pipelines truncate at `max_tokens` (the end-of-text token
+    included) without a word. `cut` is the text past the window, which the model never sees (empty if it fits)."""
+    ids = tokenizer(prompt, add_special_tokens=True).input_ids
+    cut = tokenizer.decode(ids[max_tokens - 1 :], skip_special_tokens=True).strip() if len(ids) > max_tokens else ""
+    return {"tokens": len(ids), "window": max_tokens, "cut": cut}
+
+
 def resident_plan(pipe, device, plan: str, setting: str, prompts: int, encode_s: float) -> dict:
     """Transformer and VAE resident on the device (the VAE decodes in tiles on `24gb`); what the logs record."""
     import torch
