@@ -699,7 +699,7 @@ def run_shape(spec: Model, args) -> dict:
                 entry["what"] = "SDPA with cuDNN attention first (sdpa_kernel set_priority)"
             elif variant.startswith("fa4"):
                 bench.attention = "fa4"
-                entry["what"] = "self-attention by FlashAttention-4 (flash_attn.cute, a custom op); the rest SDPA"
+                entry["what"] = "unmasked attention by FlashAttention-4 (remote/models/fa4.py); the rest SDPA"
             if "trim" in variant and not bench.trim:
                 for block in blocks:
                     block.attn.set_processor(MaskFreeHunyuanProcessor())
