@@ -90,6 +90,7 @@ from benchmarks.full_size import (  # noqa: E402
     WAN_TRANSFORMER,
     WAN_VAE,
 )
+from remote.models.fa4 import attention_by, flash_attention_op, unavailable  # noqa: E402
 
 GIB = 2**30
 RESULTS = REPO / "benchmarks" / "results"
@@ -283,20 +284,10 @@ def sdpa_cudnn_first():
     return sdpa_kernel(order, set_priority=True)
 
 
-def fa4_installed() -> bool:
-    try:
-        import flash_attn.cute  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
-def sdpa_through_fa4():
+def sdpa_through_fa4(device: torch.device):
     """SDPA answered by FlashAttention-4 where it can be: the product's own routing (remote/models/fa4.py)."""
-    from remote.models.fa4 import attention_by, flash_attention_op
-
-    if not fa4_installed():
-        raise RuntimeError("flash-attn-4 is not installed (benchmarks/README.md: the FA4 wheels)")
+    if reason := unavailable(device):
+        raise RuntimeError(f"FlashAttention-4 {reason} (benchmarks/README.md: the FA4 wheels)")
     return attention_by(flash_attention_op())
 
 
@@ -382,9 +373,9 @@ def attention_probe(heads: int, tokens: int, head_dim: int, mask_tokens: int | N
             result[name] = {"ms": round(s * 1e3, 2), "tflops": round(flop / s / 1e12, 1)}
         except Exception as exc:
             result[name] = {"error": f"{type(exc).__name__}: {str(exc).splitlines()[0][:160]}"}
-    if device.type == "cuda" and mask is None and fa4_installed():
+    if device.type == "cuda" and mask is None and unavailable(device) is None:
         try:
-            with sdpa_through_fa4(), torch.no_grad():
+            with sdpa_through_fa4(device), torch.no_grad():
                 out = torch.nn.functional.scaled_dot_product_attention(q, k, v)
                 times = []
                 for _ in range(2):
@@ -403,21 +394,14 @@ def attention_probe(heads: int, tokens: int, head_dim: int, mask_tokens: int | N
     return result
 
 
-class MaskFreeHunyuanProcessor:
-    """HunyuanVideoAttnProcessor2_0 with the attention mask dropped: only valid when the prompt's padding was cut
-    off first (batch 1), where diffusers' mask is all True."""
+def stand_in_for_ffmpeg() -> None:
+    """remote.models imports remote.bundle, whose encoder helper needs imageio_ffmpeg, which the GPU machine lacks;
+    nothing here encodes video: an empty stand-in module where it is missing."""
+    import importlib.util
+    import types
 
-    def __new__(cls):
-        from diffusers.models.transformers.transformer_hunyuan_video import HunyuanVideoAttnProcessor2_0
-
-        class _MaskFree(HunyuanVideoAttnProcessor2_0):
-            def __call__(self, attn, hidden_states, encoder_hidden_states=None, attention_mask=None,
-                         image_rotary_emb=None):  # fmt: skip
-                return HunyuanVideoAttnProcessor2_0.__call__(
-                    self, attn, hidden_states, encoder_hidden_states, None, image_rotary_emb
-                )
-
-        return _MaskFree()
+    if importlib.util.find_spec("imageio_ffmpeg") is None:
+        sys.modules["imageio_ffmpeg"] = types.ModuleType("imageio_ffmpeg")
 
 
 def trim_prompt(inputs: dict) -> dict:
@@ -531,7 +515,9 @@ class Bench:
 
     def call(self, transformer, inputs) -> Callable[[], torch.Tensor]:
         kwargs = trim_prompt(inputs) if self.trim else inputs
-        attention = {"cudnn": sdpa_cudnn_first, "fa4": sdpa_through_fa4}.get(self.attention, contextlib.nullcontext)
+        attention = {"cudnn": sdpa_cudnn_first, "fa4": lambda: sdpa_through_fa4(self.device)}.get(
+            self.attention, contextlib.nullcontext
+        )
 
         def run() -> torch.Tensor:
             with torch.no_grad(), attention():
@@ -701,8 +687,11 @@ def run_shape(spec: Model, args) -> dict:
                 bench.attention = "fa4"
                 entry["what"] = "unmasked attention by FlashAttention-4 (remote/models/fa4.py); the rest SDPA"
             if "trim" in variant and not bench.trim:
+                stand_in_for_ffmpeg()
+                from remote.models.hunyuan import unmasked_processor_class  # the product's: one class for all
+
                 for block in blocks:
-                    block.attn.set_processor(MaskFreeHunyuanProcessor())
+                    block.attn.set_processor(unmasked_processor_class()())
                 bench.trim = True
             if "trim" in variant:
                 entry["what"] += "; prompt padding cut, blocks' attention unmasked"
@@ -833,13 +822,11 @@ def run_shape(spec: Model, args) -> dict:
 def apply_adapter_knobs(model: str, transformer, device, fbc: bool) -> tuple[dict, object]:
     """The speed knobs as the product applies them (remote/models), from the model's spec in jobspecs/ at its baseline
     profile (with `fbc`: First Block Cache at threshold 1.0 on top). Returns (what was done, Hunyuan's PromptTrim)."""
-    import importlib.util
     import types
 
     import yaml
 
-    if importlib.util.find_spec("imageio_ffmpeg") is None:  # remote.bundle's encoder helper: not needed here
-        sys.modules["imageio_ffmpeg"] = types.ModuleType("imageio_ffmpeg")
+    stand_in_for_ffmpeg()
     from jobspecs import validate
     from remote.models.hf import apply_speed_knobs
 

@@ -176,14 +176,18 @@ def planner_gpu(name: str) -> str | None:
     return None
 
 
+def ran_flash_attention(result: dict) -> bool:
+    """Whether the adapter routed attention to FlashAttention-4 in this run (the knob is skipped where it can't)."""
+    return result.get("settings", {}).get("speed", {}).get("flash_attn_4", "off").startswith("on")
+
+
 def planner_check(spec, clip, gpu: str, measured: dict) -> dict:
     """The planner's phases for this clip on `gpu` (the first clip of its shape: compile included) against the
     measured ones. The GPU part of a clip is prep + denoise (+ compile, inside the first steps) + decode; the
     interpolation and encode run on the CPU afterwards and are not measured here. FlashAttention-4 as it ran (the
     knob is skipped where the package or the GPU is missing)."""
     on_gpu = ("prep", "denoise", "compile", "decode")
-    ran_fa4 = measured["settings"]["speed"].get("flash_attn_4", "off").startswith("on")
-    spec = with_generation(spec, flash_attn_4=ran_fa4)
+    spec = with_generation(spec, flash_attn_4=ran_flash_attention(measured))
     predicted = predict_clip(spec, clip, gpu, first_of_shape=True)
     no_hits = predict_clip(with_generation(spec, first_block_cache=0.0), clip, gpu, first_of_shape=True)
     total = sum(predicted.phases[k] for k in on_gpu)
@@ -315,8 +319,7 @@ def main() -> int:
         except Exception:
             result = {"model": model, "error": traceback.format_exc()}
         gpu = re.sub(r"[^A-Za-z0-9._-]+", "-", result.get("gpu", "gpu")).strip("-")
-        fa4 = result.get("settings", {}).get("speed", {}).get("flash_attn_4", "off").startswith("on")
-        label = f"{args.profile}-fa4" if fa4 else args.profile  # whether FlashAttention-4 ran
+        label = f"{args.profile}-fa4" if ran_flash_attention(result) else args.profile
         name = f"gpu_models_{model}_{gpu}.json" if args.steps else f"gpu_clip_run_{model}_{label}_{gpu}.json"
         path = args.out / name
         path.write_text(json.dumps(result, indent=2, sort_keys=True) + "\n")

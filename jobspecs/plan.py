@@ -233,15 +233,11 @@ def predict_clip(spec: JobSpec, clip: ClipPlan, gpu: str, first_of_shape: bool =
     reference = arch["reference"]
     slower = table["gpus"][table["reference"]]["peak_bf16_tflops"] / peak  # reference-GPU seconds → this GPU
     volume = clip.frames * clip.width * clip.height / (reference["frames"] * reference["width"] * reference["height"])
-    compiling = knobs["compile"]
-    if not spec.effective("compile"):
-        compile_s = 0.0
-    elif first_of_shape:
+    compile_s, compiling = 0.0, knobs["compile"]
+    if spec.effective("compile") and first_of_shape:
         compile_s = compiling["warmup_s"][spec.model]
-    elif new_prompt and spec.effective("prompt_trim"):
+    elif spec.effective("compile") and new_prompt and spec.effective("prompt_trim"):
         compile_s = compiling["recompile_s"][spec.model]
-    else:
-        compile_s = 0.0
     phases = {
         "prep": reference["prep_s"] * slower,
         "denoise": ((forwards - hits) + hits * cached_cost) * forward_s,

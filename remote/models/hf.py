@@ -204,14 +204,14 @@ def timed_call(pipe, device, **kwargs) -> Call:
     end = time.monotonic()
     frames = to_uint8(np.asarray(output.frames[0]))
     last = step_ends[-1] if step_ends else start
-    steps = np.diff(step_ends)
+    steps = np.diff([start, *step_ends])  # the first step also carries the preparation
     return Call(
         frames=frames,
         timings_s={"denoise": last - start, "decode": end - last},
         peak_vram_bytes=torch.cuda.max_memory_allocated() if cuda else None,
         peak_vram_reserved_bytes=torch.cuda.max_memory_reserved() if cuda else None,
-        s_per_step=round(float(steps.mean()), 4) if len(steps) else None,
-        step_s=[round(float(s), 3) for s in np.diff([start, *step_ends])],
+        s_per_step=round(float(steps[1:].mean()), 4) if len(steps) > 1 else None,
+        step_s=[round(float(s), 3) for s in steps],
     )
 
 
