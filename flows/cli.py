@@ -19,15 +19,25 @@ import sys
 from pathlib import Path
 
 from jobspecs import SpecError, load_spec
-from jobspecs.plan import check_plan, plan_table, predict_run, prediction_table
+from jobspecs.load import resume_source
+from jobspecs.plan import check_plan, plan_table, predict_run, prediction_table, prompt_window_warnings
 from jobspecs.schema import total_seconds
 
 # Prefect's own (ephemeral) server needs ~35 s to start on 2 cores; its default timeout is 20 s.
 PREFECT_DEFAULTS = {
     "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "180",
+    # Heartbeats from terminal runs too (as prefect.yaml's work pool gives deployment runs): `shootout setup`'s
+    # automation marks a silent run Crashed after 90 s, and that starts reaper/sweep.
+    "PREFECT_FLOWS_HEARTBEAT_FREQUENCY": "30",
     "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
     "DO_NOT_TRACK": "1",
 }
+
+
+START_A_SERVER = (
+    "to use a Prefect server: `prefect server start --host 127.0.0.1 --port 4200 &` and "
+    "`export PREFECT_API_URL=http://127.0.0.1:4200/api`"
+)
 
 
 def parser() -> argparse.ArgumentParser:
@@ -46,9 +56,12 @@ def parser() -> argparse.ArgumentParser:
         if name == "run":
             command.add_argument("--out", default="outputs", help="where <run_id>.tar and <run_id>/ go")
             command.add_argument("--resume", metavar="RUN_ID", help="continue a failed run from its kept clips")
-    verify = commands.add_parser("verify", help="check a bundle's hashes and safety")
+    verify = commands.add_parser("verify", help="check a bundle's hashes and safety",
+                                 epilog="exit codes: 0 verified; 1 the bundle is damaged, unsafe or its manifest "
+                                 "states a wrong hash; 2 BUNDLE is missing or not a file, or DIR is a file or "
+                                 "cannot be written (or DIR/<run_id>/ exists)")  # fmt: skip
     verify.add_argument("bundle", type=Path)
-    verify.add_argument("--extract", type=Path, help="also extract into DIR/<run_id>/")
+    verify.add_argument("--extract", type=Path, metavar="DIR", help="also extract into DIR/<run_id>/")
     setup = commands.add_parser("setup", help="prepare the Prefect server: work pool, limits, automation, secrets")
     setup.add_argument("--live-instances", type=int, default=3, help="rented instances alive at once (default 3)")
     setup.add_argument("--secrets-from-env", action="store_true",
@@ -68,24 +81,42 @@ def parser() -> argparse.ArgumentParser:
 
 
 def prefect_command(args: argparse.Namespace) -> int:
-    """setup, watch and runs: they only talk to the Prefect API."""
+    """setup, watch and runs: they only talk to the Prefect API (PREFECT_API_URL)."""
     for key, value in PREFECT_DEFAULTS.items():
         os.environ.setdefault(key, value)
+    import httpx
+    from prefect.exceptions import PrefectHTTPStatusError
+    from prefect.settings import get_current_settings
+
     from flows.console import RunNotFound, past_runs, runs_table, watch
     from flows.setup import setup
 
-    if args.command == "setup":
-        for line in setup(args.live_instances, args.secrets_from_env):
-            print(line)
-        return 0
-    if args.command == "watch":
-        try:
-            return watch(args.run)
-        except RunNotFound as exc:
-            print(f"NOT FOUND: {exc}", file=sys.stderr)
+    api = get_current_settings().api.url
+    if not api:
+        if args.command == "setup":
+            print(f"REFUSED shootout setup: PREFECT_API_URL is not set; {START_A_SERVER}", file=sys.stderr)
             return 2
-    rows = past_runs(args.limit)
+        print(f"PREFECT_API_URL is not set: reading this machine's own Prefect database through a temporary "
+              f"server (the runs made without a server); {START_A_SERVER}", file=sys.stderr)  # fmt: skip
+    try:
+        if args.command == "setup":
+            for line in setup(args.live_instances, args.secrets_from_env):
+                print(line)
+            return 0
+        if args.command == "watch":
+            try:
+                return watch(args.run)
+            except RunNotFound as exc:
+                print(f"NOT FOUND: {exc}", file=sys.stderr)
+                return 2
+        rows = past_runs(args.limit)
+    except (httpx.TransportError, PrefectHTTPStatusError) as exc:
+        print(f"FAILED: the Prefect API at {api} did not answer ({type(exc).__name__}: {exc}); is the server running "
+              f"(`prefect server start`) and PREFECT_API_URL right?", file=sys.stderr)  # fmt: skip
+        return 1
     print(json.dumps(rows, indent=2) if args.json else runs_table(rows))
+    if not rows:
+        print(f"no shootout runs at {api or 'the local database'}", file=sys.stderr)
     return 0
 
 
@@ -113,28 +144,36 @@ def main(argv: list[str] | None = None) -> int:
         return prefect_command(args)
     try:
         if args.command == "verify":
-            from remote.bundle import BundleError, verify_bundle
+            from remote.bundle import BundleError, BundleInputError, verify_bundle
 
             try:
                 manifest = verify_bundle(args.bundle, dest=args.extract)
-            except BundleError as exc:
-                print(f"REFUSED {args.bundle}: {exc}", file=sys.stderr)
-                return 1
+            except BundleError as exc:  # one line, whatever the names in the archive hold
+                line = f"REFUSED {args.bundle}: {exc}".replace("\n", "\\n").replace("\r", "\\r")
+                print(line, file=sys.stderr)
+                return 2 if isinstance(exc, BundleInputError) else 1
             print(
                 f"OK {args.bundle}: run {manifest['run_id']}, {len(manifest['files']) + 2} files, every sha256 matches"
             )
             return 0
         job = load_spec(args.spec, args.overrides)
+        warnings = [*job.notes, *prompt_window_warnings(job.spec)]  # the reference image's, the prompts'
         if args.command == "validate":
             print(f"OK {args.spec}: {len(job.spec.shots)} shots, {job.spec.clip_count} clips, "
                   f"{total_seconds(job.spec):.2f} s, model {job.spec.model}")  # fmt: skip
+            for warning in warnings:
+                print(f"WARNING {warning}")
             return 0
         if args.command == "plan":  # the clips, then the planner's prediction; exits 2 if check_plan refuses
             print(plan_table(job.spec))
             print(prediction_table(predict_run(job.spec), job.spec.infrastructure.max_usd_per_hour))
-            for warning in check_plan(job.spec).warnings:
+            for warning in [*warnings, *check_plan(job.spec).warnings]:
                 print(f"WARNING {warning}")
             return 0
+        if args.resume:  # an unknown run id is refused here, before the flow starts
+            resume_source(Path(args.out).resolve(), args.resume)
+        for warning in warnings:
+            print(f"WARNING {warning}", file=sys.stderr)
     except SpecError as exc:
         print(f"REFUSED {exc}", file=sys.stderr)
         return 2

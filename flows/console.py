@@ -25,6 +25,9 @@ from prefect.client.schemas.objects import FlowRun
 from prefect.client.schemas.sorting import FlowRunSort, LogSort
 
 POLL_S = 2.0
+DRAIN_S = 10.0  # after the run's end: stop once no new log line came for this long (if no last line came)
+LOG_PAGE = 200
+ENGINE_LAST_LINE = "Finished in state"  # what Prefect's flow engine logs last, after the final state (tasks too)
 
 
 class RunNotFound(LookupError):
@@ -47,31 +50,39 @@ def run_artifacts(client: SyncPrefectClient, flow_run_ids: list[uuid.UUID]) -> l
     return client.read_artifacts(artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=flow_run_ids)))
 
 
-def watch(run: str, out: Callable[[str], None] = print, poll_s: float = POLL_S) -> int:
+def watch(run: str, out: Callable[[str], None] = print, poll_s: float = POLL_S, drain_s: float = DRAIN_S) -> int:
     """Print the run's log lines (the box's clip progress is mirrored into them) and its progress until it ends;
-    0 when it ends Completed, 1 otherwise."""
+    0 when it ends Completed, 1 otherwise. A run's last lines reach the server after its final state does, so the
+    log is drained after the end: until the engine's own last line ("Finished in state …"), or `drain_s` without a
+    new line (a run whose process was killed writes no last line)."""
     with get_client(sync_client=True) as client:
         flow_run = find_run(client, run)
         out(f"watching flow run {flow_run.name} ({flow_run.id})")
-        since, progress, final = None, None, False
+        since, seen, progress = None, set(), None
+        quiet_since, finished = None, False  # when the last new line came; the engine's last line seen
         while True:
-            final = flow_run.state is not None and flow_run.state.is_final()  # read logs once more after the end
+            ended = flow_run.state is not None and flow_run.state.is_final()
             logs = client.read_logs(
                 LogFilter(flow_run_id=LogFilterFlowRunId(any_=[flow_run.id]),
                           timestamp=LogFilterTimestamp(after_=since) if since else None),
-                sort=LogSort.TIMESTAMP_ASC, limit=200,
+                sort=LogSort.TIMESTAMP_ASC, limit=LOG_PAGE,
             )  # fmt: skip
-            for log in logs:
-                if since is None or log.timestamp > since:
-                    out(f"{log.timestamp:%H:%M:%S} {log.name.split('.')[-1]:>10} | {log.message}")
-                    since = log.timestamp
+            new = [log for log in logs if log.id not in seen]
+            for log in new:
+                out(f"{log.timestamp:%H:%M:%S} {log.name.split('.')[-1]:>10} | {log.message}")
+                seen.add(log.id)
+                since = log.timestamp
+                finished = finished or (log.task_run_id is None and log.message.startswith(ENGINE_LAST_LINE))
             for artifact in run_artifacts(client, [flow_run.id]):
                 if artifact.type == "progress" and artifact.data != progress:
                     progress = artifact.data
                     out(f"progress: {float(progress):.0f} % ({artifact.description})")
-            if final and len(logs) < 200:
+            now = time.monotonic()
+            quiet_since = quiet_since if not new and quiet_since is not None else now
+            if ended and len(logs) < LOG_PAGE and (finished or now - quiet_since >= drain_s):
                 break
-            time.sleep(poll_s)
+            if len(logs) < LOG_PAGE:
+                time.sleep(poll_s)
             flow_run = client.read_flow_run(flow_run.id)
         out(f"{flow_run.name}: {flow_run.state.type.value} {flow_run.state.message or ''}".rstrip())
         return 0 if flow_run.state.is_completed() else 1

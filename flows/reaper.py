@@ -1,11 +1,13 @@
-"""The reaper: destroys Vast instances labelled `shootout:<flow-run-id>` whose flow run is over, unknown, or
-older than a maximum age — what a killed laptop left running. Reports what it did.
+"""The reaper: destroys Vast instances labelled `shootout:<flow-run-id>` whose flow run is over, unknown, whose
+process stopped renewing its lease (a `kill -9`'d laptop: Prefect still shows such a run Running), or older than a
+maximum age — what a killed laptop left running. Reports what it did; a run whose lease ran out is marked Crashed.
 
-    python -m flows.reaper            (or the reaper/sweep deployment, on an interval)
+    python -m flows.reaper [--lease-s S] [--max-age-hours H]   (or the reaper/sweep deployment, on an interval)
 """
 
 from __future__ import annotations
 
+import argparse
 import sys
 import time
 import uuid
@@ -13,9 +15,11 @@ import uuid
 from prefect import flow, get_run_logger
 from prefect.client.orchestration import get_client
 from prefect.exceptions import ObjectNotFound
+from prefect.states import Crashed
+from prefect.variables import Variable
 
 from provisioning.vast import LABEL_PREFIX
-from tasks.providers import forget_record, vast_client
+from tasks.providers import LEASE_S, forget_record, lease_age_s, record_name, vast_client
 
 OVER = {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}
 
@@ -33,28 +37,47 @@ def run_state(flow_run_id: str) -> str | None:
             return None
 
 
+def mark_crashed(flow_run_id: str, message: str) -> None:
+    """What Prefect would show had the run's process said goodbye."""
+    with get_client(sync_client=True) as client:
+        client.set_flow_run_state(uuid.UUID(flow_run_id), Crashed(message=message), force=True)
+
+
 @flow(name="reaper")
-def sweep(max_age_hours: float = 12.0) -> list[dict]:
+def sweep(max_age_hours: float = 12.0, lease_s: float = LEASE_S) -> list[dict]:
     logger = get_run_logger()
     client = vast_client()
     actions = []
     for row in client.list_labelled(LABEL_PREFIX, deadline=time.monotonic() + 120):
         flow_run_id = row["label"].removeprefix(LABEL_PREFIX)
         state = run_state(flow_run_id)
+        lease_age = lease_age_s(Variable.get(record_name(flow_run_id))) if state is not None else None
+        lapsed = state not in OVER and lease_age is not None and lease_age > lease_s
         age_h = (time.time() - float(row.get("start_date") or time.time())) / 3600
         why = ("its flow run is unknown" if state is None else f"its flow run is {state}" if state in OVER
+               else f"its run's lease was last renewed {lease_age:.0f} s ago (the process is gone)" if lapsed
                else f"it is {age_h:.1f} h old" if age_h > max_age_hours else None)  # fmt: skip
         if why is None:
             actions.append({"instance_id": row["id"], "flow_run": flow_run_id, "action": "kept", "state": state})
             continue
         client.destroy(int(row["id"]), deadline=time.monotonic() + 300)
         forget_record(flow_run_id)
+        if lapsed:
+            mark_crashed(flow_run_id, f"the reaper destroyed instance {row['id']}: {why}")
         logger.warning(f"destroyed instance {row['id']} ({why})")
         actions.append({"instance_id": row["id"], "flow_run": flow_run_id, "action": "destroyed", "why": why})
     logger.info(f"reaper: {sum(a['action'] == 'destroyed' for a in actions)} destroyed, {len(actions)} seen")
     return actions
 
 
+def main(argv: list[str] | None = None) -> int:
+    args = argparse.ArgumentParser(prog="python -m flows.reaper", description=__doc__.splitlines()[0])
+    args.add_argument("--lease-s", type=float, default=LEASE_S, help=f"a lease older than this has lapsed ({LEASE_S})")
+    args.add_argument("--max-age-hours", type=float, default=12.0, help="destroy anything older (12)")
+    parsed = args.parse_args(argv)
+    sweep(max_age_hours=parsed.max_age_hours, lease_s=parsed.lease_s)
+    return 0
+
+
 if __name__ == "__main__":
-    sweep()
-    sys.exit(0)
+    sys.exit(main())

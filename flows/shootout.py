@@ -26,6 +26,7 @@ from prefect.runtime import flow_run as current_flow_run
 
 from flows.reaper import sweep
 from jobspecs import LoadedSpec
+from jobspecs.load import resume_source
 from tasks.box import (
     acquire_box,
     build_wheel,
@@ -44,8 +45,8 @@ from tasks.costs import artifact_key, cost_summary, estimate_at, plan_run, publi
 from tasks.job import code_commit, load_job, new_run_id
 from tasks.providers import (
     HF_TOKEN_BLOCK,
+    InstanceRecord,
     destroy_recorded,
-    forget_record,
     live_instance_slot,
     make_provider,
     secret,
@@ -71,9 +72,7 @@ def destroy_on_crash(flow, flow_run, state) -> None:  # noqa: ANN001 — Prefect
 def resumable_clips(out: Path, run_id: str, job: LoadedSpec) -> Path:
     """Where a failed run's finished clips are (its .partial folder, else its verified run directory), after
     checking that the spec asks for the same film (guardrails and infrastructure may differ)."""
-    source = next((p for p in (out / f"{run_id}.partial", out / run_id) if (p / "job.yaml").exists()), None)
-    if source is None:
-        raise FileNotFoundError(f"resume_from={run_id}: no {run_id}.partial/ or {run_id}/ with a job.yaml in {out}")
+    source = resume_source(out, run_id)  # the CLI checks the same before the flow starts
     before = yaml.safe_load((source / "job.yaml").read_text())
     now = resolved_spec(job)
     changed = sorted(k for k in before.keys() | now.keys() if k not in ("guardrails", "infrastructure")
@@ -118,12 +117,13 @@ def one_film(spec: str, out_dir: str, overrides: list[str], resume_from: str | N
     run_id = new_run_id(job.spec.model)
     keep = out / f"{run_id}.partial"  # finished clips, copied as they finish (a rented box can vanish)
     remote = infra.provider != "local"
+    record = InstanceRecord(str(current_flow_run.id))  # the instance's record for the hooks and the reaper
     provider = make_provider(job.spec, str(current_flow_run.id), run_id, out,
                              approve=lambda offer: estimate_at(prediction, float(offer.get("dph_total") or 0),
-                                                               budget_usd))  # fmt: skip
+                                                               budget_usd), on_created=record.write)  # fmt: skip
     rentals = getattr(provider, "rentals", [])
     box, fetched = None, False
-    with live_instance_slot(infra.provider):  # the global limit on live rented instances
+    with live_instance_slot(infra.provider), record:  # the global limit on live rented instances; the lease
         try:
             box = acquire_box(provider, run_id)
             if box.venv is not None:
@@ -143,7 +143,7 @@ def one_film(spec: str, out_dir: str, overrides: list[str], resume_from: str | N
             fetched = True
         finally:
             release_box(provider, box, run_id, fetched)
-            forget_record(str(current_flow_run.id))  # reached only when the release (the destroy) succeeded
+            record.forget()  # reached only when the release (the destroy) succeeded
     shutil.rmtree(keep, ignore_errors=True)  # the verified bundle holds everything kept there
     shutil.rmtree(out / ".wheels" / run_id, ignore_errors=True)
     video = manifest["final_video"]

@@ -12,6 +12,8 @@ those two files.
 from __future__ import annotations
 
 import functools
+import math
+import re
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
@@ -68,6 +70,38 @@ def build_prompt(constants: Constants, shot: Shot) -> str:
         f"Style: {constants.style}. Setting: {constants.setting}. Lighting: {constants.lighting}. "
         f"Lens: {constants.lens}. Composition: {constants.composition}."
     )
+
+
+# Each model's text-encoder window in tokens (remote/models/*.py MAX_SEQUENCE_LENGTH): its pipeline cuts a longer
+# prompt without a word. kenburns reads no prompt.
+PROMPT_WINDOWS = {"wan22_ti2v_5b": ("UMT5", 512), "cogvideox15_5b_i2v": ("T5", 226), "hunyuan_i2v": ("Llama", 256)}
+
+
+def estimate_tokens(text: str) -> int:
+    """A rough token count, without the model's tokenizer (not available offline): 1.3 per word, 1 per punctuation
+    mark, 1 for the end-of-text token."""
+    return math.ceil(1.3 * len(re.findall(r"\w+", text))) + len(re.findall(r"[^\w\s]", text)) + 1
+
+
+def prompt_window_warnings(spec: JobSpec) -> list[str]:
+    """A warning for each prompt (and the negative prompt) estimated longer than the model's text window."""
+    if spec.model not in PROMPT_WINDOWS:
+        return []
+    encoder, window = PROMPT_WINDOWS[spec.model]
+    texts = [(f"shots.{i} (its prompt: the shot card + constants)", build_prompt(spec.constants, shot))
+             for i, shot in enumerate(spec.shots)]  # fmt: skip
+    if spec.generation.negative_prompt:
+        texts.append(("generation.negative_prompt", spec.generation.negative_prompt))
+    warnings = []
+    for name, text in texts:
+        tokens = estimate_tokens(text)
+        if tokens > window:
+            warnings.append(
+                f"{name}: about {tokens} tokens (an estimate: 1.3 per word), above model {spec.model}'s {encoder} "
+                f"window of {window} tokens; the text encoder reads the first {window} and never sees the rest "
+                "(shorten the text)"
+            )
+    return warnings
 
 
 def plan_clips(spec: JobSpec) -> list[ClipPlan]:

@@ -7,12 +7,23 @@ from __future__ import annotations
 
 import functools
 import math
+import re
+import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Literal, get_args
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 MIN_TOTAL_S, MAX_TOTAL_S = 30.0, 60.0
 MIN_SHOT_S, MAX_SHOT_S = 5.0, 10.0
@@ -30,11 +41,105 @@ CAMERA_MOVES: dict[str, tuple[str, ...]] = {
     "orbit": ("left", "right"),
 }
 
-Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
+MAX_TEXT_CHARS = 4000  # one prompt text field; far above any text encoder's window
+# Characters that print as nothing but are neither whitespace nor control/format characters (Hangul fillers, the
+# braille blank, the combining grapheme joiner): text made only of these (and whitespace) is empty.
+BLANK_CHARS = {"\u115f", "\u1160", "\u3164", "\uffa0", "\u2800", "\u034f"}
+# Unicode categories refused in prompt text: control (but newline and tab), format (zero-width, bidi marks),
+# surrogates, line and paragraph separators.
+REFUSED_CATEGORIES = {"Cc": "a control character", "Cf": "an invisible format character",
+                      "Cs": "a lone surrogate", "Zl": "a line separator", "Zp": "a paragraph separator"}  # fmt: skip
+
+
+def plain_text(value: str) -> str:
+    """Prompt text is plain visible text: no control, format or invisible-only characters."""
+    for char in value:
+        kind = REFUSED_CATEGORIES.get(unicodedata.category(char))
+        if kind and char not in "\n\t":
+            name = f" ({unicodedata.name(char)})" if unicodedata.name(char, "") else ""
+            raise ValueError(f"contains U+{ord(char):04X}{name}, {kind}; prompt text must be plain visible text")
+    if value and all(char.isspace() or char in BLANK_CHARS for char in value):
+        raise ValueError("no visible characters (only blank or invisible ones); prompt text must be plain visible text")
+    return value
+
+
+Text = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_TEXT_CHARS), AfterValidator(plain_text)
+]
+OptionalText = Annotated[str, StringConstraints(max_length=MAX_TEXT_CHARS), AfterValidator(plain_text)]
 # diffusers 0.42's attention backends (`set_attention_backend`); all but the native ones need a package or a
 # kernel download on the box (research/models.md §5).
 AttentionBackend = Literal["native", "_native_cudnn", "_native_flash", "_native_efficient", "_native_math", "flash",
                            "flash_hub", "_flash_3_hub", "sage", "sage_hub", "flex", "xformers"]  # fmt: skip
+
+
+# Camera moves written in a shot's text. Each phrase is a move only in a camera's sense: "the camera pans left",
+# "slow dolly in", "zooms out", "a tracking shot" — not "a frying pan", "she tilts her head", "the car zooms out of".
+ADVERB = r"(?:\w+ly\s+)?"
+CAMERA_VERBS = {"pan": "pan", "tilt": "tilt", "dolli": "dolly", "dolly": "dolly", "orbit": "orbit", "circl": "orbit",
+                "arc": "orbit", "push": "push-in", "pull": "pull-out"}  # fmt: skip
+CAMERA_TEXT = [
+    re.compile(
+        r"\bcamera\s+" + ADVERB + ADVERB + r"(?P<verb>pan|tilt|dolli|dolly|zoom|orbit|circl|arc|track|truck|push"
+        r"|pull|mov|crane|cran|boom|rotat|swing|swung|sweep|glid|follow|ris|rose|descend|drift|spin|slid|swoop)"
+        r"\w*(?:\s+" + ADVERB + r"(?:to\s+the\s+)?(?P<dir>left|right|upwards?|downwards?|up|down|in|out|back))?",
+        re.IGNORECASE,
+    ),  # fmt: skip
+    re.compile(
+        r"\b(?P<verb>pan)(?:s|ned|ning)?\s+" + ADVERB + r"(?:to(?:wards?)?\s+the\s+)?(?P<dir>left|right)\b",
+        re.IGNORECASE,
+    ),  # fmt: skip
+    re.compile(r"\b(?P<verb>pan)(?:s|ned|ning)\s+(?:across|over)\b", re.IGNORECASE),
+    re.compile(
+        r"\b(?P<verb>tilt)(?:s|ed|ing)?\s+" + ADVERB + r"(?P<dir>upwards?|downwards?|up|down)\b"
+        r"(?!\s+(?:her|his|their|its|my|your|our|the|a|an)\b)",
+        re.IGNORECASE,
+    ),  # fmt: skip
+    re.compile(
+        r"\b(?P<verb>dolly|dolli)(?:es|ed|ing)?[\s-]+(?P<dir>in|out|left|right|forward|back|backwards?)\b",
+        re.IGNORECASE,
+    ),  # fmt: skip
+    re.compile(
+        r"\b(?P<verb>push)-in\b|\b(?P<verb2>pull)-(?:out|back)\b(?!\s+(?:sofa|couch|bed|drawer|shelf|tray)\b)",
+        re.IGNORECASE,
+    ),  # fmt: skip
+    re.compile(
+        r"\b(?P<verb>orbit)(?:s|ed|ing)?\s+" + ADVERB + r"(?:to\s+the\s+|around\s+the\s+)?(?P<dir>left|right|"
+        r"subject)\b",
+        re.IGNORECASE,
+    ),  # fmt: skip
+    re.compile(r"\b(?P<verb>zoom)(?:s|ed|ing)?[\s-]+(?P<dir>in|out)\b(?!\s+of\b)", re.IGNORECASE),
+    re.compile(
+        r"\b(?P<verb>tracking|crane|dolly|pan|panning|tilt|orbit|orbiting|zoom|whip[\s-]pan|steadicam)\s+shot\b",
+        re.IGNORECASE,
+    ),  # fmt: skip
+]
+# A word before "pan"/"pans" that makes it the cooking pan ("a frying pan left on the stove").
+PAN_NOUN_BEFORE = {"a", "an", "the", "frying", "sauce", "saute", "sauté", "baking", "roasting", "cake", "sheet",
+                   "dust", "iron", "copper", "his", "her", "their", "its", "my", "our", "your", "this", "that",
+                   "these", "those", "hot", "empty", "gold"}  # fmt: skip
+DIRECTIONS = {"upward": "up", "upwards": "up", "downward": "down", "downwards": "down", "subject": None}
+
+
+def camera_phrases(text: str) -> list[tuple[str, str | None, str | None]]:
+    """(phrase, move, direction) of each camera move written in `text`; move None: a move not in CAMERA_MOVES."""
+    found = []
+    for pattern in CAMERA_TEXT:
+        for match in pattern.finditer(text):
+            groups = match.groupdict()
+            verb = (groups.get("verb") or groups.get("verb2") or "").lower()
+            before = text[: match.start()].split()
+            noun = verb == "pan" and before and before[-1].lower() in PAN_NOUN_BEFORE
+            if noun and not match.group(0).lower().startswith("camera"):
+                continue
+            word = verb.split()[0].removesuffix("ning").removeprefix("whip")
+            move = CAMERA_VERBS.get(word)
+            direction = (groups.get("dir") or "").lower() or None
+            direction = DIRECTIONS.get(direction, direction)
+            if move in ("push-in", "pull-out"):
+                direction = None if direction in (None, "in", "out", "back") else direction
+            found.append((match.group(0), move, direction))
+    return found
 
 
 class SpecError(ValueError):
@@ -42,7 +147,22 @@ class SpecError(ValueError):
 
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # allow_inf_nan=False: .inf and .nan are refused in every float (and never reach a log or manifest as JSON).
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def numbers_are_not_booleans(cls, value: object, info: ValidationInfo) -> object:
+        """YAML 1.1 reads yes/no/on/off/true/false as booleans, and a bool is an int in Python: refuse it where
+        a number is expected (`seed: yes` would otherwise be seed 1)."""
+        if isinstance(value, bool) and numeric(cls.model_fields[info.field_name].annotation):
+            raise ValueError("a number is expected, not a yes/no value (YAML reads yes/no/on/off/true/false as such)")
+        return value
+
+
+def numeric(annotation: object) -> bool:
+    """int, float, or either of them | None."""
+    return annotation in (int, float) or any(arg in (int, float) for arg in get_args(annotation))
 
 
 # --- model baselines -------------------------------------------------------------------------------
@@ -145,6 +265,19 @@ class Shot(Strict):
             raise ValueError(f"a shot lasts {MIN_SHOT_S:g}–{MAX_SHOT_S:g} s")
         return value
 
+    @model_validator(mode="after")
+    def no_camera_move_in_text(self) -> Shot:
+        """The camera move is the `camera` field's alone: one written in the shot's text would fight it."""
+        for name in ("subject", "action", "environment"):
+            for phrase, move, direction in camera_phrases(getattr(self, name)):
+                if move == self.move and direction in (None, self.direction):
+                    continue  # the text says what `camera` says
+                raise ValueError(
+                    f"{name} has {phrase!r}, a camera move; the move belongs in `camera` (this shot's is "
+                    f"{self.camera!r}; the moves are {', '.join(CAMERA_MOVES)}), not in the shot's text"
+                )
+        return self
+
     @property
     def move(self) -> str:
         return self.camera.split()[0]
@@ -166,7 +299,7 @@ class Generation(Strict):
     guidance: float | None = Field(None, ge=0)
     scheduler: str | None = None
     shift: float | None = Field(None, gt=0)
-    negative_prompt: str | None = None
+    negative_prompt: OptionalText | None = None
     # The GPU memory plan of the diffusers models: `full` keeps everything on the GPU (a 40–140 GB card, by
     # model), `24gb` fits an RTX 4090; `auto` picks by the GPU's memory. remote/models/ says what each does.
     memory: Literal["auto", "full", "24gb"] = "auto"

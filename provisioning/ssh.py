@@ -7,6 +7,7 @@ run's own: a box that answers with another key later is refused (paramiko's BadH
 from __future__ import annotations
 
 import io
+import posixpath
 import shlex
 import subprocess
 import time
@@ -83,11 +84,9 @@ class SshTransport:
 
     def start_detached(self, argv: list[str], log: str, env: dict[str, str]) -> int:
         # setsid + nohup + every stream redirected: the process outlives this SSH session and doesn't hold it open.
-        quoted_log = shlex.quote(log)
-        line = (
-            f"mkdir -p $(dirname {quoted_log}); setsid nohup {with_env(argv, env)} > {quoted_log} 2>&1 < /dev/null & "
-            "echo $!"
-        )
+        # Every path is quoted as a whole (a space or `$(…)` in it stays part of the path).
+        quoted_log, quoted_dir = shlex.quote(log), shlex.quote(posixpath.dirname(log) or ".")
+        line = f"mkdir -p {quoted_dir}; setsid nohup {with_env(argv, env)} > {quoted_log} 2>&1 < /dev/null & echo $!"
         result = self.connection.run(line, hide=True, warn=False, timeout=60, in_stream=False)
         return int(result.stdout.split()[-1])
 
@@ -127,18 +126,24 @@ class SshTransport:
 
 
 def wait_for_ssh(target: SshTarget, deadline: float) -> SshTransport:
-    """Retry until SSH answers a command, or the monotonic deadline passes ('running' ≠ SSH works)."""
-    last_error: Exception | None = None
-    while time.monotonic() < deadline:
+    """Retry until SSH answers a command, or the monotonic deadline passes ('running' ≠ SSH works); tried at least
+    once, however little time is left."""
+    started, last_error = time.monotonic(), None
+    while True:
         transport = SshTransport(target)
         try:
-            if transport.run(["true"], timeout_s=CONNECT_TIMEOUT_S, env={}).returncode == 0:
+            done = transport.run(["true"], timeout_s=CONNECT_TIMEOUT_S, env={})
+            if done.returncode == 0:
                 return transport
+            last_error = f"`true` exited {done.returncode}"
         except (TimeoutError, OSError, EOFError, paramiko.SSHException) as exc:
-            last_error = exc
+            last_error = repr(exc)
         transport.close()
-        time.sleep(min(2.0, max(0.0, deadline - time.monotonic())))
-    raise SshNotReady(f"SSH at {target.user}@{target.host}:{target.port} did not answer in time: {last_error!r}")
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise SshNotReady(f"SSH at {target.user}@{target.host}:{target.port} did not answer within "
+                              f"{time.monotonic() - started:.0f} s: {last_error}")  # fmt: skip
+        time.sleep(min(2.0, remaining))
 
 
 class SshProvider:

@@ -8,11 +8,14 @@ can fail, so crash hooks and the reaper can find it. Only instances this attempt
 
 from __future__ import annotations
 
+import importlib.metadata
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import requests
 from vastai import VastAI
@@ -24,9 +27,22 @@ from provisioning.ssh import SshNotReady, SshTarget, wait_for_ssh
 PENDING_STATUSES = {None, "created", "loading", "rebooting"}
 RUNNING_STATUS = "running"
 FAILED_STATUSES = {"exited", "unknown", "offline", "stopped", "frozen"}
-RETRIED_HTTP = {429, 502, 503, 504}
+TRANSIENT_HTTP = {429, 500, 502, 503, 504}  # retried with backoff until the deadline (a daily quota 429 is not)
+KEY_REFUSED_HTTP = {401, 403}
+DAILY_QUOTA_ERROR = "search_quota_exceeded"  # a 429 with this JSON error resets at UTC midnight (vastai's own
+# is_search_quota_exceeded, which its retry loop refuses to retry, looks at the same field)
+GONE_ERRORS = {"no_such_instance", "not_found"}  # a DELETE answering 404 with these: already destroyed
+REQUEST_TIMEOUT_S = 30  # one HTTP request (the SDK's default, 120 s, times its 3 tries, would outlast a deadline)
+BACKOFF_CAP_S = 15.0
+DESTROY_TIMEOUT_S = 300
 LABEL_PREFIX = "shootout:"
 DEFAULT_IMAGE = "pytorch/pytorch:2.7.1-cuda12.8-cudnn9-runtime"  # Python 3.11; the venv brings its own torch
+# The torch pin of the project's `remote` extra → the lowest CUDA the host's driver must support (Vast's cuda_vers /
+# cuda_max_good) to run it. remote/setup.sh installs `<wheel>[remote]` from the default PyPI index, so the box gets
+# torch's default Linux x86_64 wheel, which brings its own CUDA runtime; only the driver comes from the host.
+# 2.13.0: that wheel requires cuda-toolkit==13.0.3 and nvidia-*-cu13 (pip's report of its metadata): CUDA 13.0,
+# whose runtime runs on any driver that supports 13.0 or newer (R580+).
+TORCH_MIN_DRIVER_CUDA = {"2.13.0": 13.0}
 
 
 class VastError(RuntimeError):
@@ -37,6 +53,44 @@ class OfferUnavailable(VastError):
     """The offer was taken between search and create."""
 
 
+class InstanceNotReady(VastError):
+    """This instance will not become usable (a failed state, stuck at the deadline, SSH silent): try another."""
+
+
+class VastApiError(VastError):
+    """Vast answered an error that is not retried (or kept failing transiently until the deadline)."""
+
+    def __init__(self, message: str, status: int | None = None, body: dict | None = None) -> None:
+        super().__init__(message)
+        self.status, self.body = status, body or {}
+
+
+class KeyRefused(VastError):
+    """Vast refused the API key (HTTP 401/403); the message says where the key was read from, never the key."""
+
+
+class DestroyFailed(VastError):
+    """An instance could not be destroyed within the deadline; the message gives the command to do it by hand."""
+
+
+def torch_pin() -> str:
+    """The torch version the box installs: the `remote` extra's pin in this package's metadata (from pyproject)."""
+    for requirement in importlib.metadata.requires("i2v-shootout") or []:
+        found = re.match(r"torch==([\w.]+)\s*;.*extra\s*==\s*['\"]remote['\"]", requirement)
+        if found:
+            return found.group(1)
+    raise VastError("no torch==X pin in the i2v-shootout package's `remote` extra")
+
+
+def min_driver_cuda(pin: str | None = None) -> float:
+    """The lowest driver CUDA (cuda_vers) the pinned torch wheel runs on."""
+    pin = pin or torch_pin()
+    if pin not in TORCH_MIN_DRIVER_CUDA:
+        raise VastError(f"torch=={pin} (the `remote` extra) is not in TORCH_MIN_DRIVER_CUDA: add the CUDA its default "
+                        "PyPI wheel is built for (its nvidia-*-cuNN / cuda-toolkit requirements)")  # fmt: skip
+    return TORCH_MIN_DRIVER_CUDA[pin]
+
+
 @dataclass(frozen=True)
 class OfferQuery:
     gpu: str = "RTX 4090"
@@ -44,7 +98,7 @@ class OfferQuery:
     min_reliability: float = 0.98
     min_inet_down_mbps: float = 200
     min_disk_gb: float = 80
-    min_cuda: float = 12.8
+    min_cuda: float = field(default_factory=min_driver_cuda)  # what the box's torch needs
     min_ram_gb: float = 32  # host RAM: Hunyuan's offload plan pins ~80 GB of weights there
     verified: bool = True
     max_usd_per_hour: float | None = None
@@ -92,28 +146,53 @@ def cost_line(cost: dict) -> str:
             f"+ ${cost['usd_transfer']:.4f} transfer = ${cost['usd_total']:.4f}")  # fmt: skip
 
 
-def with_backoff(call: Callable[[], object], deadline: float, what: str) -> object:
-    """The SDK retries 429/5xx three times itself; past that, back off (1, 2, 4 … 15 s) until the deadline."""
-    delay = 1.0
-    while True:
-        try:
-            return call()
-        except requests.HTTPError as exc:
-            status = exc.response.status_code if exc.response is not None else None
-            if status not in RETRIED_HTTP or time.monotonic() + delay > deadline:
-                raise
-        except requests.ConnectionError:
-            if time.monotonic() + delay > deadline:
-                raise
-        time.sleep(delay)
-        delay = min(delay * 2, 15.0)
-
-
-def error_body(exc: requests.HTTPError) -> dict:
+def error_body(exc: requests.RequestException) -> dict:
     try:
-        return exc.response.json()
+        body = exc.response.json()
     except (ValueError, AttributeError):
         return {}
+    return body if isinstance(body, dict) else {}
+
+
+def http_status(exc: requests.RequestException) -> int | None:
+    return exc.response.status_code if exc.response is not None else None
+
+
+def is_daily_quota(exc: requests.RequestException) -> bool:
+    return http_status(exc) == 429 and error_body(exc).get("error") == DAILY_QUOTA_ERROR
+
+
+def is_transient(exc: requests.RequestException) -> bool:
+    """Worth retrying: 500–504, a plain 429, a connection error or timeout (not 4xx, not the daily quota)."""
+    if isinstance(exc, requests.ConnectionError | requests.Timeout):
+        return True
+    return http_status(exc) in TRANSIENT_HTTP and not is_daily_quota(exc)
+
+
+def describe(exc: requests.RequestException) -> str:
+    """'HTTP 500 on GET /api/v0/instances/7/' or 'ConnectionError on DELETE /api/v0/instances/7/'."""
+    request = exc.request or getattr(exc.response, "request", None)
+    where = f"{request.method} {urlsplit(request.url).path}" if request is not None else "Vast's API"
+    status = http_status(exc)
+    return f"HTTP {status} on {where}" if status is not None else f"{type(exc).__name__} on {where}"
+
+
+def quota_reset(exc: requests.RequestException) -> str:
+    """When the daily quota resets, from its X-RateLimit-Reset header (epoch seconds) where there is one."""
+    try:
+        reset = datetime.fromtimestamp(float(exc.response.headers["X-RateLimit-Reset"]), UTC)
+    except (KeyError, TypeError, ValueError, OverflowError):
+        return "it resets at midnight UTC"
+    return f"it resets at {reset:%Y-%m-%d %H:%M} UTC"
+
+
+def detail(exc: requests.RequestException) -> str:
+    """What Vast said, briefly (its error code and message; the text of a plain-text answer)."""
+    body = error_body(exc)
+    said = " ".join(str(body[k]) for k in ("error", "msg", "detail") if body.get(k))
+    if not said and exc.response is not None:
+        said = exc.response.text.strip()[:200]
+    return f" ({said})" if said else ""
 
 
 def ssh_endpoint(row: dict) -> tuple[str, int] | None:
@@ -127,46 +206,98 @@ def ssh_endpoint(row: dict) -> tuple[str, int] | None:
 
 
 class VastClient:
-    """The few SDK calls the provider and the reaper make, each bounded by a deadline."""
+    """The SDK calls the provider and the reaper make, each bounded by a deadline; every failure is a VastError.
 
-    def __init__(self, api_key: str, server_url: str | None = None) -> None:
+    Transient failures (500–504, plain 429s, connection errors and timeouts) are retried with capped exponential
+    backoff (1, 2, 4 … 15 s, each sleep capped at the deadline) until the deadline; the SDK itself first tries a
+    429/502–504 three times. Anything else, and the daily search quota, ends the call at once."""
+
+    def __init__(self, api_key: str, server_url: str | None = None, key_source: str = "the api_key argument") -> None:
         kwargs = {"server_url": server_url} if server_url else {}
         self.sdk = VastAI(api_key=api_key, retry=3, **kwargs)
+        self.sdk.client.timeout = REQUEST_TIMEOUT_S
+        self.key_source = key_source  # where the key was read from, for the message when Vast refuses it
+
+    def call(self, request: Callable[[], object], deadline: float) -> object:
+        started, tries, delay = time.monotonic(), 0, 1.0
+        while True:
+            tries += 1
+            try:
+                return request()
+            except requests.RequestException as exc:
+                status, said = http_status(exc), f"{describe(exc)}{detail(exc)}"
+                if status in KEY_REFUSED_HTTP:
+                    raise KeyRefused(
+                        f"Vast refused the API key read from {self.key_source}: {said}; check or replace the key there"
+                    ) from None
+                if is_daily_quota(exc):
+                    raise VastApiError(
+                        f"Vast answered {describe(exc)} daily quota exceeded: not retried ({quota_reset(exc)})",
+                        status,
+                        error_body(exc),
+                    ) from None
+                if not is_transient(exc):
+                    raise VastApiError(f"Vast answered {said}: not retried", status, error_body(exc)) from None
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    waited = time.monotonic() - started
+                    message = f"{said}, retried {tries - 1} times over {waited:.0f} s"
+                    raise VastApiError(message, status, error_body(exc)) from None
+            time.sleep(min(delay, remaining))
+            delay = min(delay * 2, BACKOFF_CAP_S)
 
     def search(self, query: OfferQuery, exclude_machines: set[int], deadline: float) -> list[dict]:
+        """Matching offers, cheapest first; hosts whose driver is below the query's CUDA are dropped here too (a
+        filter the server does not apply must not rent a box the torch wheel can't use)."""
         text = query.text(exclude_machines)
-        offers = with_backoff(
-            lambda: self.sdk.search_offers(query=text, order="dph_total", limit=20), deadline, "search"
-        )
-        offers = [o for o in offers or [] if o.get("machine_id") not in exclude_machines]
+        offers = self.call(lambda: self.sdk.search_offers(query=text, order="dph_total", limit=20), deadline)
+        offers = [o for o in offers or [] if o.get("machine_id") not in exclude_machines
+                  and float(o.get("cuda_max_good") or 0) >= query.min_cuda]  # fmt: skip
         return sorted(offers, key=lambda o: float(o.get("dph_total") or 0))
 
     def show(self, instance_id: int, deadline: float) -> dict | None:
-        return with_backoff(lambda: self.sdk.show_instance(id=instance_id), deadline, "show")
+        return self.call(lambda: self.sdk.show_instance(id=instance_id), deadline)
 
     def list_labelled(self, prefix: str, deadline: float) -> list[dict]:
-        rows = with_backoff(lambda: self.sdk.show_instances(), deadline, "list") or []
+        rows = self.call(lambda: self.sdk.show_instances(), deadline) or []
         return [row for row in rows if str(row.get("label") or "").startswith(prefix)]
 
+    def register_key(self, public_key: str, deadline: float) -> None:
+        self.call(lambda: self.sdk.create_ssh_key(ssh_key=public_key), deadline)
+
+    def attach_key(self, instance_id: int, public_key: str, deadline: float) -> None:
+        self.call(lambda: self.sdk.attach_ssh(instance_id, public_key), deadline)
+
+    def create(self, offer_id: int, deadline: float, **kwargs: object) -> dict:
+        return self.call(lambda: self.sdk.create_instance(id=offer_id, **kwargs), deadline)
+
     def destroy(self, instance_id: int, deadline: float) -> None:
-        """Destroy and confirm it is gone; an instance already gone counts as destroyed."""
+        """Destroy and confirm it is gone (one already gone counts), retrying every transient failure until the
+        deadline; DestroyFailed says what happened and how to destroy it by hand."""
+        started = time.monotonic()
         try:
-            with_backoff(lambda: self.sdk.destroy_instance(id=instance_id), deadline, "destroy")
-        except requests.HTTPError as exc:
-            status = exc.response.status_code if exc.response is not None else None
-            if status != 404 and error_body(exc).get("error") != "no_such_instance":
-                raise
-        while time.monotonic() < deadline:
-            row = self.show(instance_id, deadline)
-            if row is None:
-                return
-            time.sleep(1.0)
-        raise VastError(f"instance {instance_id} still listed after destroy; destroy it by hand: "
-                        f"vastai destroy instance {instance_id} -y")  # fmt: skip
+            while True:
+                try:
+                    self.call(lambda: self.sdk.destroy_instance(id=instance_id), deadline)
+                except VastApiError as exc:
+                    if exc.status != 404 and exc.body.get("error") not in GONE_ERRORS:
+                        raise
+                if self.show(instance_id, deadline) is None:
+                    return
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise VastError("it is still listed after DELETE answered")
+                time.sleep(min(2.0, remaining))  # then DELETE again
+        except VastError as exc:
+            raise DestroyFailed(f"could not destroy instance {instance_id} (tried for {time.monotonic() - started:.0f}"
+                                f" s): {exc}. It may still be running and billed: destroy it by hand with "
+                                f"`vastai destroy instance {instance_id}`") from None  # fmt: skip
 
 
 class VastProvider:
-    """Rents one instance per run: search → create (recorded at once) → running → SSH answers."""
+    """Rents one instance per run: search → create (recorded at once) → running → SSH answers, all within one
+    deadline per attempt (`ready_timeout_s`); an instance that does not get there is destroyed and another machine
+    tried, up to `max_attempts`."""
 
     name = "vast"
 
@@ -187,7 +318,7 @@ class VastProvider:
         ssh_user: str = "root",
         max_attempts: int = 3,
         ready_timeout_s: float = 900,
-        ssh_timeout_s: float = 300,
+        destroy_timeout_s: float = DESTROY_TIMEOUT_S,
         poll_s: float = 5,
     ) -> None:
         self.client, self.query, self.label, self.key_file, self.known_hosts = (
@@ -200,20 +331,20 @@ class VastProvider:
         self.on_created, self.log, self.image, self.disk_gb = on_created, log, image, disk_gb
         self.approve = approve  # offer → the cost estimate at its price; raises to refuse it before renting
         self.remote_root, self.venv, self.ssh_user, self.max_attempts = remote_root, venv, ssh_user, max_attempts
-        self.ready_timeout_s, self.ssh_timeout_s, self.poll_s = ready_timeout_s, ssh_timeout_s, poll_s
+        self.ready_timeout_s, self.destroy_timeout_s, self.poll_s = ready_timeout_s, destroy_timeout_s, poll_s
         self.rentals: list[Rental] = []  # every instance this attempt created, destroyed or not
 
     def acquire(self, run_id: str) -> Box:
         failed_machines: set[int] = set()
+        given_up: list[str] = []  # "instance 7 on machine 3: why", for the message when none becomes ready
         public_key = Path(f"{self.key_file}.pub").read_text().strip()
         self.register_key(public_key)
         self.log(f"offers: vastai search offers '{self.query.text()}' -o dph_total")
         for attempt in range(1, self.max_attempts + 1):
-            deadline = time.monotonic() + self.ready_timeout_s
+            deadline = time.monotonic() + self.ready_timeout_s  # this attempt's: search, create, running, SSH
             offers = self.client.search(self.query, failed_machines, deadline)
             if not offers:
-                raise VastError(f"no offer matches '{self.query.text(failed_machines)}'; raise the price cap or "
-                                "relax the query")  # fmt: skip
+                raise VastError(self.nothing_matches(given_up, failed_machines))
             offer = offers[0]
             estimate = self.approve(offer)
             try:
@@ -221,16 +352,18 @@ class VastProvider:
                 rental.estimate = estimate
             except OfferUnavailable as exc:
                 self.log(f"attempt {attempt}: {exc}; trying the next offer")
+                given_up.append(str(exc))
                 continue
             try:
                 self.attach_key(rental.instance_id, public_key, deadline)
                 row = self.wait_running(rental.instance_id, deadline)
                 host, port = ssh_endpoint(row)
                 target = SshTarget(host, port, self.ssh_user, self.key_file, self.known_hosts)
-                transport = wait_for_ssh(target, time.monotonic() + self.ssh_timeout_s)
-            except (VastError, SshNotReady) as exc:
-                self.log(f"attempt {attempt}: instance {rental.instance_id} on machine {offer.get('machine_id')}: "
-                         f"{exc}; destroying it")  # fmt: skip
+                transport = wait_for_ssh(target, deadline)
+            except (InstanceNotReady, SshNotReady) as exc:
+                why = f"instance {rental.instance_id} on machine {offer.get('machine_id')}: {exc}"
+                self.log(f"attempt {attempt}: {why}; destroying it")
+                given_up.append(why)
                 failed_machines.add(offer.get("machine_id"))
                 self.destroy(rental)
                 continue
@@ -241,20 +374,32 @@ class VastProvider:
             env = {"HF_HOME": f"{self.remote_root}/hf", "HF_HUB_CACHE": f"{self.remote_root}/hf/hub"}
             return Box(provider=self.name, root=root, transport=transport, venv=self.venv or f"{root}/venv",
                        env=env, instance_id=rental.instance_id)  # fmt: skip
-        raise VastError(f"no instance became ready in {self.max_attempts} attempts; every one was destroyed")
+        raise VastError(f"no instance became ready in {self.max_attempts} attempts: {self.tried(given_up)}")
+
+    def tried(self, given_up: list[str]) -> str:
+        return f"{len(self.rentals)} tried and destroyed ({'; '.join(given_up)})"
+
+    def nothing_matches(self, given_up: list[str], failed_machines: set[int]) -> str:
+        query = self.query.text(failed_machines)
+        if not self.rentals:
+            taken = f" ({'; '.join(given_up)})" if given_up else ""
+            return f"no offer matches '{query}'{taken}; raise the price cap or relax the query"
+        return f"no instance became ready: {self.tried(given_up)}; no other offer matches '{query}'"
 
     def register_key(self, public_key: str) -> None:
         """The project's key on the account, so new instances get it (team accounts can't: attach covers them)."""
         try:
-            with_backoff(lambda: self.client.sdk.create_ssh_key(ssh_key=public_key), time.monotonic() + 60, "key")
-        except requests.HTTPError as exc:
-            self.log(f"the account did not take the SSH key ({error_body(exc).get('error')}); attaching per instance")
+            self.client.register_key(public_key, time.monotonic() + 60)
+        except VastApiError as exc:
+            self.log(f"the account did not take the SSH key ({exc}); attaching it per instance")
 
     def attach_key(self, instance_id: int, public_key: str, deadline: float) -> None:
         try:
-            with_backoff(lambda: self.client.sdk.attach_ssh(instance_id, public_key), deadline, "attach")
-        except requests.HTTPError as exc:
-            raise VastError(f"attaching the SSH key to instance {instance_id} failed ({error_body(exc)})") from None
+            self.client.attach_key(instance_id, public_key, deadline)
+        except VastApiError as exc:
+            if exc.status is None or exc.status >= 500 or exc.status == 429:
+                raise  # the API gave up, not this instance
+            raise InstanceNotReady(f"attaching the SSH key failed: {exc}") from None
 
     def create(self, offer: dict, run_id: str, deadline: float) -> Rental:
         """Create the instance; record it the moment it exists (also a `success: false` one, then destroy it)."""
@@ -262,15 +407,12 @@ class VastProvider:
                       env={"HF_HOME": f"{self.remote_root}/hf", "HF_HUB_CACHE": f"{self.remote_root}/hf/hub"},
                       onstart_cmd="touch ~/.no_auto_tmux")  # fmt: skip
         try:
-            answer = with_backoff(lambda: self.client.sdk.create_instance(id=offer["id"], **kwargs), deadline, "create")
-        except requests.HTTPError as exc:
-            body = error_body(exc)
-            if exc.response is not None and exc.response.status_code in (404, 410):
-                raise OfferUnavailable(
-                    f"offer {offer['id']} is gone ({body.get('msg') or body.get('error')})"
-                ) from None
-            raise VastError(f"create on offer {offer['id']} failed: HTTP {exc.response.status_code} "
-                            f"{body.get('error') or ''} {body.get('msg') or ''}".strip()) from None  # fmt: skip
+            answer = self.client.create(offer["id"], deadline, **kwargs)
+        except VastApiError as exc:
+            if exc.status in (404, 410):
+                raise OfferUnavailable(f"offer {offer['id']} is gone ({exc.body.get('msg') or exc.body.get('error')})"
+                                       ) from None  # fmt: skip
+            raise VastError(f"create on offer {offer['id']} failed: {exc}") from None
         instance_id = answer.get("new_contract")
         if instance_id is not None:
             rental = Rental(int(instance_id), offer, datetime.now(UTC).isoformat(timespec="seconds"), time.monotonic())
@@ -278,10 +420,12 @@ class VastProvider:
             self.on_created({"instance_id": rental.instance_id, "label": self.label, "run_id": run_id,
                              "created_at": rental.created_at, "usd_per_hour": offer.get("dph_total")})  # fmt: skip
         if not answer.get("success"):
+            why = f"offer {offer['id']}: create failed ({answer.get('msg') or answer.get('error')})"
             if instance_id is not None:
                 self.log(f"create answered success=false but made instance {instance_id}; destroying it")
                 self.destroy(rental)
-            raise OfferUnavailable(f"offer {offer['id']}: create failed ({answer.get('msg') or answer.get('error')})")
+                why = f"instance {instance_id} on machine {offer.get('machine_id')}: create answered success=false"
+            raise OfferUnavailable(why)
         self.log(f"created instance {instance_id} on offer {offer['id']} (machine {offer.get('machine_id')}, "
                  f"${float(offer.get('dph_total') or 0):.3f}/h), label {self.label}")  # fmt: skip
         return rental
@@ -289,28 +433,38 @@ class VastProvider:
     def wait_running(self, instance_id: int, deadline: float) -> dict:
         """Poll until running with an SSH endpoint; fail fast on a failed state; give up at the deadline."""
         status = "not visible yet"
-        while time.monotonic() < deadline:
+        while True:
             row = self.client.show(instance_id, deadline)
             if row is not None:
-                status = row.get("actual_status")
-                if status in FAILED_STATUSES:
-                    raise VastError(f"instance {instance_id} is {status}: {row.get('status_msg') or ''}".strip())
+                status = row.get("actual_status") or "provisioning"
+                message = str(row.get("status_msg") or "").strip()
+                if status in FAILED_STATUSES or (status == "created" and "OCI runtime create failed" in message):
+                    raise InstanceNotReady(f"{status}: {message}" if message else status)
                 if status == RUNNING_STATUS and ssh_endpoint(row):
                     return row
-            time.sleep(self.poll_s)
-        raise VastError(f"instance {instance_id} still {status!r} at the deadline ({self.ready_timeout_s:g} s)")
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise InstanceNotReady(f"stuck {status!r} at the deadline ({self.ready_timeout_s:g} s)")
+            time.sleep(min(self.poll_s, remaining))
 
     def destroy(self, rental: Rental) -> None:
-        self.client.destroy(rental.instance_id, time.monotonic() + 300)
+        self.client.destroy(rental.instance_id, time.monotonic() + self.destroy_timeout_s)
         rental.destroyed_monotonic = time.monotonic()
         self.log(f"destroyed instance {rental.instance_id} (confirmed gone)")
 
     def release(self, box: Box | None, run_id: str, fetched: bool) -> str:
-        """Destroy every instance this run created that still lives; a box holds nothing worth keeping after."""
+        """Destroy every instance this run created that still lives (each one tried, whatever another's fate); a box
+        holds nothing worth keeping after."""
         if box is not None:
             box.transport.close()
             self.rentals[-1].bytes_moved += getattr(box.transport, "bytes_moved", 0) + box.downloaded_bytes
+        failures = []
         for rental in self.rentals:
             if rental.destroyed_monotonic is None:
-                self.destroy(rental)
+                try:
+                    self.destroy(rental)
+                except DestroyFailed as exc:
+                    failures.append(str(exc))
+        if failures:
+            raise DestroyFailed("; ".join(failures))
         return "; ".join(cost_line(r.cost()) for r in self.rentals)

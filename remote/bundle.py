@@ -3,8 +3,9 @@
     python -m remote.bundle JOB_DIR      (on the box) writes manifest.json, SHA256SUMS, <run_id>.tar(.sha256)
 
 verify_bundle() (on the laptop) checks the archive's hash, refuses unsafe members (absolute paths, `..`,
-links, devices), extracts and checks every file against SHA256SUMS; an error names the file. Every path in
-the manifest and logs is relative to the run directory.
+links, devices), extracts and checks every file against SHA256SUMS, and every sha256 the manifest and the clip
+logs state against the bytes of the file they name; an error names the file. Every path in the manifest and
+logs is relative to the run directory.
 """
 
 from __future__ import annotations
@@ -14,14 +15,17 @@ import importlib.metadata
 import json
 import os
 import platform
+import re
 import shutil
 import subprocess
 import sys
 import tarfile
 import tempfile
 from pathlib import Path, PurePosixPath
+from typing import Annotated
 
 import yaml
+from pydantic import BaseModel, Field, StringConstraints, ValidationError
 
 from jobspecs import plan_clips, validate
 from jobspecs.schema import OUTPUT_FPS
@@ -167,82 +171,245 @@ def make_bundle(job_dir: Path) -> dict:
     return {"archive": paths.archive.name, "sha256": digest, "files": len(names)}
 
 
+class BundleInputError(BundleError):
+    """What was given is not a bundle to read or a folder to extract into: a missing path, a folder, a file."""
+
+
+Sha256 = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
+
+
+class Hashed(BaseModel):
+    """A file that the manifest or a clip log names, with the sha256 it states for it."""
+
+    path: str
+    sha256: Sha256
+
+
+class ClipEntry(BaseModel):
+    file: Hashed
+    last_frame: Hashed
+
+
+class Clips(BaseModel):
+    entries: list[ClipEntry] = Field(alias="list")
+
+
+class SpecEntry(BaseModel):
+    job_yaml_sha256: Sha256
+
+
+class Reference(BaseModel):
+    sha256: Sha256
+
+
+class Manifest(BaseModel):
+    """What verify_bundle checks of manifest.json (write_manifest writes more)."""
+
+    run_id: str
+    files: dict[str, Sha256]
+    spec: SpecEntry
+    reference_image: Reference
+    final_video: Hashed | None
+    clips: Clips
+
+
+class ClipLog(BaseModel):
+    """What verify_bundle checks of a clip's log (logs/log_NNN.json)."""
+
+    clip: int
+    input_image: Hashed
+    last_frame: Hashed
+    clip_file: Hashed
+
+
+def is_sha256(text: str) -> bool:
+    return re.fullmatch(r"[0-9a-f]{64}", text) is not None
+
+
+def short(digest: str) -> str:
+    return f"{digest[:12]}..."
+
+
 def read_sums(text: str) -> dict[str, str]:
     sums = {}
     for line in text.splitlines():
         digest, sep, name = line.partition("  ")
-        if not sep or len(digest) != 64:
-            raise BundleError(f"{SUMS}: malformed line {line!r}")
+        if not sep or not is_sha256(digest) or not name:
+            raise BundleError(f"{SUMS}: malformed line {line[:100]!r}")
+        if name in sums:
+            raise BundleError(f"{SUMS}: lists {name} twice")
         sums[name] = digest
     return sums
+
+
+def refuse_constant(name: str) -> None:
+    raise ValueError(f"{name} is not a number")
+
+
+def read_json(path: Path, name: str, model: type[BaseModel]) -> tuple[dict, BaseModel]:
+    """The file as a JSON object, and that object checked against `model`; BundleError names what is wrong."""
+    try:
+        data = json.loads(path.read_text(), parse_constant=refuse_constant)
+    except ValueError as exc:  # not UTF-8, not JSON, NaN or Infinity
+        raise BundleError(f"{name}: not valid JSON ({exc})") from None
+    if not isinstance(data, dict):
+        raise BundleError(f"{name}: not a JSON object")
+    try:
+        return data, model.model_validate(data)
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        field = ".".join(str(part) for part in error["loc"])
+        raise BundleError(f"{name}: {field}: {error['msg']}") from None
 
 
 def check_member(member: tarfile.TarInfo, run_id: str | None) -> str:
     """The member's path inside the run directory; refuses anything that could write outside it."""
     name = member.name
     path = PurePosixPath(name)
+    if not path.parts:
+        raise BundleError(f"{name!r}: not a path inside a run directory; refused")
     if path.is_absolute() or ".." in path.parts or "\\" in name:
         raise BundleError(f"{name}: unsafe path in the archive (absolute or with '..'); refused")
     if not (member.isfile() or member.isdir()):
         raise BundleError(f"{name}: a link or special file in the archive; refused")
     if run_id is not None and path.parts[0] != run_id:
         raise BundleError(f"{name}: outside the run directory {run_id}/; refused")
+    if member.isfile() and len(path.parts) < 2:
+        raise BundleError(f"{name}: a file outside the run directory; refused")
     return PurePosixPath(*path.parts[1:]).as_posix()
 
 
-def check_hash(run_dir: Path, name: str, sums: dict[str, str]) -> None:
+def check_hash(run_dir: Path, name: str, sums: dict[str, str]) -> str:
+    """The file's sha256, refused unless it is the one SHA256SUMS lists."""
     if name not in sums:
         raise BundleError(f"{name}: not listed in {SUMS}")
     actual = sha256_file(run_dir / name)
     if actual != sums[name]:
         raise BundleError(f"{name}: sha256 {actual} does not match {SUMS} ({sums[name]})")
+    return actual
+
+
+def check_file_list(files: dict[str, str], sums: dict[str, str]) -> None:
+    """The manifest's `files` and SHA256SUMS (the manifest aside) list the same files with the same hashes."""
+    listed = {name: digest for name, digest in sums.items() if name != MANIFEST}
+    for name in sorted(set(files) | set(listed)):
+        if name not in files:
+            raise BundleError(f"{SUMS}: lists {name}, the files of {MANIFEST} do not (they disagree)")
+        if name not in listed:
+            raise BundleError(f"{SUMS}: does not list {name}, the files of {MANIFEST} do (they disagree)")
+        if files[name] != listed[name]:
+            raise BundleError(f"{SUMS}: disagrees with the files of {MANIFEST} on {name} "
+                              f"({short(listed[name])} vs {short(files[name])})")  # fmt: skip
+
+
+def stated_hashes(manifest: Manifest, logs: dict[str, ClipLog]) -> list[tuple[str, str, str]]:
+    """(where it is stated, file, sha256): every hash the manifest and the clip logs state for a file of the run."""
+    stated = [(f"{MANIFEST} spec.job_yaml_sha256", "job.yaml", manifest.spec.job_yaml_sha256)]
+    if manifest.final_video is not None:
+        stated.append((f"{MANIFEST} final_video.sha256", manifest.final_video.path, manifest.final_video.sha256))
+    for i, entry in enumerate(manifest.clips.entries):
+        stated.append((f"{MANIFEST} clips.list.{i}.file.sha256", entry.file.path, entry.file.sha256))
+        stated.append((f"{MANIFEST} clips.list.{i}.last_frame.sha256", entry.last_frame.path, entry.last_frame.sha256))
+    for name, log in logs.items():
+        stated.append((f"{name} clip_file.sha256", log.clip_file.path, log.clip_file.sha256))
+        stated.append((f"{name} last_frame.sha256", log.last_frame.path, log.last_frame.sha256))
+        if log.clip > 0:  # clip 0's input is the reference image, which is not in the bundle
+            stated.append((f"{name} input_image.sha256", log.input_image.path, log.input_image.sha256))
+    return stated
+
+
+def check_stated_hashes(manifest: Manifest, logs: dict[str, ClipLog], actual: dict[str, str]) -> None:
+    for field, path, digest in stated_hashes(manifest, logs):
+        if path not in actual:
+            raise BundleError(f"{path}: named by {field} but not in the archive")
+        if actual[path] != digest:
+            raise BundleError(f"{path}: {field} says sha256 {short(digest)}, the file's bytes hash to "
+                              f"{short(actual[path])}; the stated hash is wrong")  # fmt: skip
+    reference = manifest.reference_image.sha256
+    for name, log in logs.items():
+        if log.clip == 0 and log.input_image.sha256 != reference:
+            raise BundleError(f"{name}: input_image.sha256 {short(log.input_image.sha256)} disagrees with "
+                              f"{MANIFEST} reference_image.sha256 {short(reference)}")  # fmt: skip
 
 
 def expected_archive_hash(archive: Path) -> str | None:
     sidecar = Path(f"{archive}.sha256")
-    return sidecar.read_text().split()[0] if sidecar.exists() else None
+    if not sidecar.exists():
+        return None
+    try:
+        words = sidecar.read_text().split()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise BundleError(f"{sidecar.name}: unreadable ({exc})") from None
+    if not words or not is_sha256(words[0]):
+        raise BundleError(f"{sidecar.name}: malformed; expected '<64 hex digits>  {archive.name}'")
+    return words[0]
 
 
 def verify_bundle(archive: Path, dest: Path | None = None, expected_sha256: str | None = None) -> dict:
-    """Check everything; extract to dest/<run_id>/ if dest is given. Returns the manifest."""
+    """Check everything; extract to dest/<run_id>/ if dest is given. Returns the manifest.
+
+    BundleInputError: the archive is not a readable file, or dest cannot be extracted into. BundleError: the
+    bundle is damaged, unsafe, or its manifest states a hash its bytes do not have."""
     archive = Path(archive)
+    if not archive.is_file():
+        raise BundleInputError(f"{archive.name}: {'not a regular file' if archive.exists() else 'no such file'}")
     expected = expected_sha256 or expected_archive_hash(archive)
     if dest is not None:
-        Path(dest).mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix=".verify-", dir=dest) as tmp:
+        dest = Path(dest)
+        if dest.exists() and not dest.is_dir():
+            raise BundleInputError(f"{dest}: the folder to extract into exists and is not a folder")
+    try:
+        if dest is not None:
+            dest.mkdir(parents=True, exist_ok=True)
+        workspace = tempfile.TemporaryDirectory(prefix=".verify-", dir=dest)
+    except OSError as exc:
+        raise BundleInputError(f"{dest or tempfile.gettempdir()}: cannot extract into it ({exc.strerror})") from None
+    with workspace as tmp:
         try:
             with tarfile.open(archive, "r:") as tar:
                 members = tar.getmembers()
                 if not members:
                     raise BundleError(f"{archive.name}: empty archive")
-                run_id = PurePosixPath(members[0].name).parts[0]
+                first = PurePosixPath(members[0].name).parts
+                run_id = first[0] if first else None
                 inside = [check_member(m, run_id) for m in members]
                 tar.extractall(tmp, members=members, filter="data")
         except (tarfile.TarError, EOFError) as exc:
             raise BundleError(f"{archive.name}: damaged archive ({exc})") from None
+        except OSError as exc:
+            raise BundleError(f"{archive.name}: cannot be read or extracted ({exc.strerror})") from None
         run_dir = Path(tmp) / run_id
-        if SUMS not in inside:
+        files = {name for name, member in zip(inside, members, strict=True) if member.isfile()}
+        if SUMS not in files:
             raise BundleError(f"{SUMS}: missing from the archive (or its header is damaged)")
-        sums = read_sums((run_dir / SUMS).read_text())
+        try:
+            sums = read_sums((run_dir / SUMS).read_text())
+        except UnicodeDecodeError as exc:
+            raise BundleError(f"{SUMS}: not text ({exc})") from None
+        if MANIFEST not in files:
+            raise BundleError(f"{MANIFEST}: missing from the archive (or its header is damaged)")
         check_hash(run_dir, MANIFEST, sums)  # the manifest, vouched for by SHA256SUMS, checks SHA256SUMS back
-        manifest = json.loads((run_dir / MANIFEST).read_text())
-        if manifest.get("files") != {k: v for k, v in sums.items() if k != MANIFEST}:
-            raise BundleError(f"{SUMS}: disagrees with the file list of {MANIFEST}")
-        files = {name for name, member in zip(inside, members, strict=True) if member.isfile()} - {SUMS}
+        data, manifest = read_json(run_dir / MANIFEST, MANIFEST, Manifest)
+        check_file_list(manifest.files, sums)
+        if manifest.run_id != run_id:
+            raise BundleError(f"{MANIFEST}: run_id {manifest.run_id!r}, but the archive holds {run_id}/")
+        files -= {SUMS}
         if missing := sorted(set(sums) - files):
             raise BundleError(f"{missing[0]}: listed in {SUMS} but missing from the archive (damaged header?)")
         if unlisted := sorted(files - set(sums)):
             raise BundleError(f"{unlisted[0]}: in the archive but not listed in {SUMS}")
-        for name in sorted(sums):
-            check_hash(run_dir, name, sums)
+        actual = {name: check_hash(run_dir, name, sums) for name in sorted(sums)}
+        logs = {name: read_json(run_dir / name, name, ClipLog)[1] for name in sorted(actual)
+                if name.startswith("logs/log_") and name.endswith(".json")}  # fmt: skip
+        check_stated_hashes(manifest, logs, actual)
         if expected is not None and sha256_file(archive) != expected:
             raise BundleError(f"{archive.name}: sha256 does not match {expected} (damaged outside the files)")
         if dest is not None:
-            target = Path(dest) / run_id
+            target = dest / run_id
             if target.exists():
-                raise BundleError(f"{target}: already exists; not overwritten")
+                raise BundleInputError(f"{target}: already exists; not overwritten")
             os.replace(run_dir, target)
-    return manifest
+    return data
 
 
 def main(argv: list[str] | None = None) -> int:

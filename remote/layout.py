@@ -2,7 +2,7 @@
 
 <box root>/worker.lock          one worker per box
 JOB_DIR/input/run.json          run id, spec file name, --set overrides, reference hash, code commit
-JOB_DIR/input/reference.<ext>   the reference image, as the user gave it
+JOB_DIR/input/reference.png     the reference image, normalised: upright, 8-bit RGB, opaque (jobspecs.load)
 JOB_DIR/run/                    the run directory; becomes the bundle (see DESIGN.md)
 JOB_DIR/stitch.json             what the stitch did, for the manifest
 JOB_DIR/<run_id>.tar(.sha256)   the bundle and its hash
@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
+
+from jobspecs.load import normalised_png
 
 
 def clip_files(index: int) -> tuple[str, str, str]:
@@ -43,7 +45,11 @@ class JobPaths:
 
     @property
     def reference(self) -> Path:
-        return next(self.input_dir.glob("reference.*"))
+        """input/reference.png; an older job's input/reference.<ext>."""
+        found = sorted(self.input_dir.glob("reference*"), key=lambda path: path.name != "reference.png")
+        if not found:
+            raise FileNotFoundError(f"{self.input_dir}: no reference image (reference.png)")
+        return found[0]
 
     @property
     def run_dir(self) -> Path:
@@ -90,13 +96,14 @@ class JobPaths:
         return logs
 
 
-def stage_job(job_dir: Path, spec_data: dict, reference: Path, run_info: dict) -> list[Path]:
-    """Lay out a new job dir (input/run.json, input/reference.<ext>, run/job.yaml); returns the files.
+def stage_job(job_dir: Path, spec_data: dict, reference: Path | bytes, run_info: dict) -> list[Path]:
+    """Lay out a new job dir (input/run.json, input/reference.png, run/job.yaml); returns the files. `reference`:
+    the normalised PNG's bytes (jobspecs.load.reference_png), or an image file, normalised here.
 
     The laptop stages a job in a temporary folder and copies these files to the box as they are."""
     files = {
-        job_dir / "input" / "run.json": json.dumps(run_info, indent=2, sort_keys=True).encode(),
-        job_dir / "input" / f"reference{reference.suffix.lower()}": reference.read_bytes(),
+        job_dir / "input" / "run.json": json.dumps(run_info, indent=2, sort_keys=True, allow_nan=False).encode(),
+        job_dir / "input" / "reference.png": reference if isinstance(reference, bytes) else normalised_png(reference),
         job_dir / "run" / "job.yaml": yaml.safe_dump(spec_data, sort_keys=False, allow_unicode=True).encode(),
     }
     for path, data in files.items():

@@ -28,6 +28,7 @@ from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 
 from jobspecs import ClipPlan, JobSpec, plan_clips, validate
+from jobspecs.load import to_rgb
 from jobspecs.schema import SPEED_KNOBS, Stitch
 from remote.bundle import sha256_file
 from remote.color import match_colors
@@ -62,8 +63,10 @@ def worker_lock(paths: JobPaths) -> Iterator[None]:
 
 
 def fit_to_clip(image: Image.Image, width: int, height: int) -> Image.Image:
-    """Centre-crop to the clip's aspect and resize (Lanczos): the input image at the clip size."""
-    return ImageOps.fit(image.convert("RGB"), (width, height), Image.Resampling.LANCZOS)
+    """Centre-crop to the clip's aspect and resize (Lanczos): the input image at the clip size. The image is made
+    upright, 8-bit RGB and opaque first (jobspecs.load.to_rgb), as the laptop does: an older job's reference may
+    not be normalised."""
+    return ImageOps.fit(to_rgb(image)[0], (width, height), Image.Resampling.LANCZOS)
 
 
 def encode_interpolated(frames: np.ndarray, path: Path, fps: int, target_fps: int, stitch: Stitch) -> int:

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
 import time
+import tomllib
 from pathlib import Path
 
 import yaml
@@ -19,6 +22,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 import remote
 from jobspecs import LoadedSpec
+from jobspecs.load import open_reference, reference_png
 from provisioning.base import Box, BoxError, Provider
 from remote.bundle import sha256_file
 from remote.layout import clip_files, stage_job
@@ -43,20 +47,32 @@ def acquire_box(provider: Provider, run_id: str) -> Box:
 def upload_job(
     box: Box, job: LoadedSpec, run_id: str, commit: dict, finished: Path | None = None, keep: Path | None = None
 ) -> str:
-    """input/run.json, input/reference.<ext> and run/job.yaml (the resolved spec) onto the box, and, when resuming,
-    the finished clips kept from the failed run (the worker skips them and continues from the last one)."""
+    """input/run.json, input/reference.png (the reference normalised) and run/job.yaml (the resolved spec) onto the
+    box, and, when resuming, the finished clips kept from the failed run (the worker skips them and continues from
+    the last one)."""
     job_dir = box.job_dir(run_id)
+    reference = open_reference(job.reference, job.spec.reference_image, job.spec.size)
+    png = reference_png(job.reference, reference)  # what the box gets: upright, 8-bit RGB, opaque
     run_info = {
         "run_id": run_id,
         "created_at": now_iso(),
         "spec_file": job.source.name,
         "overrides": list(job.overrides),
-        "reference": {"file": job.reference.name, "sha256": sha256_file(job.reference)},
+        # sha256: of input/reference.png, the image clip 0 starts from (the file's own unless it was normalised)
+        "reference": {
+            "file": job.reference.name,
+            "sha256": hashlib.sha256(png).hexdigest(),
+            "original_sha256": sha256_file(job.reference),
+            "normalised": not reference.plain,
+            "notes": list(reference.notes),
+        },
         "commit": commit,
     }
+    for note in reference.notes:
+        get_run_logger().warning(note)
     with tempfile.TemporaryDirectory() as tmp:
         staged = Path(tmp) / run_id
-        for path in stage_job(staged, resolved_spec(job), job.reference, run_info):
+        for path in stage_job(staged, resolved_spec(job), png, run_info):
             box.transport.put(path, f"{job_dir}/{path.relative_to(staged).as_posix()}")
     if keep is not None:  # the spec beside the kept clips, so a later run can resume from them
         keep.mkdir(parents=True, exist_ok=True)
@@ -88,13 +104,31 @@ def finished_clip_files(folder: Path) -> list[Path]:
     return files
 
 
+def wheel_sources() -> list[str]:
+    """What the wheel is built from: pyproject.toml, the README it names, and the packages it includes."""
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())
+    packages = project["tool"]["setuptools"]["packages"]["find"]["include"]
+    return ["pyproject.toml", project["project"]["readme"], *(pattern.rstrip("*") for pattern in packages)]
+
+
 @task(name="build-wheel", cache_policy=NO_CACHE)
 def build_wheel(dest: Path) -> Path:
-    """The project as a wheel, from this checkout (whose commit the run records)."""
+    """The project as a wheel, from this checkout (whose commit the run records). Built from a private copy of the
+    sources: setuptools writes build/ and *.egg-info/ into the folder it builds, and runs started together from one
+    checkout (the overnight's three, a user's two terminals) would otherwise build in the same folder at once."""
     dest.mkdir(parents=True, exist_ok=True)
-    command = [sys.executable, "-m", "pip", "wheel", "--no-deps", "--quiet", "-w", str(dest), str(REPO)]
-    # fixed timestamps make the wheel reproducible: the same code gives the same bytes, and setup.sh skips it
-    done = subprocess.run(command, capture_output=True, text=True, env=os.environ | {"SOURCE_DATE_EPOCH": "315532800"})
+    with tempfile.TemporaryDirectory(prefix="shootout-wheel-") as tmp:
+        source = Path(tmp) / "i2v-shootout"
+        for name in wheel_sources():
+            if (REPO / name).is_dir():
+                shutil.copytree(REPO / name, source / name, ignore=shutil.ignore_patterns("__pycache__"))
+            else:
+                source.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(REPO / name, source / name)
+        command = [sys.executable, "-m", "pip", "wheel", "--no-deps", "--quiet", "-w", str(dest), str(source)]
+        # fixed timestamps make the wheel reproducible: the same code gives the same bytes, and setup.sh skips it
+        environment = os.environ | {"SOURCE_DATE_EPOCH": "315532800"}
+        done = subprocess.run(command, capture_output=True, text=True, env=environment)
     if done.returncode:
         raise BoxError(f"building the wheel failed:\n{done.stderr[-2000:]}")
     return next(dest.glob("i2v_shootout-*.whl"))

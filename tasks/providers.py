@@ -6,10 +6,13 @@ the moment an instance exists, so the crash/cancel hooks and the reaper can dest
 
 from __future__ import annotations
 
+import contextvars
 import os
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 
 from prefect import get_run_logger
@@ -18,6 +21,7 @@ from prefect.client.orchestration import get_client
 from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate
 from prefect.concurrency.sync import concurrency
 from prefect.exceptions import ObjectNotFound
+from prefect.logging import get_logger
 from prefect.variables import Variable
 
 from jobspecs import JobSpec
@@ -31,6 +35,8 @@ VAST_KEY_BLOCK = "vast-api-key"  # a Prefect Secret block; VAST_API_KEY in the e
 HF_TOKEN_BLOCK = "hf-token"  # likewise; HF_TOKEN is the fallback
 LIVE_INSTANCES = "shootout-live-instances"  # a global concurrency limit: rented instances alive at once
 SLOT_LEASE_S = 60  # seconds a slot stays held without a renewal from its flow
+LEASE_RENEW_S = 30  # a run renews its instance record's lease this often
+LEASE_S = 120  # a lease not renewed for this long (four renewals missed): the run's process is gone
 DEFAULT_LIVE_INSTANCES = 3
 
 
@@ -38,19 +44,37 @@ class MissingSecret(RuntimeError):
     """A secret the run needs is in neither its Secret block nor the environment."""
 
 
-def secret(block: str, env_var: str) -> str:
-    """A Secret block's value, else the environment variable's; the value itself is never logged or raised."""
+class SecretValue(str):
+    """A secret's value (a plain str, as callers use it) that also says where it was read from: `.source`."""
+
+    source: str
+
+    def __new__(cls, value: str, source: str) -> SecretValue:
+        made = super().__new__(cls, value)
+        made.source = source
+        return made
+
+    @property
+    def value(self) -> str:
+        return str(self)
+
+
+def secret(block: str, env_var: str) -> SecretValue:
+    """A Secret block's value, else the environment variable's (surrounding whitespace dropped); `.source` names
+    which. The value itself is never logged or raised."""
     try:
-        return Secret.load(block).get()
+        return SecretValue(str(Secret.load(block).get()).strip(), f"the Prefect Secret block '{block}'")
     except ValueError:
         pass
-    if os.environ.get(env_var):
-        return os.environ[env_var]
+    if os.environ.get(env_var, "").strip():
+        return SecretValue(os.environ[env_var].strip(), f"the {env_var} environment variable")
     raise MissingSecret(f"no Prefect Secret block '{block}' and no {env_var} in the environment")
 
 
 def vast_client(server_url: str | None = None) -> VastClient:
-    return VastClient(secret(VAST_KEY_BLOCK, "VAST_API_KEY"), server_url or os.environ.get("VAST_URL"))
+    """The Vast client with the project's key; a key Vast refuses ends in a KeyRefused naming where it came from."""
+    key = secret(VAST_KEY_BLOCK, "VAST_API_KEY")
+    return VastClient(key.value, server_url or os.environ.get("VAST_URL"), key_source=key.source)
 
 
 def record_name(flow_run_id: str) -> str:
@@ -64,6 +88,60 @@ def write_record(flow_run_id: str, record: dict) -> None:
 def forget_record(flow_run_id: str) -> None:
     if Variable.get(record_name(flow_run_id)) is not None:
         Variable.unset(record_name(flow_run_id))
+
+
+def lease_age_s(record: dict | None) -> float | None:
+    """Seconds since the record's lease was last renewed (None: a record without a lease)."""
+    if not record or not record.get("renewed_at"):
+        return None
+    return (datetime.now(UTC) - datetime.fromisoformat(record["renewed_at"])).total_seconds()
+
+
+class InstanceRecord:
+    """The durable record of this flow run's instance, with a lease that a thread of this process renews every
+    LEASE_RENEW_S while the instance may live. Prefect keeps a `kill -9`'d terminal run Running forever (only runs a
+    worker started send heartbeats that an automation watches); the lease is what tells the reaper, whichever way the
+    run was started, that the process which would destroy the instance is gone."""
+
+    def __init__(self, flow_run_id: str) -> None:
+        self.flow_run_id, self.server_url = flow_run_id, os.environ.get("VAST_URL")  # a Vast API other than Vast's
+        self.record: dict | None = None
+        self.stopped = threading.Event()
+        self.renewer: threading.Thread | None = None
+
+    def __enter__(self) -> InstanceRecord:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stopped.set()
+        if self.renewer is not None:
+            self.renewer.join(timeout=30)
+
+    def write(self, record: dict) -> None:
+        """on_created: record the instance the moment it exists, and keep its lease renewed from now on."""
+        self.record = record | {"server_url": self.server_url}
+        self.renew()
+        if self.renewer is None:  # the thread sees this run's Prefect settings (an ephemeral server's URL too)
+            context = contextvars.copy_context()
+            self.renewer = threading.Thread(target=context.run, args=(self.keep_renewing,), daemon=True)
+            self.renewer.start()
+
+    def renew(self) -> None:
+        write_record(self.flow_run_id, self.record | {"renewed_at": datetime.now(UTC).isoformat(timespec="seconds")})
+
+    def keep_renewing(self) -> None:
+        while not self.stopped.wait(LEASE_RENEW_S):
+            try:
+                self.renew()
+            except Exception as exc:  # the API may be briefly down; the lease only lapses after LEASE_S
+                get_logger("shootout.lease").warning(f"renewing the instance record failed ({type(exc).__name__})")
+
+    def forget(self) -> None:
+        """The instance is confirmed destroyed: stop renewing, then drop the record."""
+        self.stopped.set()
+        if self.renewer is not None:
+            self.renewer.join(timeout=30)
+        forget_record(self.flow_run_id)
 
 
 def destroy_recorded(flow_run_id: str) -> str:
@@ -117,7 +195,12 @@ def live_instance_slot(provider: str) -> Iterator[None]:
 
 
 def make_provider(
-    spec: JobSpec, flow_run_id: str, run_id: str, out_dir: Path, approve: Callable[[dict], dict] | None = None
+    spec: JobSpec,
+    flow_run_id: str,
+    run_id: str,
+    out_dir: Path,
+    approve: Callable[[dict], dict] | None = None,
+    on_created: Callable[[dict], None] = lambda record: None,
 ) -> Provider:
     infra = spec.infrastructure
     if infra.provider == "local":
@@ -131,7 +214,6 @@ def make_provider(
         return SshProvider(target, root=root, venv=infra.venv, ready_timeout_s=infra.ready_timeout_s)
     logger = get_run_logger()
     client = vast_client()
-    server_url = os.environ.get("VAST_URL")
     return VastProvider(
         client,
         OfferQuery(
@@ -143,7 +225,7 @@ def make_provider(
         label=f"{LABEL_PREFIX}{flow_run_id}",
         key_file=key_file,
         known_hosts=known_hosts,
-        on_created=lambda record: write_record(flow_run_id, record | {"server_url": server_url}),
+        on_created=on_created,
         approve=lambda offer: log_estimate(logger.info, offer, approve),
         log=logger.info,
         image=infra.image,

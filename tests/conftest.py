@@ -102,13 +102,19 @@ def stop_tree(process: subprocess.Popen, grace_s: float = 15) -> None:
 
 
 @pytest.fixture(scope="session")
-def prefect_api(tmp_path_factory: pytest.TempPathFactory) -> str:
+def prefect_server_log(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Where the session's `prefect server` writes its output (tests read it for tracebacks)."""
+    return tmp_path_factory.mktemp("prefect-server") / "server.log"
+
+
+@pytest.fixture(scope="session")
+def prefect_api(prefect_server_log: Path) -> str:
     """A real `prefect server start` on 127.0.0.1 with its own PREFECT_HOME (a fresh SQLite database), its API
     URL; stopped by pid at the end. Processes the tests start get it through PREFECT_API_URL, this one too."""
     from prefect.settings import PREFECT_API_URL, temporary_settings
     from sshd import free_port
 
-    home = tmp_path_factory.mktemp("prefect-server")
+    home = prefect_server_log.parent
     url = f"http://127.0.0.1:{free_port()}/api"
     env = os.environ | {"PREFECT_HOME": str(home), "PREFECT_SERVER_UI_ENABLED": "false"}
     with open(home / "server.log", "w") as log:

@@ -6,11 +6,12 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
 import time
 from pathlib import Path
 
 import httpx
-from conftest import HF_TOKEN, VAST_KEY, run_deployment_cli, shootout_cli, wait_until
+from conftest import BIN, HF_TOKEN, REPO, SMALL, VAST_KEY, run_deployment_cli, shootout_cli, wait_until
 
 from remote.bundle import verify_bundle
 
@@ -134,3 +135,59 @@ def test_overnight_runs_the_three_models_side_by_side_and_reports(prefect_worker
     held = everything_prefect_holds(api)  # the worker had both secrets in its environment: none reached Prefect
     assert VAST_KEY not in held and HF_TOKEN not in held and "created instance " in held
     assert held.count("waiting for a slot of the 'shootout-live-instances' limit") >= 3
+
+
+def test_a_scheduled_deployment_gets_a_run_that_the_worker_completes(prefect_worker, prefect_server_log) -> None:
+    """The scheduler really creates runs (SQLAlchemy 2.1 broke prefect 3.8.8's: no scheduled run, ever): a copy of
+    reaper/sweep with a schedule a few seconds away is run by the worker to Completed, and the server logs no
+    traceback meanwhile."""
+    from datetime import UTC, datetime, timedelta
+
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.actions import DeploymentScheduleCreate
+    from prefect.client.schemas.schedules import IntervalSchedule
+
+    api = prefect_worker["api"].rstrip("/")
+    log_offset = prefect_server_log.stat().st_size
+    first = datetime.now(UTC) + timedelta(seconds=8)
+    with get_client(sync_client=True) as client:
+        sweep = client.read_deployment_by_name("reaper/sweep")
+        schedule = IntervalSchedule(interval=timedelta(hours=1), anchor_date=first)
+        deployment_id = client.create_deployment(
+            flow_id=sweep.flow_id, name="scheduled-check", entrypoint=sweep.entrypoint, path=sweep.path,
+            work_pool_name=sweep.work_pool_name, pull_steps=sweep.pull_steps, job_variables=sweep.job_variables,
+            schedules=[DeploymentScheduleCreate(schedule=schedule, active=True)],
+        )  # fmt: skip
+        try:
+
+            def completed() -> list[dict]:
+                query = {"flow_runs": {"deployment_id": {"any_": [str(deployment_id)]}}}
+                runs = httpx.post(f"{api}/flow_runs/filter", json=query).json()
+                return [r for r in runs if r["state_type"] == "COMPLETED"]
+
+            (run,) = wait_until(completed, 240, "the scheduled run, Completed")
+            assert run["auto_scheduled"] and run["expected_start_time"] >= first.isoformat()[:19]
+        finally:
+            client.delete_deployment(deployment_id)
+    with open(prefect_server_log, "rb") as log:
+        log.seek(log_offset)
+        written = log.read().decode(errors="replace")
+    assert "Traceback" not in written, written[-3000:]
+    assert "bulk DML" not in prefect_server_log.read_text(errors="replace")
+
+
+def test_watch_of_a_live_run_prints_every_line_up_to_the_engines_last(prefect_worker, tmp_path) -> None:
+    """`shootout watch` started with the run: its last lines (bundle, fetch, verify) reach the server after the final
+    state does, and watch drains them before it exits."""
+    env, api = prefect_worker["env"], prefect_worker["api"].rstrip("/")
+    params = {"out_dir": str(tmp_path), "overrides": list(SMALL)}
+    argv = [str(BIN / "prefect"), "deployment", "run", "shootout/demo", "--params", json.dumps(params)]
+    started = subprocess.run(argv, env=env, cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert started.returncode == 0, started.stdout[-3000:] + started.stderr[-3000:]
+    run_id = flow_run_id(started)
+    watched = shootout_cli("watch", run_id, env=env, timeout=900)
+    assert watched.returncode == 0, watched.stdout[-3000:] + watched.stderr[-3000:]
+    assert "Finished in state Completed()" in watched.stdout and "COMPLETED" in watched.stdout.splitlines()[-1]
+    logs = httpx.post(f"{api}/logs/filter", json={"logs": {"flow_run_id": {"any_": [run_id]}}, "limit": 200}).json()
+    missing = [log["message"] for log in logs if log["message"] not in watched.stdout]
+    assert not missing and any("verified" in log["message"] for log in logs), missing

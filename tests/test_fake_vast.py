@@ -269,3 +269,15 @@ def test_http_control_endpoints_script_the_fake(fake: FakeVast) -> None:
     requests.post(f"{fake.url}/_fake/reset")
     assert fake.live_instances() == [] and fake.requests == []
     assert [o["id"] for o in vast.search_offers(QUERY, order="dph_total")] == [5001, 5002]
+
+
+def test_a_dropped_connection_is_a_connection_error_and_logged_as_status_0(fake: FakeVast) -> None:
+    vast = sdk(fake)
+    instance_id = create(vast)
+    fake.inject(method="DELETE", path="/api/v0/instances/*/", status=0, drop=True, times=3)  # the SDK's 3 tries
+    with pytest.raises(requests.ConnectionError):
+        vast.destroy_instance(instance_id)
+    assert [r["status"] for r in fake.requests_to("DELETE", "/api/v0/instances/*/")] == [0, 0, 0]
+    assert fake.live_instances() == [instance_id]
+    fake.inject(method="DELETE", path="/api/v0/instances/*/", status=0, drop=True)  # one: the SDK's retry absorbs it
+    assert vast.destroy_instance(instance_id) == {"success": True} and fake.live_instances() == []

@@ -9,6 +9,8 @@ import os
 import shutil
 import signal
 import subprocess
+import time
+from datetime import datetime
 from pathlib import Path
 
 import httpx
@@ -193,6 +195,51 @@ def test_a_killed_flow_leaves_an_orphan_the_reaper_destroys(prefect_api, fake, s
     assert reaper.returncode == 0, reaper.stderr[-3000:]
     assert f"destroyed instance {orphan}" in reaper.stdout + reaper.stderr
     assert fake.live_instances() == []
+
+
+def heartbeats(api: str, flow_run_id: str) -> list[dict]:
+    query = {"filter": {"event": {"name": ["prefect.flow-run.heartbeat"]},
+                        "resource": {"id": [f"prefect.flow-run.{flow_run_id}"]}}, "limit": 5}  # fmt: skip
+    return httpx.post(f"{api}/events/filter", json=query).json()["events"]
+
+
+def test_a_kill_9_terminal_run_is_destroyed_once_its_lease_lapses(
+    prefect_api, fake, sshd_server, box_venv, tmp_path
+) -> None:
+    """`kill -9` of a terminal `shootout run`: nothing tells Prefect, so the run stays Running. It sent heartbeats
+    (for the automation), and its instance record carries a lease its process renewed: the reaper keeps the instance
+    while the lease is fresh, destroys it once the lease has lapsed, and marks the run Crashed."""
+    root, api = tmp_path / "box", prefect_api.rstrip("/")
+    env = run_env(prefect_api, tmp_path, fake)
+    run = start_run(["--out", str(tmp_path / "out"), *remote_args("vast", sshd_server, box_venv, root)], env)
+    try:
+        wait_until(lambda: box_status(root) or run.poll() is not None)
+        assert run.poll() is None, run.communicate()[1][-5000:]
+        (instance,) = fake.live_instances()
+        flow_run_id = fake.instance(instance)["label"].removeprefix("shootout:")
+        wait_until(lambda: heartbeats(api, flow_run_id), 120, "a heartbeat from the terminal run")
+    finally:
+        run.kill()  # SIGKILL: no finally, no hook, no state change
+        run.wait()
+    assert httpx.get(f"{api}/flow_runs/{flow_run_id}").json()["state_type"] == "RUNNING"
+    python = str(Path(os.environ.get("VIRTUAL_ENV", REPO / ".venv")) / "bin" / "python")
+
+    def reaper(*args: str) -> str:
+        done = subprocess.run([python, "-m", "flows.reaper", *args], env=os.environ | env, cwd=REPO,
+                              capture_output=True, text=True, timeout=300)  # fmt: skip
+        assert done.returncode == 0, done.stderr[-3000:]
+        return done.stdout + done.stderr
+
+    reaper()  # renewed within the last 30 s: not yet distinguishable from a live run
+    assert fake.live_instances() == [instance]
+    record = f"{api}/variables/name/shootout_instance_{flow_run_id.replace('-', '')}"
+    renewed = httpx.get(record).json()["value"]["renewed_at"]
+    wait_until(lambda: time.time() - datetime.fromisoformat(renewed).timestamp() > 6, 30, "the lease to age")
+    swept = reaper("--lease-s", "5")
+    assert f"destroyed instance {instance}" in swept and "lease was last renewed" in swept
+    assert fake.live_instances() == [] and httpx.get(record).status_code == 404
+    state = httpx.get(f"{api}/flow_runs/{flow_run_id}").json()
+    assert state["state_type"] == "CRASHED" and f"destroyed instance {instance}" in state["state"]["message"]
 
 
 def test_a_lost_box_loses_at_most_the_clip_in_progress(prefect_api, fake, sshd_server, box_venv, tmp_path) -> None:

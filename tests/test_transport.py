@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import sys
 import time
 
@@ -88,3 +89,28 @@ def test_a_secret_on_stdin_reaches_the_command_and_not_the_process_list(sshd_ser
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == [hashlib.sha256(secret.encode()).hexdigest(), "False"]
     assert leaked.stdout.split()[-1] == "True"  # the check sees a token passed in the environment
+
+
+def test_a_detached_command_under_a_root_with_a_space_and_shell_characters_lands_there(sshd_server, tmp_path) -> None:
+    """Every interpolated path is quoted whole: nothing splits at the space, nothing runs the `$(…)`, and no stray
+    folder appears in the login's home (where a split, relative word would land)."""
+    transport = SshTransport(target(sshd_server, tmp_path))
+    token = os.urandom(4).hex()
+    root = tmp_path / f"box root-{token} $(touch pwned-{token}) it's"
+    home = transport.run(["sh", "-c", "echo $HOME"], 10, {}).stdout.strip()
+    before = set(os.listdir(home))
+    log = root / "run" / "worker.log"
+    try:
+        pid = transport.start_detached(["sh", "-c", "echo started"], str(log), {"A": "b c"})
+        deadline = time.monotonic() + 20
+        while not (log.exists() and log.read_text()) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert pid > 0 and log.read_text() == "started\n"  # the log is where it was asked to be
+        assert sorted(os.listdir(tmp_path)) == sorted(["known_hosts", root.name])
+        stray = set(os.listdir(home)) - before
+        assert not [name for name in stray if name in root.name], stray
+    finally:
+        transport.close()
+        for name in set(os.listdir(home)) - before:  # what the unquoted line used to leave there
+            if name in root.name:
+                shutil.rmtree(os.path.join(home, name), ignore_errors=True)

@@ -3,16 +3,27 @@ instances at the fake, and a ready box whose SSH answers when the run can go on.
 
 from __future__ import annotations
 
+import re
 import threading
 import time
+import tomllib
 
 import pytest
-import requests
 from conftest import REPO
-from fakes.vast_api import RATE_LIMIT_TEXT, FakeVast, no_such_ask
+from fakes.vast_api import RATE_LIMIT_TEXT, FakeVast, make_offer, no_such_ask
 from sshd import free_port, make_sshd
 
-from provisioning.vast import OfferQuery, VastClient, VastError, VastProvider
+from provisioning.vast import (
+    TORCH_MIN_DRIVER_CUDA,
+    DestroyFailed,
+    KeyRefused,
+    OfferQuery,
+    VastClient,
+    VastError,
+    VastProvider,
+    min_driver_cuda,
+    torch_pin,
+)
 
 QUERY = OfferQuery(min_cuda=12.4, min_disk_gb=60)  # 5001 ($0.42), then 5002 ($0.55) match
 
@@ -117,7 +128,7 @@ def test_exited_right_after_create_fails_fast(fake, sshd, tmp_path) -> None:
     started = time.monotonic()
     acquire_and_release(made, fake)
     assert time.monotonic() - started < 30  # not the 60 s deadline
-    assert any("is exited" in line for line in logs)
+    assert any("on machine 15001: exited: Error: container exited; destroying it" in line for line in logs)
     assert fake.instance(records[0]["instance_id"])["destroyed"]
 
 
@@ -128,7 +139,7 @@ def test_ssh_refused_for_a_while_after_running_is_waited_for(fake, sshd, tmp_pat
     timer = threading.Timer(3, late.start)
     timer.start()
     try:
-        made, records, _ = provider(fake, sshd, tmp_path, ssh_timeout_s=60)
+        made, records, _ = provider(fake, sshd, tmp_path, ready_timeout_s=60)
         started = time.monotonic()
         acquire_and_release(made, fake)
         assert time.monotonic() - started >= 3 and len(records) == 1  # waited, no second instance
@@ -155,7 +166,8 @@ def test_no_matching_offer_is_refused_before_creating_anything(fake, sshd, tmp_p
 def test_an_api_that_gives_up_mid_wait_still_leaves_nothing_running(fake, sshd, tmp_path) -> None:
     fake.inject("GET", "/api/v0/instances/*/", 429, body=RATE_LIMIT_TEXT, times=6)
     made, records, _ = provider(fake, sshd, tmp_path, ready_timeout_s=1)
-    with pytest.raises(requests.HTTPError):
+    with pytest.raises(VastError, match=r"^HTTP 429 on GET /api/v0/instances/\d+/ \(API requests too frequent .*\), "
+                       r"retried \d+ times over 1 s$"):  # fmt: skip
         made.acquire("run-1")
     assert len(records) == 1 and fake.live_instances() == []
 
@@ -191,3 +203,142 @@ def test_an_estimate_over_budget_is_refused_before_anything_is_rented(fake, sshd
     cost = made.rentals[0].cost()
     assert cost["estimate_usd"] == round(0.42 * (prediction.total_s + PROVISIONING_S) / 3600, 4)
     assert cost["estimate_s"] == round(prediction.total_s + PROVISIONING_S) and cost["usd_total"] > 0
+
+
+def test_one_500_on_destroy_and_dropped_connections_are_retried(fake, sshd, tmp_path) -> None:
+    fake.inject("DELETE", "/api/v0/instances/*/", 500, body={"error": "internal"})
+    fake.inject("DELETE", "/api/v0/instances/*/", 0, drop=True, times=3)  # the SDK's 3 tries, all cut off
+    made, _, logs = provider(fake, sshd, tmp_path)
+    acquire_and_release(made, fake)
+    assert [r["status"] for r in fake.requests_to("DELETE", "/api/v0/instances/*/")] == [500, 0, 0, 0, 200]
+    assert any("(confirmed gone)" in line for line in logs)
+
+
+def test_a_destroy_that_keeps_failing_says_so_and_how_to_do_it_by_hand(fake, sshd, tmp_path) -> None:
+    made, records, _ = provider(fake, sshd, tmp_path, destroy_timeout_s=3)
+    box = made.acquire("run-1")
+    fake.inject("DELETE", "/api/v0/instances/*/", 502, body="Bad Gateway", times=None)
+    started = time.monotonic()
+    with pytest.raises(DestroyFailed) as failed:
+        made.release(box, "run-1", fetched=True)
+    assert time.monotonic() - started < 15  # the bound passed in, not 300 s
+    n = box.instance_id
+    assert re.fullmatch(rf"could not destroy instance {n} \(tried for [34] s\): HTTP 502 on DELETE "
+                        rf"/api/v0/instances/{n}/ \(Bad Gateway\), retried \d+ times over [34] s\. It may still be "
+                        rf"running and billed: destroy it by hand with `vastai destroy instance {n}`",
+                        str(failed.value)), str(failed.value)  # fmt: skip
+    assert len(fake.requests_to("DELETE", "/api/v0/instances/*/")) > 3  # retried past the SDK's own 3 tries
+    assert fake.live_instances() == [n] and records[0]["instance_id"] == n  # still alive: the record is for the reaper
+    fake.clear_faults()  # what the reaper (or the user, by hand) then does
+    VastClient("test-key", fake.url).destroy(n, time.monotonic() + 30)
+    assert fake.live_instances() == []
+
+
+def test_why_each_instance_was_given_up_when_the_offers_run_out(fake, sshd, tmp_path) -> None:
+    fake.configure_offer(5001, stuck_loading=True)
+    fake.configure_offer(5002, final_status="exited")
+    made, records, _ = provider(fake, sshd, tmp_path, ready_timeout_s=1.5, max_attempts=3)
+    with pytest.raises(VastError) as failed:
+        made.acquire("run-1")
+    first, second = (r["instance_id"] for r in records)
+    assert str(failed.value) == (
+        f"no instance became ready: 2 tried and destroyed (instance {first} on machine 15001: stuck 'loading' at the "
+        f"deadline (1.5 s); instance {second} on machine 15002: exited: Error: container exited); no other offer "
+        f"matches '{QUERY.text({15001, 15002})}'"
+    )
+    assert "raise the price cap" not in str(failed.value) and fake.live_instances() == []
+
+
+def test_ssh_that_never_answers_is_bounded_by_the_ready_timeout(fake, sshd, tmp_path) -> None:
+    fake.configure(ssh_port=free_port())  # 'running', but nothing listens
+    made, records, _ = provider(fake, sshd, tmp_path, ready_timeout_s=3, max_attempts=1)
+    started = time.monotonic()
+    with pytest.raises(VastError) as failed:
+        made.acquire("run-1")
+    assert time.monotonic() - started < 20  # one deadline for running and SSH, not 3 s + 300 s
+    assert re.match(rf"no instance became ready in 1 attempts: 1 tried and destroyed \(instance "
+                    rf"{records[0]['instance_id']} on machine 15001: SSH at \S+ did not answer within [23] s: "
+                    r"NoValidConnectionsError", str(failed.value)), str(failed.value)  # fmt: skip
+    assert fake.live_instances() == []
+
+
+@pytest.mark.parametrize(("method", "path"), [("POST", "/api/v0/bundles/"), ("GET", "/api/v0/instances/*/")])
+def test_a_transient_500_on_search_or_a_poll_is_retried(fake, sshd, tmp_path, method, path) -> None:
+    fake.inject(method, path, 500, body={"error": "internal", "msg": "try again"})
+    made, records, _ = provider(fake, sshd, tmp_path)
+    acquire_and_release(made, fake)
+    assert [r["status"] for r in fake.requests_to(method, path)][:2] == [500, 200] and len(records) == 1
+
+
+def test_a_daily_quota_429_is_not_retried(fake, sshd, tmp_path) -> None:
+    body = {"error": "search_quota_exceeded", "msg": "Daily search quota exceeded"}
+    fake.inject("POST", "/api/v0/bundles/", 429, body=body, headers={"X-RateLimit-Reset": "1796169600"}, times=None)
+    made, records, _ = provider(fake, sshd, tmp_path)
+    started = time.monotonic()
+    with pytest.raises(VastError) as failed:
+        made.acquire("run-1")
+    assert time.monotonic() - started < 5 and len(fake.requests_to("POST", "/api/v0/bundles/")) == 1
+    assert str(failed.value) == ("Vast answered HTTP 429 on POST /api/v0/bundles/ daily quota exceeded: not retried "
+                                 "(it resets at 2026-12-02 00:00 UTC)")  # fmt: skip
+    assert records == []
+
+
+def test_a_400_on_a_poll_is_not_retried_and_nothing_is_left(fake, sshd, tmp_path) -> None:
+    fake.inject("GET", "/api/v0/instances/*/", 400, body={"error": "invalid_args", "msg": "bad id"})
+    made, records, _ = provider(fake, sshd, tmp_path)
+    with pytest.raises(VastError, match=r"^Vast answered HTTP 400 on GET /api/v0/instances/\d+/ \(invalid_args bad "
+                       r"id\): not retried$"):  # fmt: skip
+        made.acquire("run-1")
+    assert len(records) == 1 and fake.live_instances() == []
+
+
+def test_a_refused_key_says_so_and_where_it_came_from(fake, sshd, tmp_path, monkeypatch) -> None:
+    import tasks.providers as providers
+
+    def no_block(name: str) -> None:
+        raise ValueError(f"Unable to find block document named {name}")
+
+    monkeypatch.setattr(providers.Secret, "load", no_block)
+    monkeypatch.setenv("VAST_API_KEY", "wrong-key-5ecr3t\n")
+    client = providers.vast_client()
+    made, records, logs = provider(fake, sshd, tmp_path)
+    made.client = client
+    with pytest.raises(KeyRefused) as refused:
+        made.acquire("run-1")
+    assert str(refused.value) == (
+        "Vast refused the API key read from the VAST_API_KEY environment variable: HTTP 401 "
+        "on POST /api/v0/ssh/ (auth_error Invalid user key); check or replace the key there"
+    )
+    assert "5ecr3t" not in str(refused.value) + " ".join(logs) and records == []
+    assert fake.requests[-1]["auth_ok"] is False  # the key was sent stripped of its newline, and refused
+
+
+def test_the_torch_pin_in_pyproject_has_a_minimum_driver_cuda() -> None:
+    remote = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["optional-dependencies"]["remote"]
+    (pin,) = [r.removeprefix("torch==") for r in remote if r.startswith("torch==")]
+    assert pin in TORCH_MIN_DRIVER_CUDA and torch_pin() == pin  # the installed metadata is pyproject's
+    assert TORCH_MIN_DRIVER_CUDA["2.13.0"] == 13.0  # its default PyPI wheel: cuda-toolkit 13.0.3, nvidia-*-cu13
+    assert OfferQuery().min_cuda == min_driver_cuda() and f"cuda_vers>={min_driver_cuda()}" in OfferQuery().text()
+
+
+def test_a_host_whose_driver_is_below_the_torch_wheels_cuda_is_skipped(fake, sshd, tmp_path) -> None:
+    fake.update_offer(5001, cuda_max_good=12.8)  # the cheapest, but its driver can't run torch 2.13's CUDA 13.0
+    made, records, _ = provider(fake, sshd, tmp_path, query=OfferQuery(min_disk_gb=60))
+    fake.update_offer(5002, cuda_max_good=13.0)
+    acquire_and_release(made, fake)
+    assert records[0]["usd_per_hour"] == 0.55
+    # an API that does not apply the filter: the offer is dropped here as well
+    fake.inject(
+        "POST",
+        "/api/v0/bundles/",
+        200,
+        body={
+            "offers": [
+                make_offer(5001, dph_total=0.42, cuda_max_good=12.8),
+                make_offer(5002, dph_total=0.55, cuda_max_good=13.0),
+            ]
+        },
+    )
+    made, records, _ = provider(fake, sshd, tmp_path, query=OfferQuery(min_disk_gb=60))
+    acquire_and_release(made, fake)
+    assert records[0]["usd_per_hour"] == 0.55 and fake.requests_to("PUT", "/api/v0/asks/5001/") == []

@@ -43,6 +43,7 @@ USER_ID = 4242
 FIRST_INSTANCE_ID = 7000001
 RATE_LIMIT_TEXT = "API requests too frequent endpoint threshold=4.5"
 AUTH_ERROR = {"success": False, "error": "auth_error", "msg": "Invalid user key"}
+DROPPED = 0  # the logged status of a request whose connection an injected `drop` fault closed unanswered
 FINAL_STATUSES = ("running", "exited", "unknown", "offline", "created")
 # Knobs an instance copies at create; configure() sets their defaults, configure_offer() per-offer overrides.
 INSTANCE_KNOBS = ("invisible_polls", "null_polls", "loading_polls", "final_status", "stuck_loading", "status_msg",
@@ -83,7 +84,7 @@ def make_offer(offer_id: int, **fields: Any) -> dict:
         "cpu_arch": "amd64", "has_avx": 1, "disk_space": 200.0, "disk_bw": 3000.0, "disk_name": "nvme",
         "dph_total": 0.45, "dph_base": 0.42, "min_bid": 0.25, "storage_cost": 0.15, "inet_up_cost": 0.005,
         "inet_down_cost": 0.005, "dlperf": 80.0, "dlperf_per_dphtotal": 170.0, "total_flops": 82.6,
-        "flops_per_dphtotal": 180.0, "score": 150.0, "cuda_max_good": 12.8, "driver_version": "570.124.04",
+        "flops_per_dphtotal": 180.0, "score": 150.0, "cuda_max_good": 13.0, "driver_version": "580.95.05",
         "inet_up": 700.0, "inet_down": 800.0, "reliability": 0.995, "reliability2": 0.995, "duration": 2592000.0,
         "verification": "verified", "verified": True, "rentable": True, "rented": False, "external": False,
         "hosting_type": 0, "direct_port_count": 100, "public_ipaddr": "127.0.0.1", "geolocation": "Norway, NO",
@@ -98,16 +99,16 @@ def default_offers() -> list[dict]:
     """Seven offers: five 1x RTX 4090 that differ in price, reliability, network, CUDA, disk and verification,
     one 2x RTX 4090 and one RTX 3090. `gpu_name=RTX_4090 num_gpus=1 reliability>0.98 inet_down>200 verified=true`
     ordered by dph_total gives 5001 (0.42), 5002 (0.55); 5003 is cheaper but unreliable, 5004 cheaper but
-    unverified, 5005 has slow internet and CUDA 12.2."""
+    unverified, 5005 has slow internet and CUDA 12.2. CUDA 13.0 (driver R580) by default, 5002 12.4."""
     return [
         make_offer(5001, dph_total=0.42, dph_base=0.40, reliability=0.995, reliability2=0.995, inet_down=850.0,
-                   cuda_max_good=12.8, disk_space=200.0, score=160.0),
+                   cuda_max_good=13.0, disk_space=200.0, score=160.0),
         make_offer(5002, dph_total=0.55, dph_base=0.52, reliability=0.99, reliability2=0.99, inet_down=500.0,
                    cuda_max_good=12.4, disk_space=120.0, score=120.0, inet_down_cost=0.01, inet_up_cost=0.01),
         make_offer(5003, dph_total=0.35, dph_base=0.33, reliability=0.93, reliability2=0.93, inet_down=900.0,
-                   cuda_max_good=12.8, disk_space=300.0, score=90.0),
+                   cuda_max_good=13.0, disk_space=300.0, score=90.0),
         make_offer(5004, dph_total=0.30, dph_base=0.28, reliability=0.999, reliability2=0.999, inet_down=1000.0,
-                   cuda_max_good=12.8, verified=False, verification="unverified", score=100.0),
+                   cuda_max_good=13.0, verified=False, verification="unverified", score=100.0),
         make_offer(5005, dph_total=0.48, dph_base=0.46, reliability=0.997, reliability2=0.997, inet_down=120.0,
                    inet_up=60.0, cuda_max_good=12.2, disk_space=60.0, score=110.0, hosting_type=1),
         make_offer(5006, gpu_name="RTX 4090", num_gpus=2, gpu_total_ram=49128, dph_total=0.90, dph_base=0.86,
@@ -136,6 +137,7 @@ class _Fault:
     times: int | None  # None: every matching request
     skip: int
     create_stopped: bool
+    drop: bool = False
 
     def matches(self, method: str, path: str) -> bool:
         return self.method in (method, "*") and fnmatch.fnmatchcase(path, self.path)
@@ -285,20 +287,22 @@ class FakeVast:
         times: int | None = 1,
         skip: int = 0,
         create_stopped: bool = False,
+        drop: bool = False,
     ) -> None:
         """Queue a scripted answer for `times` requests (None: all) matching `method` ("*" for any) and `path`,
         a glob over the URL path without the query (e.g. "/api/v0/instances/*/"). The first `skip` matching
         requests pass through (to later faults, then the real route). `body`: dict/list → JSON, str → text/plain.
         `create_stopped` (create only): the instance really is created, in the stopped state, and the answer is
         `body` plus "new_contract": <its id> (the spot-bid-too-low case: success false, yet an instance exists).
+        `drop`: close the connection without answering (the client sees a ConnectionError; logged as status 0).
         """
         if times is not None and times < 1:
             raise ValueError("times must be >= 1, or None for every matching request")
         if create_stopped and not isinstance(body, dict):
             body = {"success": False, "error": "invalid_price", "msg": "error 400/3467: bid price too low"}
         with self._lock:
-            self._faults.append(_Fault(method.upper(), path, int(status), body, dict(headers or {}),
-                                       times, int(skip), create_stopped))  # fmt: skip
+            self._faults.append(_Fault(method.upper(), path, 0 if drop else int(status), body, dict(headers or {}),
+                                       times, int(skip), create_stopped, drop))  # fmt: skip
 
     def clear_faults(self) -> None:
         """Drop every queued fault."""
@@ -726,6 +730,9 @@ class _Handler(BaseHTTPRequestHandler):
         raw_body = self.rfile.read(length) if length else b""
         headers = {k.lower(): v for k, v in self.headers.items()}
         reply = self.server.fake.handle(self.command, self.path, headers, raw_body)  # type: ignore[attr-defined]
+        if reply.status == DROPPED:  # an injected `drop`: close without a word
+            self.close_connection = True
+            return
         if isinstance(reply.body, str):
             data, content_type = reply.body.encode(), "text/plain"
         else:
