@@ -250,7 +250,7 @@ def read_json(path: Path, name: str, model: type[BaseModel]) -> tuple[dict, Base
     """The file as a JSON object, and that object checked against `model`; BundleError names what is wrong."""
     try:
         data = json.loads(path.read_text(), parse_constant=refuse_constant)
-    except ValueError as exc:  # not UTF-8, not JSON, NaN or Infinity
+    except (ValueError, RecursionError) as exc:  # not UTF-8, not JSON, NaN or Infinity, nested too deep
         raise BundleError(f"{name}: not valid JSON ({exc})") from None
     if not isinstance(data, dict):
         raise BundleError(f"{name}: not a JSON object")

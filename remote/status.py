@@ -11,6 +11,9 @@ from pathlib import Path
 # The states of a run on the box. Terminal ones end the supervisor.
 RUNNING_STATES = {"starting", "loading", "generating"}
 TERMINAL_STATES = {"generated", "stopped", "failed"}
+# Set by the laptop only where the box reports to the laptop's own Prefect API (the local provider): the task run
+# that started the worker, whose subflow the worker's flow run becomes.
+PARENT_TASK_RUN = "SHOOTOUT_PARENT_TASK_RUN_ID"
 
 
 def now_iso() -> str:

@@ -17,6 +17,7 @@ import platform
 import sys
 import time
 import traceback
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -35,7 +36,7 @@ from remote.color import match_colors
 from remote.ffmpeg import ACCURATE_SWS, encode_frames, run_ffmpeg, x264_args
 from remote.layout import JobPaths, written_atomically
 from remote.models import ModelAdapter, load_adapter
-from remote.status import log_progress, now_iso, update_status
+from remote.status import PARENT_TASK_RUN, log_progress, now_iso, update_status
 
 EXIT_BUSY = 75  # another worker holds this box's lock
 INTERPOLATE = "minterpolate=mi_mode=mci:mc_mode=aobmc:me_mode=bidir:vsbmc=1:scd=none"  # then :fps=<target>
@@ -220,6 +221,23 @@ def generate_clips(job_dir: str) -> int:
     return len(clips)
 
 
+def run_generate_clips(job_dir: str) -> None:
+    """The worker's flow. Where the laptop's flow shares this Prefect API (the local provider: this machine is the
+    box), it runs as a subflow of the laptop's task run that started it, so Prefect shows one run, not two. A rented
+    box has its own Prefect and no parent."""
+    parent = os.environ.get(PARENT_TASK_RUN)
+    if not parent:
+        generate_clips(job_dir)
+        return
+    from prefect.client.orchestration import get_client
+    from prefect.flow_engine import run_flow
+
+    parameters = {"job_dir": job_dir}
+    with get_client(sync_client=True) as client:
+        flow_run = client.create_flow_run(generate_clips, parameters=parameters, parent_task_run_id=uuid.UUID(parent))
+    run_flow(generate_clips, flow_run=flow_run, parameters=parameters)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     if len(args) != 1:
@@ -229,7 +247,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         with worker_lock(paths):
             update_status(paths.run_dir, worker_pid=os.getpid())
-            generate_clips(str(paths.job_dir))
+            run_generate_clips(str(paths.job_dir))
         return 0
     except WorkerBusy as exc:
         print(f"refused: {exc}", file=sys.stderr, flush=True)

@@ -1,3 +1,4 @@
+#!/usr/bin/env python3
 """A laptop that dies mid-run (worker and flow SIGKILLed) → the heartbeat automation marks the run Crashed →
 prefect.yaml's trigger creates a reaper/sweep run → a worker comes back → the instance is destroyed.
 

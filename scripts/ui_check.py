@@ -1,3 +1,4 @@
+#!/usr/bin/env python3
 """Check the Prefect UI with headless Chromium: the runs page lists the shootout runs, and the cost table artifact
 page shows the cost history. Screenshots go to outputs/ui-check/.
 

@@ -17,6 +17,7 @@ import yaml
 from prefect import get_run_logger, task
 from prefect.artifacts import create_progress_artifact, update_progress_artifact
 from prefect.cache_policies import NO_CACHE
+from prefect.runtime import task_run
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -26,7 +27,7 @@ from jobspecs.load import open_reference, reference_png
 from provisioning.base import Box, BoxError, Provider
 from remote.bundle import sha256_file
 from remote.layout import clip_files, stage_job
-from remote.status import TERMINAL_STATES, now_iso
+from remote.status import PARENT_TASK_RUN, TERMINAL_STATES, now_iso
 from tasks.job import REPO
 
 SETUP_SCRIPT = Path(remote.__file__).parent / "setup.sh"
@@ -168,7 +169,10 @@ def prefetch_model(box: Box, model_id: str, hf_token: str | None) -> dict:
 def start_worker(box: Box, job_dir: str) -> int:
     """The supervisor (and under it the worker), detached: it outlives this process and any SSH drop."""
     argv = [box.python, "-m", "remote.supervise", job_dir]
-    pid = box.transport.start_detached(argv, log=f"{job_dir}/supervisor.log", env=box.env)
+    env = box.env
+    if "PREFECT_API_URL" in box.env:  # the box reports to this Prefect API: its worker flow is this run's subflow
+        env = env | {PARENT_TASK_RUN: str(task_run.id)}
+    pid = box.transport.start_detached(argv, log=f"{job_dir}/supervisor.log", env=env)
     get_run_logger().info(f"worker supervisor started (pid {pid})")
     return pid
 

@@ -191,3 +191,14 @@ def test_watch_of_a_live_run_prints_every_line_up_to_the_engines_last(prefect_wo
     logs = httpx.post(f"{api}/logs/filter", json={"logs": {"flow_run_id": {"any_": [run_id]}}, "limit": 200}).json()
     missing = [log["message"] for log in logs if log["message"] not in watched.stdout]
     assert not missing and any("verified" in log["message"] for log in logs), missing
+
+
+def test_the_local_worker_flow_is_a_subflow_of_the_run_not_a_second_run(demo_run) -> None:
+    """The local provider's box reports to the same Prefect API: its `generate-clips` flow run hangs under the
+    shootout run's start-worker task (hidden by the UI's "Hide subflows"), not beside it."""
+    api, demo = demo_run["api"].rstrip("/"), flow_run_id(demo_run["result"])
+    workers = httpx.post(f"{api}/flow_runs/filter", json={"flows": {"name": {"any_": ["generate-clips"]}}}).json()
+    assert workers and all(run["parent_task_run_id"] for run in workers)
+    parents = [httpx.get(f"{api}/task_runs/{run['parent_task_run_id']}").json() for run in workers]
+    mine = [task for task in parents if task["flow_run_id"] == demo]
+    assert len(mine) == 1 and mine[0]["name"].startswith("start-worker")
