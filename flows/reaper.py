@@ -2,7 +2,8 @@
 process stopped renewing its lease (a `kill -9`'d laptop: Prefect still shows such a run Running), or older than a
 maximum age — what a killed laptop left running. Reports what it did; a run whose lease ran out is marked Crashed.
 
-    python -m flows.reaper [--lease-s S] [--max-age-hours H]   (or the reaper/sweep deployment, on an interval)
+    python -m flows.reaper [--lease-s S] [--max-age-hours H] [--destroy-timeout-s S]
+    (or the reaper/sweep deployment, on an interval)
 """
 
 from __future__ import annotations
@@ -15,10 +16,10 @@ import uuid
 from prefect import flow, get_run_logger
 from prefect.client.orchestration import get_client
 from prefect.exceptions import ObjectNotFound
-from prefect.states import Crashed
+from prefect.states import Crashed, Failed, State
 from prefect.variables import Variable
 
-from provisioning.vast import LABEL_PREFIX
+from provisioning.vast import LABEL_PREFIX, VastError
 from tasks.providers import LEASE_S, forget_record, lease_age_s, record_name, vast_client
 
 OVER = {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}
@@ -44,7 +45,7 @@ def mark_crashed(flow_run_id: str, message: str) -> None:
 
 
 @flow(name="reaper")
-def sweep(max_age_hours: float = 12.0, lease_s: float = LEASE_S) -> list[dict]:
+def sweep(max_age_hours: float = 12.0, lease_s: float = LEASE_S, destroy_timeout_s: float = 300) -> list[dict] | State:
     logger = get_run_logger()
     client = vast_client()
     actions = []
@@ -60,13 +61,22 @@ def sweep(max_age_hours: float = 12.0, lease_s: float = LEASE_S) -> list[dict]:
         if why is None:
             actions.append({"instance_id": row["id"], "flow_run": flow_run_id, "action": "kept", "state": state})
             continue
-        client.destroy(int(row["id"]), deadline=time.monotonic() + 300)
+        try:
+            client.destroy(int(row["id"]), deadline=time.monotonic() + destroy_timeout_s)
+        except VastError as exc:  # the record stays: the next sweep tries again; the others are swept now
+            logger.error(f"instance {row['id']} ({why}): {exc}")
+            actions.append({"instance_id": row["id"], "flow_run": flow_run_id, "action": "failed", "why": str(exc)})
+            continue
         forget_record(flow_run_id)
         if lapsed:
             mark_crashed(flow_run_id, f"the reaper destroyed instance {row['id']}: {why}")
         logger.warning(f"destroyed instance {row['id']} ({why})")
         actions.append({"instance_id": row["id"], "flow_run": flow_run_id, "action": "destroyed", "why": why})
-    logger.info(f"reaper: {sum(a['action'] == 'destroyed' for a in actions)} destroyed, {len(actions)} seen")
+    count = {action: sum(a["action"] == action for a in actions) for action in ("destroyed", "failed")}
+    logger.info(f"reaper: {count['destroyed']} destroyed, {count['failed']} failed, {len(actions)} seen")
+    if count["failed"]:  # the run ends Failed, with the instances named above (no traceback: nothing crashed)
+        return Failed(message=f"could not destroy {count['failed']} instance(s): " + "; ".join(
+            a["why"] for a in actions if a["action"] == "failed"), data=actions)  # fmt: skip
     return actions
 
 
@@ -74,8 +84,13 @@ def main(argv: list[str] | None = None) -> int:
     args = argparse.ArgumentParser(prog="python -m flows.reaper", description=__doc__.splitlines()[0])
     args.add_argument("--lease-s", type=float, default=LEASE_S, help=f"a lease older than this has lapsed ({LEASE_S})")
     args.add_argument("--max-age-hours", type=float, default=12.0, help="destroy anything older (12)")
+    args.add_argument("--destroy-timeout-s", type=float, default=300, help="how long one destroy is retried (300)")
     parsed = args.parse_args(argv)
-    sweep(max_age_hours=parsed.max_age_hours, lease_s=parsed.lease_s)
+    state = sweep(max_age_hours=parsed.max_age_hours, lease_s=parsed.lease_s,
+                  destroy_timeout_s=parsed.destroy_timeout_s, return_state=True)  # fmt: skip
+    if not state.is_completed():
+        print(f"FAILED: {state.message}", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -113,7 +113,9 @@ def one_film(spec: str, out_dir: str, overrides: list[str], resume_from: str | N
     out = Path(out_dir).resolve()
     finished = resumable_clips(out, resume_from, job) if resume_from else None
     if infra.provider == "vast":
-        sweep()  # what a killed laptop left running before this run rents anything
+        swept = sweep(return_state=True)  # what a killed laptop left running before this run rents anything
+        if not swept.is_completed():  # named in the sweep's log, with the command to destroy it; this run goes on
+            get_run_logger().warning(f"the start-of-run sweep: {swept.message}")
     run_id = new_run_id(job.spec.model)
     keep = out / f"{run_id}.partial"  # finished clips, copied as they finish (a rented box can vanish)
     remote = infra.provider != "local"

@@ -242,6 +242,26 @@ def test_a_kill_9_terminal_run_is_destroyed_once_its_lease_lapses(
     assert state["state_type"] == "CRASHED" and f"destroyed instance {instance}" in state["state"]["message"]
 
 
+def test_the_reaper_sweeps_every_instance_even_when_one_destroy_keeps_failing(prefect_api, fake, tmp_path) -> None:
+    from provisioning.vast import VastClient
+
+    sdk = VastClient(VAST_KEY, fake.url).sdk
+    created = [sdk.create_instance(id=offer, image="x", disk=20, label=f"shootout:gone-{offer}", ssh=True,
+                                   direct=True)["new_contract"] for offer in (5001, 5003)]  # fmt: skip
+    stuck, other = created
+    fake.inject("DELETE", f"/api/v0/instances/{stuck}/", 502, body="Bad Gateway", times=None)
+    python = str(Path(os.environ.get("VIRTUAL_ENV", REPO / ".venv")) / "bin" / "python")
+    done = subprocess.run([python, "-m", "flows.reaper", "--destroy-timeout-s", "3"], cwd=REPO, capture_output=True,
+                          text=True, timeout=300, env=os.environ | run_env(prefect_api, tmp_path, fake))  # fmt: skip
+    assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr[-3000:]
+    assert f"vastai destroy instance {stuck}" in done.stderr and f"destroyed instance {other}" in done.stderr
+    assert fake.live_instances() == [stuck]  # named, with the command to end it; the next sweep tries again
+    fake.clear_faults()
+    assert subprocess.run([python, "-m", "flows.reaper"], cwd=REPO, capture_output=True, timeout=300,
+                          env=os.environ | run_env(prefect_api, tmp_path, fake)).returncode == 0  # fmt: skip
+    assert fake.live_instances() == []
+
+
 def test_a_lost_box_loses_at_most_the_clip_in_progress(prefect_api, fake, sshd_server, box_venv, tmp_path) -> None:
     out, root = tmp_path / "out", tmp_path / "box"
     run = start_run(["--out", str(out), *remote_args("vast", sshd_server, box_venv, root)],
