@@ -248,15 +248,22 @@ class VastClient:
 
     def search(self, query: OfferQuery, exclude_machines: set[int], deadline: float) -> list[dict]:
         """Matching offers, cheapest first; hosts whose driver is below the query's CUDA are dropped here too (a
-        filter the server does not apply must not rent a box the torch wheel can't use)."""
+        filter the server does not apply must not rent a box the torch wheel can't use; an offer that does not say
+        is left to the server's filter)."""
         text = query.text(exclude_machines)
         offers = self.call(lambda: self.sdk.search_offers(query=text, order="dph_total", limit=20), deadline)
         offers = [o for o in offers or [] if o.get("machine_id") not in exclude_machines
-                  and float(o.get("cuda_max_good") or 0) >= query.min_cuda]  # fmt: skip
+                  and float(o.get("cuda_max_good") or query.min_cuda) >= query.min_cuda]  # fmt: skip
         return sorted(offers, key=lambda o: float(o.get("dph_total") or 0))
 
     def show(self, instance_id: int, deadline: float) -> dict | None:
-        return self.call(lambda: self.sdk.show_instance(id=instance_id), deadline)
+        """The instance's row; None when Vast does not list it (`{"instances": null}`, or a 404 for one gone)."""
+        try:
+            return self.call(lambda: self.sdk.show_instance(id=instance_id), deadline)
+        except VastApiError as exc:
+            if exc.status == 404:
+                return None
+            raise
 
     def list_labelled(self, prefix: str, deadline: float) -> list[dict]:
         rows = self.call(lambda: self.sdk.show_instances(), deadline) or []

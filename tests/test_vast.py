@@ -342,3 +342,13 @@ def test_a_host_whose_driver_is_below_the_torch_wheels_cuda_is_skipped(fake, ssh
     made, records, _ = provider(fake, sshd, tmp_path, query=OfferQuery(min_disk_gb=60))
     acquire_and_release(made, fake)
     assert records[0]["usd_per_hour"] == 0.55 and fake.requests_to("PUT", "/api/v0/asks/5001/") == []
+
+
+def test_a_404_for_a_destroyed_instance_counts_as_gone(fake, sshd, tmp_path) -> None:
+    """Vast answers `{"instances": null}` for a destroyed instance; an API that answers 404 instead means the same."""
+    made, _, _ = provider(fake, sshd, tmp_path)
+    box = made.acquire("run-1")
+    gone = {"success": False, "error": "no_such_instance", "msg": "Instance not found"}
+    fake.inject("GET", f"/api/v0/instances/{box.instance_id}/", 404, body=gone, times=None)
+    made.release(box, "run-1", fetched=True)
+    assert fake.live_instances() == [] and made.rentals[0].cost()["destroyed"]
