@@ -99,9 +99,10 @@ def lease_age_s(record: dict | None) -> float | None:
 
 class InstanceRecord:
     """The durable record of this flow run's instance, with a lease that a thread of this process renews every
-    LEASE_RENEW_S while the instance may live. Prefect keeps a `kill -9`'d terminal run Running forever (only runs a
-    worker started send heartbeats that an automation watches); the lease is what tells the reaper, whichever way the
-    run was started, that the process which would destroy the instance is gone."""
+    LEASE_RENEW_S while the instance may live. Prefect keeps a `kill -9`'d run Running until something says
+    otherwise (heartbeats do only where `shootout setup`'s automation is on the server); the lease is what tells any
+    sweep, whichever way the run was started and whatever the server has, that the process which would destroy the
+    instance is gone."""
 
     def __init__(self, flow_run_id: str) -> None:
         self.flow_run_id, self.server_url = flow_run_id, os.environ.get("VAST_URL")  # a Vast API other than Vast's
@@ -113,9 +114,7 @@ class InstanceRecord:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self.stopped.set()
-        if self.renewer is not None:
-            self.renewer.join(timeout=30)
+        self.stop_renewing()  # the record stays (a failed destroy): its lease lapses, and the reaper takes over
 
     def write(self, record: dict) -> None:
         """on_created: record the instance the moment it exists, and keep its lease renewed from now on."""
@@ -136,11 +135,14 @@ class InstanceRecord:
             except Exception as exc:  # the API may be briefly down; the lease only lapses after LEASE_S
                 get_logger("shootout.lease").warning(f"renewing the instance record failed ({type(exc).__name__})")
 
-    def forget(self) -> None:
-        """The instance is confirmed destroyed: stop renewing, then drop the record."""
+    def stop_renewing(self) -> None:
         self.stopped.set()
         if self.renewer is not None:
             self.renewer.join(timeout=30)
+
+    def forget(self) -> None:
+        """The instance is confirmed destroyed: stop renewing (no renewal can write it back), then drop the record."""
+        self.stop_renewing()
         forget_record(self.flow_run_id)
 
 
