@@ -40,6 +40,17 @@ START_A_SERVER = (
 )
 
 
+def at_least_one(text: str) -> int:
+    """An argparse type: a whole number ≥ 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} is below 1")
+    return value
+
+
 def parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(prog="shootout", description=__doc__.splitlines()[0])
     commands = root.add_subparsers(dest="command", required=True)
@@ -51,32 +62,50 @@ def parser() -> argparse.ArgumentParser:
     for name, text in helps.items():
         command = commands.add_parser(name, help=text)
         command.add_argument("spec", help="the job spec (YAML)")
-        command.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                             help="override a spec field, e.g. --set seed=7 --set shots.0.duration_s=6")  # fmt: skip
+        command.add_argument(
+            "--set",
+            dest="overrides",
+            action="append",
+            default=[],
+            metavar="KEY=VALUE",
+            help="override a spec field, e.g. --set seed=7 --set shots.0.duration_s=6",
+        )
         if name == "run":
             command.add_argument("--out", default="outputs", help="where <run_id>.tar and <run_id>/ go")
             command.add_argument("--resume", metavar="RUN_ID", help="continue a failed run from its kept clips")
-    verify = commands.add_parser("verify", help="check a bundle's hashes and safety",
-                                 epilog="exit codes: 0 verified; 1 the bundle is damaged, unsafe or its manifest "
-                                 "states a wrong hash; 2 BUNDLE is missing or not a file, or DIR is a file or "
-                                 "cannot be written (or DIR/<run_id>/ exists)")  # fmt: skip
+    verify = commands.add_parser(
+        "verify",
+        help="check a bundle's hashes and safety",
+        epilog="exit codes: 0 verified; 1 the bundle is damaged, unsafe or its manifest "
+        "states a wrong hash; 2 BUNDLE is missing or not a file, or DIR is a file or "
+        "cannot be written (or DIR/<run_id>/ exists)",
+    )
     verify.add_argument("bundle", type=Path)
     verify.add_argument("--extract", type=Path, metavar="DIR", help="also extract into DIR/<run_id>/")
     setup = commands.add_parser("setup", help="prepare the Prefect server: work pool, limits, automation, secrets")
-    setup.add_argument("--live-instances", type=int, default=3, help="rented instances alive at once (default 3)")
-    setup.add_argument("--secrets-from-env", action="store_true",
-                       help="save VAST_API_KEY and HF_TOKEN from the environment as Secret blocks")  # fmt: skip
+    setup.add_argument("--live-instances", type=at_least_one, default=3, help="rented instances alive at once")
+    setup.add_argument(
+        "--secrets-from-env",
+        action="store_true",
+        help="save VAST_API_KEY and HF_TOKEN from the environment as Secret blocks",
+    )
     watch = commands.add_parser("watch", help="follow a flow run live (its id or name)")
     watch.add_argument("run", help="the flow run's id or name, as `prefect deployment run` printed it")
     runs = commands.add_parser("runs", help="list past shootout runs from Prefect")
-    runs.add_argument("--limit", type=int, default=20)
+    runs.add_argument("--limit", type=at_least_one, default=20, help="how many runs (default 20)")
     runs.add_argument("--json", action="store_true", help="one JSON list instead of a table")
     report = commands.add_parser("report", help="compare finished runs: report.html, report.json, report.md")
     report.add_argument("run_dirs", nargs="+", type=Path, metavar="RUN_DIR", help="extracted run directories")
     report.add_argument("--out", type=Path, help="where the report goes (default outputs/report-<UTC time>/)")
     report.add_argument("--reference", type=Path, help="colour/sharpness reference (default: clip 0's first frame)")
-    report.add_argument("--weights", nargs="+", action="extend", default=[], metavar="KEY=W",
-                        help="score weights, e.g. --weights color_drift=3 cost=0")  # fmt: skip
+    report.add_argument(
+        "--weights",
+        nargs="+",
+        action="extend",
+        default=[],
+        metavar="KEY=W",
+        help="score weights, e.g. --weights color_drift=3 cost=0",
+    )
     return root
 
 
@@ -96,8 +125,11 @@ def prefect_command(args: argparse.Namespace) -> int:
         if args.command == "setup":
             print(f"REFUSED shootout setup: PREFECT_API_URL is not set; {START_A_SERVER}", file=sys.stderr)
             return 2
-        print(f"PREFECT_API_URL is not set: reading this machine's own Prefect database through a temporary "
-              f"server (the runs made without a server); {START_A_SERVER}", file=sys.stderr)  # fmt: skip
+        print(
+            f"PREFECT_API_URL is not set: reading this machine's own Prefect database through a temporary "
+            f"server (the runs made without a server); {START_A_SERVER}",
+            file=sys.stderr,
+        )
     try:
         if args.command == "setup":
             for line in setup(args.live_instances, args.secrets_from_env):
@@ -111,8 +143,11 @@ def prefect_command(args: argparse.Namespace) -> int:
                 return 2
         rows = past_runs(args.limit)
     except (httpx.TransportError, PrefectHTTPStatusError) as exc:
-        print(f"FAILED: the Prefect API at {api} did not answer ({type(exc).__name__}: {exc}); is the server running "
-              f"(`prefect server start`) and PREFECT_API_URL right?", file=sys.stderr)  # fmt: skip
+        print(
+            f"FAILED: the Prefect API at {api} did not answer ({type(exc).__name__}: {exc}); is the server running "
+            f"(`prefect server start`) and PREFECT_API_URL right?",
+            file=sys.stderr,
+        )
         return 1
     print(json.dumps(rows, indent=2) if args.json else runs_table(rows))
     if not rows:
@@ -159,8 +194,10 @@ def main(argv: list[str] | None = None) -> int:
         job = load_spec(args.spec, args.overrides)
         warnings = [*job.notes, *prompt_window_warnings(job.spec)]  # the reference image's, the prompts'
         if args.command == "validate":
-            print(f"OK {args.spec}: {len(job.spec.shots)} shots, {job.spec.clip_count} clips, "
-                  f"{total_seconds(job.spec):.2f} s, model {job.spec.model}")  # fmt: skip
+            print(
+                f"OK {args.spec}: {len(job.spec.shots)} shots, {job.spec.clip_count} clips, "
+                f"{total_seconds(job.spec):.2f} s, model {job.spec.model}"
+            )
             for warning in warnings:
                 print(f"WARNING {warning}")
             return 0
@@ -170,7 +207,7 @@ def main(argv: list[str] | None = None) -> int:
             for warning in [*warnings, *check_plan(job.spec).warnings]:
                 print(f"WARNING {warning}")
             return 0
-        if args.resume:  # an unknown run id is refused here, before the flow starts
+        if args.resume is not None:  # an unknown (or empty) run id is refused here, before the flow starts
             resume_source(Path(args.out).resolve(), args.resume)
         for warning in warnings:
             print(f"WARNING {warning}", file=sys.stderr)
@@ -183,8 +220,9 @@ def main(argv: list[str] | None = None) -> int:
     from provisioning.vast import cost_line
 
     try:
-        result = shootout(spec=str(Path(args.spec).resolve()), out_dir=args.out, overrides=args.overrides,
-                          resume_from=args.resume)  # fmt: skip
+        result = shootout(
+            spec=str(Path(args.spec).resolve()), out_dir=args.out, overrides=args.overrides, resume_from=args.resume
+        )
     except Exception as exc:  # the flow's own logs carry the details; the exit code carries the verdict
         print(f"\nFAILED: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1

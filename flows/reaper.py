@@ -55,9 +55,17 @@ def sweep(max_age_hours: float = 12.0, lease_s: float = LEASE_S, destroy_timeout
         lease_age = lease_age_s(Variable.get(record_name(flow_run_id))) if state is not None else None
         lapsed = state not in OVER and lease_age is not None and lease_age > lease_s
         age_h = (time.time() - float(row.get("start_date") or time.time())) / 3600
-        why = ("its flow run is unknown" if state is None else f"its flow run is {state}" if state in OVER
-               else f"its run's lease was last renewed {lease_age:.0f} s ago (the process is gone)" if lapsed
-               else f"it is {age_h:.1f} h old" if age_h > max_age_hours else None)  # fmt: skip
+        why = (
+            "its flow run is unknown"
+            if state is None
+            else f"its flow run is {state}"
+            if state in OVER
+            else f"its run's lease was last renewed {lease_age:.0f} s ago (the process is gone)"
+            if lapsed
+            else f"it is {age_h:.1f} h old"
+            if age_h > max_age_hours
+            else None
+        )
         if why is None:
             actions.append({"instance_id": row["id"], "flow_run": flow_run_id, "action": "kept", "state": state})
             continue
@@ -75,8 +83,11 @@ def sweep(max_age_hours: float = 12.0, lease_s: float = LEASE_S, destroy_timeout
     count = {action: sum(a["action"] == action for a in actions) for action in ("destroyed", "failed")}
     logger.info(f"reaper: {count['destroyed']} destroyed, {count['failed']} failed, {len(actions)} seen")
     if count["failed"]:  # the run ends Failed, with the instances named above (no traceback: nothing crashed)
-        return Failed(message=f"could not destroy {count['failed']} instance(s): " + "; ".join(
-            a["why"] for a in actions if a["action"] == "failed"), data=actions)  # fmt: skip
+        return Failed(
+            message=f"could not destroy {count['failed']} instance(s): "
+            + "; ".join(a["why"] for a in actions if a["action"] == "failed"),
+            data=actions,
+        )
     return actions
 
 
@@ -86,8 +97,12 @@ def main(argv: list[str] | None = None) -> int:
     args.add_argument("--max-age-hours", type=float, default=12.0, help="destroy anything older (12)")
     args.add_argument("--destroy-timeout-s", type=float, default=300, help="how long one destroy is retried (300)")
     parsed = args.parse_args(argv)
-    state = sweep(max_age_hours=parsed.max_age_hours, lease_s=parsed.lease_s,
-                  destroy_timeout_s=parsed.destroy_timeout_s, return_state=True)  # fmt: skip
+    state = sweep(
+        max_age_hours=parsed.max_age_hours,
+        lease_s=parsed.lease_s,
+        destroy_timeout_s=parsed.destroy_timeout_s,
+        return_state=True,
+    )
     if not state.is_completed():
         print(f"FAILED: {state.message}", file=sys.stderr)
         return 1

@@ -210,6 +210,8 @@ def apply_override(data: dict, item: str) -> None:
         raise SpecError(f"--set {shown(item)}: expected key=value, e.g. --set seed=7 or --set shots.0.duration_s=6")
     value = read_yaml(raw, f"--set {shown(key.strip(), quote=False)}={shown(raw, quote=False)}")
     parts = key.strip().split(".")
+    if not all(part.strip() for part in parts):
+        raise SpecError(f"--set {shown(key, quote=False)}: an empty part in the dotted path (e.g. shots.0.duration_s)")
     node: object = data
     for depth, part in enumerate(parts):
         last = depth == len(parts) - 1

@@ -88,8 +88,10 @@ def prompt_window_warnings(spec: JobSpec) -> list[str]:
     if spec.model not in PROMPT_WINDOWS:
         return []
     encoder, window = PROMPT_WINDOWS[spec.model]
-    texts = [(f"shots.{i} (its prompt: the shot card + constants)", build_prompt(spec.constants, shot))
-             for i, shot in enumerate(spec.shots)]  # fmt: skip
+    texts = [
+        (f"shots.{i} (its prompt: the shot card + constants)", build_prompt(spec.constants, shot))
+        for i, shot in enumerate(spec.shots)
+    ]
     if spec.generation.negative_prompt:
         texts.append(("generation.negative_prompt", spec.generation.negative_prompt))
     warnings = []
@@ -240,8 +242,9 @@ def cache_hits(threshold: float) -> float:
     return knob["hits_at_reference"] * min(threshold / knob["reference_threshold"], 1.0) if threshold else 0.0
 
 
-def predict_clip(spec: JobSpec, clip: ClipPlan, gpu: str, first_of_shape: bool = False,
-                 new_prompt: bool = False) -> ClipPrediction:  # fmt: skip
+def predict_clip(
+    spec: JobSpec, clip: ClipPlan, gpu: str, first_of_shape: bool = False, new_prompt: bool = False
+) -> ClipPrediction:
     """Predicted seconds of one clip of `spec` on `gpu` ("cpu" for kenburns). With compile on, `first_of_shape`: the
     first clip of its shape, which pays for the compile; `new_prompt`: a later one whose prompt is new to that shape,
     which pays for a recompile where the prompt's length is an input shape (prompt_trim)."""
@@ -280,8 +283,9 @@ def predict_clip(spec: JobSpec, clip: ClipPlan, gpu: str, first_of_shape: bool =
         "encode": encode,
         "compile": compile_s,
     }
-    return ClipPrediction(clip.index, clip.frames, clip.width, clip.height, forwards, flop / 1e12,
-                          sum(phases.values()), phases)  # fmt: skip
+    return ClipPrediction(
+        clip.index, clip.frames, clip.width, clip.height, forwards, flop / 1e12, sum(phases.values()), phases
+    )
 
 
 def predict_run(spec: JobSpec, gpu: str | None = None) -> RunPrediction:
@@ -385,7 +389,9 @@ def prediction_table(prediction: RunPrediction, usd_per_hour: float | None = Non
         f"= {prediction.total_s / 3600:.2f} h incl. {prediction.load_s:.0f} s load (limit {prediction.run_limit_s:g} s)"
     )
     if usd_per_hour:
-        rows.append(f"estimate: ${prediction.estimate_usd(usd_per_hour):.2f} of GPU time at ${usd_per_hour:g}/h "
-                    "(provisioning and transfers not included)")  # fmt: skip
+        rows.append(
+            f"estimate: ${prediction.estimate_usd(usd_per_hour):.2f} of GPU time at ${usd_per_hour:g}/h "
+            "(provisioning and transfers not included)"
+        )
     rows.extend(f"WARNING {warning}" for warning in prediction.warnings)
     return "\n".join(rows)

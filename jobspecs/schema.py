@@ -47,8 +47,13 @@ MAX_TEXT_CHARS = 4000  # one prompt text field; far above any text encoder's win
 BLANK_CHARS = {"\u115f", "\u1160", "\u3164", "\uffa0", "\u2800", "\u034f"}
 # Unicode categories refused in prompt text: control (but newline and tab), format (zero-width, bidi marks),
 # surrogates, line and paragraph separators.
-REFUSED_CATEGORIES = {"Cc": "a control character", "Cf": "an invisible format character",
-                      "Cs": "a lone surrogate", "Zl": "a line separator", "Zp": "a paragraph separator"}  # fmt: skip
+REFUSED_CATEGORIES = {
+    "Cc": "a control character",
+    "Cf": "an invisible format character",
+    "Cs": "a lone surrogate",
+    "Zl": "a line separator",
+    "Zp": "a paragraph separator",
+}
 
 
 def plain_text(value: str) -> str:
@@ -69,55 +74,103 @@ Text = Annotated[
 OptionalText = Annotated[str, StringConstraints(max_length=MAX_TEXT_CHARS), AfterValidator(plain_text)]
 # diffusers 0.42's attention backends (`set_attention_backend`); all but the native ones need a package or a
 # kernel download on the box (research/models.md §5).
-AttentionBackend = Literal["native", "_native_cudnn", "_native_flash", "_native_efficient", "_native_math", "flash",
-                           "flash_hub", "_flash_3_hub", "sage", "sage_hub", "flex", "xformers"]  # fmt: skip
+AttentionBackend = Literal[
+    "native",
+    "_native_cudnn",
+    "_native_flash",
+    "_native_efficient",
+    "_native_math",
+    "flash",
+    "flash_hub",
+    "_flash_3_hub",
+    "sage",
+    "sage_hub",
+    "flex",
+    "xformers",
+]
 
 
 # Camera moves written in a shot's text. Each phrase is a move only in a camera's sense: "the camera pans left",
 # "slow dolly in", "zooms out", "a tracking shot" — not "a frying pan", "she tilts her head", "the car zooms out of".
 ADVERB = r"(?:\w+ly\s+)?"
-CAMERA_VERBS = {"pan": "pan", "tilt": "tilt", "dolli": "dolly", "dolly": "dolly", "orbit": "orbit", "circl": "orbit",
-                "arc": "orbit", "push": "push-in", "pull": "pull-out"}  # fmt: skip
+CAMERA_VERBS = {
+    "pan": "pan",
+    "tilt": "tilt",
+    "dolli": "dolly",
+    "dolly": "dolly",
+    "orbit": "orbit",
+    "circl": "orbit",
+    "arc": "orbit",
+    "push": "push-in",
+    "pull": "pull-out",
+}
 CAMERA_TEXT = [
     re.compile(
         r"\bcamera\s+" + ADVERB + ADVERB + r"(?P<verb>pan|tilt|dolli|dolly|zoom|orbit|circl|arc|track|truck|push"
         r"|pull|mov|crane|cran|boom|rotat|swing|swung|sweep|glid|follow|ris|rose|descend|drift|spin|slid|swoop)"
         r"\w*(?:\s+" + ADVERB + r"(?:to\s+the\s+)?(?P<dir>left|right|upwards?|downwards?|up|down|in|out|back))?",
         re.IGNORECASE,
-    ),  # fmt: skip
+    ),
     re.compile(
         r"\b(?P<verb>pan)(?:s|ned|ning)?\s+" + ADVERB + r"(?:to(?:wards?)?\s+the\s+)?(?P<dir>left|right)\b",
         re.IGNORECASE,
-    ),  # fmt: skip
+    ),
     re.compile(r"\b(?P<verb>pan)(?:s|ned|ning)\s+(?:across|over)\b", re.IGNORECASE),
     re.compile(
         r"\b(?P<verb>tilt)(?:s|ed|ing)?\s+" + ADVERB + r"(?P<dir>upwards?|downwards?|up|down)\b"
         r"(?!\s+(?:her|his|their|its|my|your|our|the|a|an)\b)",
         re.IGNORECASE,
-    ),  # fmt: skip
+    ),
     re.compile(
         r"\b(?P<verb>dolly|dolli)(?:es|ed|ing)?[\s-]+(?P<dir>in|out|left|right|forward|back|backwards?)\b",
         re.IGNORECASE,
-    ),  # fmt: skip
+    ),
     re.compile(
         r"\b(?P<verb>push)-in\b|\b(?P<verb2>pull)-(?:out|back)\b(?!\s+(?:sofa|couch|bed|drawer|shelf|tray)\b)",
         re.IGNORECASE,
-    ),  # fmt: skip
+    ),
     re.compile(
         r"\b(?P<verb>orbit)(?:s|ed|ing)?\s+" + ADVERB + r"(?:to\s+the\s+|around\s+the\s+)?(?P<dir>left|right|"
         r"subject)\b",
         re.IGNORECASE,
-    ),  # fmt: skip
+    ),
     re.compile(r"\b(?P<verb>zoom)(?:s|ed|ing)?[\s-]+(?P<dir>in|out)\b(?!\s+of\b)", re.IGNORECASE),
     re.compile(
         r"\b(?P<verb>tracking|crane|dolly|pan|panning|tilt|orbit|orbiting|zoom|whip[\s-]pan|steadicam)\s+shot\b",
         re.IGNORECASE,
-    ),  # fmt: skip
+    ),
 ]
 # A word before "pan"/"pans" that makes it the cooking pan ("a frying pan left on the stove").
-PAN_NOUN_BEFORE = {"a", "an", "the", "frying", "sauce", "saute", "sauté", "baking", "roasting", "cake", "sheet",
-                   "dust", "iron", "copper", "his", "her", "their", "its", "my", "our", "your", "this", "that",
-                   "these", "those", "hot", "empty", "gold"}  # fmt: skip
+PAN_NOUN_BEFORE = {
+    "a",
+    "an",
+    "the",
+    "frying",
+    "sauce",
+    "saute",
+    "sauté",
+    "baking",
+    "roasting",
+    "cake",
+    "sheet",
+    "dust",
+    "iron",
+    "copper",
+    "his",
+    "her",
+    "their",
+    "its",
+    "my",
+    "our",
+    "your",
+    "this",
+    "that",
+    "these",
+    "those",
+    "hot",
+    "empty",
+    "gold",
+}
 DIRECTIONS = {"upward": "up", "upwards": "up", "downward": "down", "downwards": "down", "subject": None}
 
 
@@ -366,11 +419,13 @@ class Infrastructure(Strict):
 
     provider: Literal["local", "vast", "ssh"] = "local"
     # vast: the offer
-    gpu: str = "RTX 4090"
+    gpu: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)] = "RTX 4090"
     max_usd_per_hour: float | None = Field(None, gt=0)
     disk_gb: float = Field(80, ge=20)
     min_ram_gb: float | None = Field(None, gt=0)  # host RAM; default 96 GB for hunyuan_i2v (offload), else 32
-    image: str = "pytorch/pytorch:2.7.1-cuda12.8-cudnn9-runtime"
+    image: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)] = (
+        "pytorch/pytorch:2.7.1-cuda12.8-cudnn9-runtime"
+    )
     # ssh: the box
     host: str | None = None
     port: int = Field(22, ge=1, le=65535)

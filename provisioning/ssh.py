@@ -42,9 +42,14 @@ class SshTarget:
             user=self.user,
             port=self.port,
             connect_timeout=CONNECT_TIMEOUT_S,
-            connect_kwargs={"key_filename": str(self.key_file), "look_for_keys": False, "allow_agent": False,
-                            "banner_timeout": CONNECT_TIMEOUT_S, "auth_timeout": CONNECT_TIMEOUT_S},
-        )  # fmt: skip
+            connect_kwargs={
+                "key_filename": str(self.key_file),
+                "look_for_keys": False,
+                "allow_agent": False,
+                "banner_timeout": CONNECT_TIMEOUT_S,
+                "auth_timeout": CONNECT_TIMEOUT_S,
+            },
+        )
         connection.client.load_host_keys(str(self.known_hosts))  # pins what AutoAddPolicy saves on first use
         return connection
 
@@ -141,8 +146,10 @@ def wait_for_ssh(target: SshTarget, deadline: float) -> SshTransport:
         transport.close()
         remaining = deadline - time.monotonic()
         if remaining <= 0:
-            raise SshNotReady(f"SSH at {target.user}@{target.host}:{target.port} did not answer within "
-                              f"{time.monotonic() - started:.0f} s: {last_error}")  # fmt: skip
+            raise SshNotReady(
+                f"SSH at {target.user}@{target.host}:{target.port} did not answer within "
+                f"{time.monotonic() - started:.0f} s: {last_error}"
+            )
         time.sleep(min(2.0, remaining))
 
 

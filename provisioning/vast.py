@@ -433,6 +433,8 @@ class VastProvider:
                 self.destroy(rental)
                 why = f"instance {instance_id} on machine {offer.get('machine_id')}: create answered success=false"
             raise OfferUnavailable(why)
+        if instance_id is None:  # nothing to record or destroy: an answer the client cannot use
+            raise OfferUnavailable(f"offer {offer['id']}: create answered success without an instance id")
         self.log(f"created instance {instance_id} on offer {offer['id']} (machine {offer.get('machine_id')}, "
                  f"${float(offer.get('dph_total') or 0):.3f}/h), label {self.label}")  # fmt: skip
         return rental

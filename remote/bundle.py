@@ -35,8 +35,18 @@ from remote.status import now_iso, read_status
 
 MANIFEST = "manifest.json"
 SUMS = "SHA256SUMS"
-LIBRARIES = ("numpy", "pillow", "pydantic", "prefect", "torch", "diffusers", "transformers", "accelerate",
-             "huggingface-hub", "imageio-ffmpeg")  # fmt: skip
+LIBRARIES = (
+    "numpy",
+    "pillow",
+    "pydantic",
+    "prefect",
+    "torch",
+    "diffusers",
+    "transformers",
+    "accelerate",
+    "huggingface-hub",
+    "imageio-ffmpeg",
+)
 
 
 class BundleError(RuntimeError):
@@ -65,13 +75,23 @@ def installed_versions(names: tuple[str, ...]) -> dict[str, str]:
 def environment() -> dict:
     """The box: Python, OS, libraries, GPU and driver (where there is one), the ffmpeg build."""
     libraries = installed_versions(LIBRARIES)
-    env = {"python": platform.python_version(), "os": platform.platform(), "machine": platform.machine(),
-           "cpus": os.cpu_count(), "libraries": libraries, "ffmpeg": ffmpeg_build(), "gpus": []}  # fmt: skip
+    env = {
+        "python": platform.python_version(),
+        "os": platform.platform(),
+        "machine": platform.machine(),
+        "cpus": os.cpu_count(),
+        "libraries": libraries,
+        "ffmpeg": ffmpeg_build(),
+        "gpus": [],
+    }
     if shutil.which("nvidia-smi"):
         query = "--query-gpu=name,driver_version,memory.total"
         out = subprocess.run(["nvidia-smi", query, "--format=csv,noheader"], capture_output=True, text=True)
-        env["gpus"] = [dict(zip(("name", "driver", "memory"), (f.strip() for f in line.split(",")), strict=False))
-                       for line in out.stdout.splitlines() if line.strip()]  # fmt: skip
+        env["gpus"] = [
+            dict(zip(("name", "driver", "memory"), (f.strip() for f in line.split(",")), strict=False))
+            for line in out.stdout.splitlines()
+            if line.strip()
+        ]
         if "torch" in libraries:
             import torch
 
@@ -85,8 +105,12 @@ def final_video_info(paths: JobPaths) -> dict | None:
     import imageio_ffmpeg
 
     frames, _ = imageio_ffmpeg.count_frames_and_secs(str(paths.final_video))
-    return {"path": "final/final_stitched.mp4", "frames": frames, "seconds": round(frames / OUTPUT_FPS, 4),
-            "sha256": sha256_file(paths.final_video)}  # fmt: skip
+    return {
+        "path": "final/final_stitched.mp4",
+        "frames": frames,
+        "seconds": round(frames / OUTPUT_FPS, 4),
+        "sha256": sha256_file(paths.final_video),
+    }
 
 
 def run_files(run_dir: Path) -> list[str]:
@@ -130,7 +154,7 @@ def write_manifest(paths: JobPaths, stitch_summary: dict | None) -> dict:
                 }
                 for log in logs
             ],
-        },  # fmt: skip
+        },
         "guardrails": {
             "clip_limit_s": spec.guardrails.clip_limit_s,
             "run_limit_s": spec.run_limit_s,
@@ -298,8 +322,10 @@ def check_file_list(files: dict[str, str], sums: dict[str, str]) -> None:
         if name not in listed:
             raise BundleError(f"{SUMS}: does not list {name}, the files of {MANIFEST} do (they disagree)")
         if files[name] != listed[name]:
-            raise BundleError(f"{SUMS}: disagrees with the files of {MANIFEST} on {name} "
-                              f"({short(listed[name])} vs {short(files[name])})")  # fmt: skip
+            raise BundleError(
+                f"{SUMS}: disagrees with the files of {MANIFEST} on {name} "
+                f"({short(listed[name])} vs {short(files[name])})"
+            )
 
 
 def stated_hashes(manifest: Manifest, logs: dict[str, ClipLog]) -> list[tuple[str, str, str]]:
@@ -323,13 +349,17 @@ def check_stated_hashes(manifest: Manifest, logs: dict[str, ClipLog], actual: di
         if path not in actual:
             raise BundleError(f"{path}: named by {field} but not in the archive")
         if actual[path] != digest:
-            raise BundleError(f"{path}: {field} says sha256 {short(digest)}, the file's bytes hash to "
-                              f"{short(actual[path])}; the stated hash is wrong")  # fmt: skip
+            raise BundleError(
+                f"{path}: {field} says sha256 {short(digest)}, the file's bytes hash to "
+                f"{short(actual[path])}; the stated hash is wrong"
+            )
     reference = manifest.reference_image.sha256
     for name, log in logs.items():
         if log.clip == 0 and log.input_image.sha256 != reference:
-            raise BundleError(f"{name}: input_image.sha256 {short(log.input_image.sha256)} disagrees with "
-                              f"{MANIFEST} reference_image.sha256 {short(reference)}")  # fmt: skip
+            raise BundleError(
+                f"{name}: input_image.sha256 {short(log.input_image.sha256)} disagrees with "
+                f"{MANIFEST} reference_image.sha256 {short(reference)}"
+            )
 
 
 def expected_archive_hash(archive: Path) -> str | None:
@@ -399,8 +429,11 @@ def verify_bundle(archive: Path, dest: Path | None = None, expected_sha256: str 
         if unlisted := sorted(files - set(sums)):
             raise BundleError(f"{unlisted[0]}: in the archive but not listed in {SUMS}")
         actual = {name: check_hash(run_dir, name, sums) for name in sorted(sums)}
-        logs = {name: read_json(run_dir / name, name, ClipLog)[1] for name in sorted(actual)
-                if name.startswith("logs/log_") and name.endswith(".json")}  # fmt: skip
+        logs = {
+            name: read_json(run_dir / name, name, ClipLog)[1]
+            for name in sorted(actual)
+            if name.startswith("logs/log_") and name.endswith(".json")
+        }
         check_stated_hashes(manifest, logs, actual)
         if expected is not None and sha256_file(archive) != expected:
             raise BundleError(f"{archive.name}: sha256 does not match {expected} (damaged outside the files)")

@@ -264,7 +264,16 @@ def test_resume_from_an_unknown_run_is_refused_before_the_flow(tmp_path) -> None
                    expected=("--resume nope: no nope.partial/ or nope/ with a job.yaml",))  # fmt: skip
     refused_by_cli("run", "jobspecs/demo.yaml", "--resume", "../../etc", "--out", str(out),
                    expected=("--resume '../../etc': not a run id",))  # fmt: skip
+    refused_by_cli("run", "jobspecs/demo.yaml", "--resume", "", "--out", str(out), expected=("--resume '': not a run",))
     assert not out.exists()
+
+
+def test_empty_names_and_counts_below_one_are_refused() -> None:
+    refused_by_cli("validate", "jobspecs/demo.yaml", "--set", "..=1", expected=("an empty part in the dotted path",))
+    refused_by_cli("validate", "jobspecs/demo.yaml", "--set", "infrastructure.gpu=", expected=("infrastructure.gpu",))
+    for args in (("setup", "--live-instances", "0"), ("runs", "--limit", "-1")):
+        done = shootout_cli(*args, env={"PREFECT_API_URL": "http://127.0.0.1:9/api"}, timeout=120)
+        assert done.returncode == 2 and "is below 1" in done.stderr and "Traceback" not in done.stderr
 
 
 # --- 4. refused quietly --------------------------------------------------------------------------------------

@@ -352,3 +352,10 @@ def test_a_404_for_a_destroyed_instance_counts_as_gone(fake, sshd, tmp_path) -> 
     fake.inject("GET", f"/api/v0/instances/{box.instance_id}/", 404, body=gone, times=None)
     made.release(box, "run-1", fetched=True)
     assert fake.live_instances() == [] and made.rentals[0].cost()["destroyed"]
+
+
+def test_a_create_that_names_no_instance_takes_the_next_offer(fake, sshd, tmp_path) -> None:
+    fake.inject("PUT", "/api/v0/asks/5001/", 200, body={"success": True})  # no new_contract: nothing exists
+    made, records, logs = provider(fake, sshd, tmp_path)
+    acquire_and_release(made, fake)
+    assert any("create answered success without an instance id" in line for line in logs) and len(records) == 1
