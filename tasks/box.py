@@ -276,8 +276,11 @@ def follow_worker(
                 raise BoxError(f"the worker did not start within {START_TIMEOUT_S} s:\n{log[-2000:]}")
             if time.monotonic() > deadline and stop_sent is None:
                 logger.error(f"the run passed its limit of {run_limit_s:g} s here; stopping the worker")
-                box.python_module("remote.supervise", "--stop", job_dir, timeout_s=60)
                 stop_sent = time.monotonic()
+                try:
+                    box.python_module("remote.supervise", "--stop", job_dir, timeout_s=60)
+                except Exception as exc:  # an SSH drop or a failed stop: the grace period below still ends the run
+                    logger.warning(f"the stop request did not reach the box ({type(exc).__name__}: {exc})")
             if stop_sent is not None and time.monotonic() - stop_sent > STOP_GRACE_S:
                 return status | {"state": "stopped", "reason": "stopped by the local deadline; the box did not answer"}
             time.sleep(POLL_S)
