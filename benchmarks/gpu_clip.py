@@ -96,8 +96,15 @@ GIB = 2**30
 RESULTS = REPO / "benchmarks" / "results"
 MODELS = ("wan22_ti2v_5b", "cogvideox15_5b_i2v", "hunyuan_i2v")
 # Dense bf16 tensor-core peaks (vendor datasheets, no sparsity), TFLOP/s. Matched on the device name.
-DATASHEET_BF16_TFLOPS = (("H100 PCIe", 756.0), ("H100 NVL", 835.0), ("H100", 989.0), ("H200", 989.0),
-                         ("A100", 312.0), ("L40S", 362.0), ("4090", 165.2))  # fmt: skip
+DATASHEET_BF16_TFLOPS = (
+    ("H100 PCIe", 756.0),
+    ("H100 NVL", 835.0),
+    ("H100", 989.0),
+    ("H200", 989.0),
+    ("A100", 312.0),
+    ("L40S", 362.0),
+    ("4090", 165.2),
+)
 VARIANT_ORDER = (
     "stock",
     "cudnn",
@@ -165,10 +172,14 @@ def cog_inputs(t, shape, device, dtype, gen) -> dict:
     lat_f += lat_f % t.config.patch_size_t  # CogVideoX 1.5 pads the latent frames to a multiple of patch_size_t
     p = t.config.patch_size
     rope = get_3d_rotary_pos_embed(  # pipeline_cogvideox_image2video._prepare_rotary_positional_embeddings, 1.5 branch
-        embed_dim=t.config.attention_head_dim, crops_coords=None, grid_size=(height // 8 // p, width // 8 // p),
-        temporal_size=(lat_f + t.config.patch_size_t - 1) // t.config.patch_size_t, grid_type="slice",
-        max_size=(t.config.sample_height // p, t.config.sample_width // p), device=device,
-    )  # fmt: skip
+        embed_dim=t.config.attention_head_dim,
+        crops_coords=None,
+        grid_size=(height // 8 // p, width // 8 // p),
+        temporal_size=(lat_f + t.config.patch_size_t - 1) // t.config.patch_size_t,
+        grid_type="slice",
+        max_size=(t.config.sample_height // p, t.config.sample_width // p),
+        device=device,
+    )
     return {
         "hidden_states": _randn((1, lat_f, t.config.in_channels, height // 8, width // 8), gen, device, dtype),
         "encoder_hidden_states": _randn((1, 226, t.config.text_embed_dim), gen, device, dtype),
@@ -185,7 +196,7 @@ def hunyuan_inputs(t, shape, device, dtype, gen) -> dict:
     return {
         "hidden_states": _randn(
             (1, t.config.in_channels, (frames - 1) // 4 + 1, height // 8, width // 8), gen, device, dtype
-        ),  # fmt: skip
+        ),
         "timestep": torch.tensor([999.0], device=device),
         "encoder_hidden_states": _randn((1, HUNYUAN_TEXT_TOKENS, t.config.text_embed_dim), gen, device, dtype),
         "encoder_attention_mask": mask,
@@ -209,34 +220,60 @@ def _vae(cls_name: str, config: dict):
 
 MODEL_SPECS = {
     "wan22_ti2v_5b": Model(
-        "wan22_ti2v_5b", {"native": (1280, 704, 121), "fast": (1280, 704, 121)}, 100,
-        "50 steps x CFG (separate cond and uncond forwards)", _make("WanTransformer3DModel"), WAN_TRANSFORMER,
+        "wan22_ti2v_5b",
+        {"native": (1280, 704, 121), "fast": (1280, 704, 121)},
+        100,
+        "50 steps x CFG (separate cond and uncond forwards)",
+        _make("WanTransformer3DModel"),
+        WAN_TRANSFORMER,
         dict(num_attention_heads=2, attention_head_dim=32, ffn_dim=128, num_layers=3, text_dim=64),
-        wan_inputs, ("blocks",), WAN_VARIANTS, True,
+        wan_inputs,
+        ("blocks",),
+        WAN_VARIANTS,
+        True,
         (_vae("AutoencoderKLWan", WAN_VAE), torch.float32),
         "24gb: prompts pre-encoded (UMT5 dropped); DiT bf16 + VAE fp32 resident on the GPU",
     ),
     "cogvideox15_5b_i2v": Model(
-        "cogvideox15_5b_i2v", {"native": (1360, 768, 81), "fast": (1360, 768, 81)}, 100,
+        "cogvideox15_5b_i2v",
+        {"native": (1360, 768, 81), "fast": (1360, 768, 81)},
+        100,
         "50 steps x CFG (the pipeline batches cond + uncond: 50 calls of batch 2; measured here as batch 1)",
-        _make("CogVideoXTransformer3DModel"), COG_TRANSFORMER,
+        _make("CogVideoXTransformer3DModel"),
+        COG_TRANSFORMER,
         dict(num_attention_heads=2, num_layers=2, text_embed_dim=64, time_embed_dim=32, ofs_embed_dim=32),
-        cog_inputs, ("transformer_blocks",), DENSE_VARIANTS, True,
+        cog_inputs,
+        ("transformer_blocks",),
+        DENSE_VARIANTS,
+        True,
         (_vae("AutoencoderKLCogVideoX", COG_VAE), torch.bfloat16),
         "24gb: prompts pre-encoded (T5 dropped); DiT + VAE bf16 resident on the GPU",
     ),
     "hunyuan_i2v": Model(
-        "hunyuan_i2v", {"native": (1280, 720, 129), "fast": (1248, 704, 65)}, 50,
-        "50 steps, guidance-distilled (one forward per step)", _make("HunyuanVideoTransformer3DModel"),
+        "hunyuan_i2v",
+        {"native": (1280, 720, 129), "fast": (1248, 704, 65)},
+        50,
+        "50 steps, guidance-distilled (one forward per step)",
+        _make("HunyuanVideoTransformer3DModel"),
         HUNYUAN_TRANSFORMER,
-        dict(num_attention_heads=2, attention_head_dim=16, rope_axes_dim=(4, 6, 6), num_layers=2,
-             num_single_layers=2, num_refiner_layers=1, text_embed_dim=64, pooled_projection_dim=32),
-        hunyuan_inputs, ("transformer_blocks", "single_transformer_blocks"),
-        ("stock", "cudnn", "cudnn+trim", "cudnn+trim+compile", "fbc"), False,
+        dict(
+            num_attention_heads=2,
+            attention_head_dim=16,
+            rope_axes_dim=(4, 6, 6),
+            num_layers=2,
+            num_single_layers=2,
+            num_refiner_layers=1,
+            text_embed_dim=64,
+            pooled_projection_dim=32,
+        ),
+        hunyuan_inputs,
+        ("transformer_blocks", "single_transformer_blocks"),
+        ("stock", "cudnn", "cudnn+trim", "cudnn+trim+compile", "fbc"),
+        False,
         (_vae("AutoencoderKLHunyuanVideo", HUNYUAN_VAE), torch.float16),
         "24gb: DiT bf16 block-level group offload (1 block per group, CUDA streams); VAE fp16 resident",
     ),
-}  # fmt: skip
+}
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -355,8 +392,12 @@ def attention_probe(heads: int, tokens: int, head_dim: int, mask_tokens: int | N
     except Exception as exc:  # private API: best effort
         result["choice_error"] = f"{type(exc).__name__}: {str(exc).splitlines()[0][:160]}"
     flop = 4 * heads * tokens * tokens * head_dim
-    backends = {"default": None, "cudnn": [SDPBackend.CUDNN_ATTENTION], "flash": [SDPBackend.FLASH_ATTENTION],
-                "efficient": [SDPBackend.EFFICIENT_ATTENTION]}  # fmt: skip
+    backends = {
+        "default": None,
+        "cudnn": [SDPBackend.CUDNN_ATTENTION],
+        "flash": [SDPBackend.FLASH_ATTENTION],
+        "efficient": [SDPBackend.EFFICIENT_ATTENTION],
+    }
     if device.type != "cuda":
         backends = {"default": None}
     for name, allowed in backends.items():
@@ -385,8 +426,11 @@ def attention_probe(heads: int, tokens: int, head_dim: int, mask_tokens: int | N
             with sdpa_kernel([SDPBackend.CUDNN_ATTENTION]), torch.no_grad():
                 ref = torch.nn.functional.scaled_dot_product_attention(q, k, v)
             s = min(times)
-            result["fa4"] = {"ms": round(s * 1e3, 2), "tflops": round(flop / s / 1e12, 1),
-                             "max_abs_diff_vs_cudnn": float((out.float() - ref.float()).abs().max())}  # fmt: skip
+            result["fa4"] = {
+                "ms": round(s * 1e3, 2),
+                "tflops": round(flop / s / 1e12, 1),
+                "max_abs_diff_vs_cudnn": float((out.float() - ref.float()).abs().max()),
+            }
             del out, ref
         except Exception as exc:
             result["fa4"] = {"error": f"{type(exc).__name__}: {str(exc).splitlines()[0][:300]}"}
@@ -432,10 +476,16 @@ def wan_cross_attention(blocks, device, dtype, inputs) -> dict:
     head_dim = head_dim or blocks[0].attn1.to_out[0].in_features // heads
     gen = torch.Generator().manual_seed(2)
     q = _randn((1, tokens, heads, head_dim), gen, device, dtype).permute(0, 2, 1, 3)
-    k, v = (_randn((1, inputs["encoder_hidden_states"].shape[1], heads, head_dim), gen, device, dtype).permute(
-        0, 2, 1, 3) for _ in range(2))  # fmt: skip
-    choices = {"cudnn": SDPBackend.CUDNN_ATTENTION, "flash": SDPBackend.FLASH_ATTENTION,
-               "efficient": SDPBackend.EFFICIENT_ATTENTION, "math": SDPBackend.MATH}  # fmt: skip
+    k, v = (
+        _randn((1, inputs["encoder_hidden_states"].shape[1], heads, head_dim), gen, device, dtype).permute(0, 2, 1, 3)
+        for _ in range(2)
+    )
+    choices = {
+        "cudnn": SDPBackend.CUDNN_ATTENTION,
+        "flash": SDPBackend.FLASH_ATTENTION,
+        "efficient": SDPBackend.EFFICIENT_ATTENTION,
+        "math": SDPBackend.MATH,
+    }
     probe = {}
     for name, backend in choices.items():
         try:
@@ -451,8 +501,12 @@ def wan_cross_attention(blocks, device, dtype, inputs) -> dict:
             probe[name] = f"{type(exc).__name__}: {str(exc).splitlines()[0][:120]}"
     timed = {k: v for k, v in probe.items() if isinstance(v, float)}
     best = min(timed, key=timed.get)
-    diffusers_name = {"cudnn": "_native_cudnn", "flash": "_native_flash", "efficient": "_native_efficient",
-                      "math": "_native_math"}[best]  # fmt: skip
+    diffusers_name = {
+        "cudnn": "_native_cudnn",
+        "flash": "_native_flash",
+        "efficient": "_native_efficient",
+        "math": "_native_math",
+    }[best]
     for block in blocks:
         processor = WanAttnProcessor()
         processor._attention_backend = AttentionBackendName(diffusers_name)
@@ -594,12 +648,15 @@ def run_shape(spec: Model, args) -> dict:
 
     result: dict = {
         "profile": args.shape,
-        "width": shape[0], "height": shape[1], "frames": shape[2],
-        "forwards_per_clip": spec.forwards_per_clip, "forwards_note": spec.forwards_note,
+        "width": shape[0],
+        "height": shape[1],
+        "frames": shape[2],
+        "forwards_per_clip": spec.forwards_per_clip,
+        "forwards_note": spec.forwards_note,
         "cap_gib": args.cap_gib if spec.resident else None,
         "memory_plan": spec.plan,
         "variants": {},
-    }  # fmt: skip
+    }
     header = {
         "model": spec.name,
         "gpu": gpu,
@@ -652,8 +709,9 @@ def run_shape(spec: Model, args) -> dict:
         probe = (heads, video_tokens + HUNYUAN_TEXT_TOKENS, head_dim, HUNYUAN_TEXT_TOKENS - HUNYUAN_VALID_TOKENS)
     result["attention_probe"] = attention_probe(*probe, device, dtype)
     if spec.name == "hunyuan_i2v":  # the trimmed variant's attention: no padding, no mask
-        result["attention_probe_trimmed"] = attention_probe(heads, video_tokens + HUNYUAN_VALID_TOKENS, head_dim,
-                                                            None, device, dtype)  # fmt: skip
+        result["attention_probe_trimmed"] = attention_probe(
+            heads, video_tokens + HUNYUAN_VALID_TOKENS, head_dim, None, device, dtype
+        )
     print("attention probe:", json.dumps(result["attention_probe"]), flush=True)
     gc.collect()
     if cuda:
@@ -663,8 +721,11 @@ def run_shape(spec: Model, args) -> dict:
             result["resident_before_forward_gib"] = gib(torch.cuda.memory_allocated())
 
     if args.variants:  # the adapter and FA4 variants run only when named
-        wanted = [v for v in VARIANT_ORDER if v in args.variants
-                  and (v in spec.variants or v in ADAPTER_VARIANTS + FA4_VARIANTS)]  # fmt: skip
+        wanted = [
+            v
+            for v in VARIANT_ORDER
+            if v in args.variants and (v in spec.variants or v in ADAPTER_VARIANTS + FA4_VARIANTS)
+        ]
     else:
         wanted = [v for v in VARIANT_ORDER if v in spec.variants]
     adapters = [v for v in wanted if v in ADAPTER_VARIANTS]
@@ -714,7 +775,8 @@ def run_shape(spec: Model, args) -> dict:
                 bench.attention, bench.trim = "default", False  # the module's own knobs; the pipeline's inputs
                 entry["speed"], trim = apply_adapter_knobs(spec.name, transformer, device, fbc=variant != "adapter")
                 entry["what"] = "remote/models' knobs of the baseline profile" + (
-                    " + First Block Cache 1.0" if variant != "adapter" else "")  # fmt: skip
+                    " + First Block Cache 1.0" if variant != "adapter" else ""
+                )
             if variant == "adapter+fbc":
                 entry |= measure_fbc(bench, transformer, inputs, args.reps, enable=False)
                 entry["dynamo"] = dynamo_counts()
@@ -778,9 +840,22 @@ def run_shape(spec: Model, args) -> dict:
         gc.collect()
         if cuda:
             torch.cuda.empty_cache()
-        print(variant, {k: entry.get(k) for k in ("s_per_forward", "first_call_s", "mfu", "peak_allocated_gib",
-                                                   "max_abs_diff_vs_stock", "rel_l2_vs_stock", "error")},
-              flush=True)  # fmt: skip
+        print(
+            variant,
+            {
+                k: entry.get(k)
+                for k in (
+                    "s_per_forward",
+                    "first_call_s",
+                    "mfu",
+                    "peak_allocated_gib",
+                    "max_abs_diff_vs_stock",
+                    "rel_l2_vs_stock",
+                    "error",
+                )
+            },
+            flush=True,
+        )
         save(header, result)
 
     if args.profile and "kernel_profile" not in result and last_baseline:
@@ -800,8 +875,10 @@ def run_shape(spec: Model, args) -> dict:
         try:
             result["fp32_reference"] = fp32_reference(bench, transformer, inputs, blocks, total)
         except Exception as exc:
-            result["fp32_reference"] = {"error": f"{type(exc).__name__}: {str(exc)[:600]}",
-                                        "traceback": traceback.format_exc()[-2000:]}  # fmt: skip
+            result["fp32_reference"] = {
+                "error": f"{type(exc).__name__}: {str(exc)[:600]}",
+                "traceback": traceback.format_exc()[-2000:],
+            }
         result["fp32_reference"]["wall_s"] = round(time.monotonic() - t0, 1)
         print("fp32 reference:", {k: v for k, v in result["fp32_reference"].items() if k != "traceback"}, flush=True)
         save(header, result)
@@ -810,8 +887,10 @@ def run_shape(spec: Model, args) -> dict:
         try:
             result["offload_check"] = offload_check(spec, bench, transformer, inputs, blocks, args, total)
         except Exception as exc:
-            result["offload_check"] = {"error": f"{type(exc).__name__}: {str(exc)[:600]}",
-                                       "traceback": traceback.format_exc()[-2000:]}  # fmt: skip
+            result["offload_check"] = {
+                "error": f"{type(exc).__name__}: {str(exc)[:600]}",
+                "traceback": traceback.format_exc()[-2000:],
+            }
         result["offload_check"]["wall_s"] = round(time.monotonic() - t0, 1)
         print("offload check:", {k: v for k, v in result["offload_check"].items() if k != "traceback"}, flush=True)
         save(header, result)
@@ -872,7 +951,7 @@ def measure_fbc(bench: Bench, transformer, inputs: dict, reps: int, enable: bool
         if enable
         else "computed and cached"
     )
-    info = {"what": what, "computed_s_all": [round(s, 4) for s in computed]}  # fmt: skip
+    info = {"what": what, "computed_s_all": [round(s, 4) for s in computed]}
     info |= {k: v for k, v in bench.compare(out).items() if k != "finite"}
     del out
     with transformer.cache_context("cond"):  # the state of the last computed call: every call now hits
@@ -885,8 +964,10 @@ def measure_fbc(bench: Bench, transformer, inputs: dict, reps: int, enable: bool
     info["cached_s_all"] = [round(s, 4) for s in cached]
     info["s_per_forward"] = info["computed_s_per_forward"] = round(statistics.median(computed), 4)
     info["cached_s_per_forward"] = round(statistics.median(cached), 4)
-    info["note"] = ("per-clip time = computed forwards x computed_s + cached forwards x cached_s; the hit rate "
-                    "depends on the real weights and the threshold (random weights can't tell)")  # fmt: skip
+    info["note"] = (
+        "per-clip time = computed forwards x computed_s + cached forwards x cached_s; the hit rate "
+        "depends on the real weights and the threshold (random weights can't tell)"
+    )
     if bench.cuda:
         info["peak_allocated_gib"] = gib(torch.cuda.max_memory_allocated())
         info["peak_reserved_gib"] = gib(torch.cuda.max_memory_reserved())
@@ -906,9 +987,13 @@ def offload_check(spec: Model, bench: Bench, transformer, inputs, blocks, args, 
     if cuda:
         torch.cuda.empty_cache()
     transformer.enable_group_offload(
-        onload_device=device, offload_device=torch.device("cpu"), offload_type="block_level",
-        num_blocks_per_group=1, use_stream=cuda, record_stream=cuda,
-    )  # fmt: skip
+        onload_device=device,
+        offload_device=torch.device("cpu"),
+        offload_type="block_level",
+        num_blocks_per_group=1,
+        use_stream=cuda,
+        record_stream=cuda,
+    )
     vae = build_on(device, spec.vae[0], spec.vae[1]) if cuda else None
     info: dict = {
         "cap_gib": args.cap_gib,
@@ -970,7 +1055,7 @@ def profile_forward(fn: Callable[[], torch.Tensor], variant: str, device) -> dic
         "ms_by_kind": {k: round(v, 1) for k, v in sorted(kinds.items(), key=lambda kv: -kv[1])},
         "top_kernels": [
             {"name": n[:140], "ms": round(ms, 2), "count": c, "kind": kernel_kind(n)} for n, ms, c in rows[:20]
-        ],  # fmt: skip
+        ],
     }
 
 
@@ -1084,8 +1169,10 @@ def summarize(out_dir: Path) -> int:
             if "fbc" in res["variants"] and "cached_s_per_forward" in res["variants"]["fbc"]:
                 entry["fbc_cached_s_per_forward"] = res["variants"]["fbc"]["cached_s_per_forward"]
             if "s_per_forward" in res.get("offload_check", {}):
-                entry["offload_24gb"] = {k: res["offload_check"].get(k) for k in ("s_per_forward", "attention",
-                                         "peak_allocated_gib", "peak_reserved_gib")}  # fmt: skip
+                entry["offload_24gb"] = {
+                    k: res["offload_check"].get(k)
+                    for k in ("s_per_forward", "attention", "peak_allocated_gib", "peak_reserved_gib")
+                }
             if "_fa4_" in path.name:
                 eff.setdefault(model, {})["flash_attn_4"] = entry | {"source": f"experiments/{path.name}"}
             elif profile == "native":
@@ -1104,8 +1191,10 @@ def summarize(out_dir: Path) -> int:
         "models": eff,
     }
     (out_dir / "efficiency.json").write_text(json.dumps(efficiency, indent=2, sort_keys=True) + "\n")
-    print("| model | clip | variant | s / forward | TFLOP/s | MFU (989) | MFU (measured matmul) | peak GiB "
-          "| max abs / rel L2 diff vs stock | denoise s / clip |")  # fmt: skip
+    print(
+        "| model | clip | variant | s / forward | TFLOP/s | MFU (989) | MFU (measured matmul) | peak GiB "
+        "| max abs / rel L2 diff vs stock | denoise s / clip |"
+    )
     print("|---|---|---|---|---|---|---|---|---|---|")
     print("\n".join(rows))
     print(f"\nwrote {out_dir / 'efficiency.json'}")
@@ -1122,8 +1211,12 @@ def main() -> int:
     parser.add_argument("--shape", default="native", choices=["native", "fast"])
     parser.add_argument("--reps", type=int, default=3)
     parser.add_argument("--cap-gib", type=float, default=24.0)
-    parser.add_argument("--variants", type=lambda s: [v for v in s.split(",") if v], default=None,
-                        help=f"a subset of {','.join(VARIANT_ORDER)} (applied in that order)")  # fmt: skip
+    parser.add_argument(
+        "--variants",
+        type=lambda s: [v for v in s.split(",") if v],
+        default=None,
+        help=f"a subset of {','.join(VARIANT_ORDER)} (applied in that order)",
+    )
     parser.add_argument("--compile-mode", default=None, help="torch.compile mode (default: inductor's default)")
     parser.add_argument("--offload-check", action="store_true", help="Hunyuan: the offload plan under the cap")
     parser.add_argument("--profile", action="store_true", help="kernel time by kind for the last baseline variant")

@@ -94,7 +94,7 @@ def build_wan():
         vae=on_gpu_then_cpu(lambda: diffusers.AutoencoderKLWan(**WAN_VAE), torch.float32),
         scheduler=diffusers.UniPCMultistepScheduler(
             prediction_type="flow_prediction", use_flow_sigmas=True, num_train_timesteps=1000, flow_shift=5.0
-        ),  # fmt: skip
+        ),
         transformer=on_gpu_then_cpu(lambda: diffusers.WanTransformer3DModel(**WAN_TRANSFORMER), torch.bfloat16),
         expand_timesteps=True,
     )
@@ -108,20 +108,35 @@ def build_hunyuan():
     tokenizer = llama3_tokenizer(DEFAULT_PROMPT_TEMPLATE["template"])
     tokenizer_2 = clip_tokenizer()
     llava = transformers.LlavaConfig(
-        text_config=transformers.LlamaConfig(**LLAMA3_8B, bos_token_id=tokenizer.bos_token_id,
-                                             eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id),
+        text_config=transformers.LlamaConfig(
+            **LLAMA3_8B,
+            bos_token_id=tokenizer.bos_token_id,
+            eos_token_id=tokenizer.eos_token_id,
+            pad_token_id=tokenizer.pad_token_id,
+        ),
         vision_config=transformers.CLIPVisionConfig(**CLIP_L14_336),
-        image_token_index=tokenizer.convert_tokens_to_ids("<image>"), pad_token_id=tokenizer.pad_token_id,
-        projector_hidden_act="gelu", vision_feature_layer=-2, vision_feature_select_strategy="default",
-    )  # fmt: skip
-    ids = {"bos_token_id": tokenizer_2.bos_token_id, "eos_token_id": tokenizer_2.eos_token_id,
-           "pad_token_id": tokenizer_2.pad_token_id}  # fmt: skip
+        image_token_index=tokenizer.convert_tokens_to_ids("<image>"),
+        pad_token_id=tokenizer.pad_token_id,
+        projector_hidden_act="gelu",
+        vision_feature_layer=-2,
+        vision_feature_select_strategy="default",
+    )
+    ids = {
+        "bos_token_id": tokenizer_2.bos_token_id,
+        "eos_token_id": tokenizer_2.eos_token_id,
+        "pad_token_id": tokenizer_2.pad_token_id,
+    }
     clip_text = transformers.CLIPTextConfig(**CLIP_TEXT_L14, **ids)
     image_processor = transformers.CLIPImageProcessor(
-        crop_size={"height": 336, "width": 336}, size={"shortest_edge": 336}, do_center_crop=True, do_normalize=True,
-        do_resize=True, resample=3, image_mean=[0.48145466, 0.4578275, 0.40821073],
+        crop_size={"height": 336, "width": 336},
+        size={"shortest_edge": 336},
+        do_center_crop=True,
+        do_normalize=True,
+        do_resize=True,
+        resample=3,
+        image_mean=[0.48145466, 0.4578275, 0.40821073],
         image_std=[0.26862954, 0.26130258, 0.27577711],
-    )  # fmt: skip
+    )
     return diffusers.HunyuanVideoImageToVideoPipeline(
         text_encoder=on_gpu_then_cpu(lambda: transformers.LlavaForConditionalGeneration(llava), torch.float16),
         tokenizer=tokenizer,
@@ -156,7 +171,7 @@ def build_cogvideox():
             rescale_betas_zero_snr=True,
             set_alpha_to_one=True,
             timestep_spacing="trailing",
-        ),  # fmt: skip
+        ),
     )
 
 
@@ -221,8 +236,11 @@ def run(model: str, args: argparse.Namespace) -> dict:
     spec = validate(data)
     first = plan_clips(spec)[0]
     clip = dataclasses.replace(first, frames=args.frames or spec.max_frames)  # the longest clip the profile allows
-    image = ImageOps.fit(Image.open(REPO / "jobspecs" / "espresso.png").convert("RGB"), (clip.width, clip.height),
-                         Image.Resampling.LANCZOS)  # fmt: skip
+    image = ImageOps.fit(
+        Image.open(REPO / "jobspecs" / "espresso.png").convert("RGB"),
+        (clip.width, clip.height),
+        Image.Resampling.LANCZOS,
+    )
     cuda = not args.dry_run
     device = torch.device("cuda" if cuda else "cpu")
     total = torch.cuda.get_device_properties(0).total_memory if cuda else 0
@@ -238,7 +256,7 @@ def run(model: str, args: argparse.Namespace) -> dict:
             "frames": clip.frames,
             "fps": clip.fps,
             "steps": spec.effective("steps"),
-        },  # fmt: skip
+        },
         "command": "python " + shlex.join(sys.argv),
         "libraries": library_versions() | {"python": platform.python_version()},
     }
@@ -290,7 +308,7 @@ def run(model: str, args: argparse.Namespace) -> dict:
         "memory": adapter.memory,
         "settings": {
             k: v for k, v in params.items() if k not in ("memory", "peak_vram_reserved_bytes", "s_per_step", "step_s")
-        },  # fmt: skip
+        },
     }
     gpu = "H100" if args.dry_run else planner_gpu(result["gpu"])  # dry run: the plumbing, full-size figures
     if not args.steps and gpu:

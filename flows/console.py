@@ -63,10 +63,13 @@ def watch(run: str, out: Callable[[str], None] = print, poll_s: float = POLL_S, 
         while True:
             ended = flow_run.state is not None and flow_run.state.is_final()
             logs = client.read_logs(
-                LogFilter(flow_run_id=LogFilterFlowRunId(any_=[flow_run.id]),
-                          timestamp=LogFilterTimestamp(after_=since) if since else None),
-                sort=LogSort.TIMESTAMP_ASC, limit=LOG_PAGE,
-            )  # fmt: skip
+                LogFilter(
+                    flow_run_id=LogFilterFlowRunId(any_=[flow_run.id]),
+                    timestamp=LogFilterTimestamp(after_=since) if since else None,
+                ),
+                sort=LogSort.TIMESTAMP_ASC,
+                limit=LOG_PAGE,
+            )
             new = [log for log in logs if log.id not in seen]
             for log in new:
                 out(f"{log.timestamp:%H:%M:%S} {log.name.split('.')[-1]:>10} | {log.message}")
@@ -101,30 +104,42 @@ def past_runs(limit: int = 20) -> list[dict]:
     """The latest shootout runs, newest first: deployment, state, model, clips, wall time and cost."""
     with get_client(sync_client=True) as client:
         runs = client.read_flow_runs(
-            flow_filter=FlowFilter(name=FlowFilterName(any_=["shootout"])), sort=FlowRunSort.START_TIME_DESC,
+            flow_filter=FlowFilter(name=FlowFilterName(any_=["shootout"])),
+            sort=FlowRunSort.START_TIME_DESC,
             limit=limit,
-        )  # fmt: skip
+        )
         runs = [run for run in runs if run.state is not None and not run.state.is_scheduled()]
         artifacts = run_artifacts(client, [run.id for run in runs]) if runs else []
         deployments = {d: client.read_deployment(d).name for d in {r.deployment_id for r in runs if r.deployment_id}}
     rows = []
     for run in runs:
         cost = cost_row([a for a in artifacts if a.flow_run_id == run.id])
-        rows.append({
-            "flow_run": run.name, "id": str(run.id), "deployment": deployments.get(run.deployment_id, "-"),
-            "state": run.state.type.value, "started": f"{run.start_time:%Y-%m-%d %H:%M}" if run.start_time else "-",
-            "wall_s": round(run.total_run_time.total_seconds()), "model": cost.get("model", "-"),
-            "clips": cost.get("clips", "-"), "usd_total": cost.get("usd_total"),
-        })  # fmt: skip
+        rows.append(
+            {
+                "flow_run": run.name,
+                "id": str(run.id),
+                "deployment": deployments.get(run.deployment_id, "-"),
+                "state": run.state.type.value,
+                "started": f"{run.start_time:%Y-%m-%d %H:%M}" if run.start_time else "-",
+                "wall_s": round(run.total_run_time.total_seconds()),
+                "model": cost.get("model", "-"),
+                "clips": cost.get("clips", "-"),
+                "usd_total": cost.get("usd_total"),
+            }
+        )
     return rows
 
 
 def runs_table(rows: list[dict]) -> str:
-    header = f"{'flow run':<24} {'deployment':<11} {'state':<10} {'started (UTC)':<17} {'wall':>7} " \
-             f"{'model':<20} {'clips':>5} {'cost':>8}"  # fmt: skip
+    header = (
+        f"{'flow run':<24} {'deployment':<11} {'state':<10} {'started (UTC)':<17} {'wall':>7} "
+        f"{'model':<20} {'clips':>5} {'cost':>8}"
+    )
     lines = [header, "-" * len(header)]
     for r in rows:
         cost = f"${r['usd_total']:.2f}" if r["usd_total"] is not None else "-"
-        lines.append(f"{r['flow_run']:<24} {r['deployment']:<11} {r['state']:<10} {r['started']:<17} "
-                     f"{r['wall_s']:>6}s {r['model']:<20} {r['clips']!s:>5} {cost:>8}")  # fmt: skip
+        lines.append(
+            f"{r['flow_run']:<24} {r['deployment']:<11} {r['state']:<10} {r['started']:<17} "
+            f"{r['wall_s']:>6}s {r['model']:<20} {r['clips']!s:>5} {cost:>8}"
+        )
     return "\n".join(lines)

@@ -75,8 +75,11 @@ def resumable_clips(out: Path, run_id: str, job: LoadedSpec) -> Path:
     source = resume_source(out, run_id)  # the CLI checks the same before the flow starts
     before = yaml.safe_load((source / "job.yaml").read_text())
     now = resolved_spec(job)
-    changed = sorted(k for k in before.keys() | now.keys() if k not in ("guardrails", "infrastructure")
-                     and before.get(k) != now.get(k))  # fmt: skip
+    changed = sorted(
+        k
+        for k in before.keys() | now.keys()
+        if k not in ("guardrails", "infrastructure") and before.get(k) != now.get(k)
+    )
     if changed:
         raise ValueError(f"resume_from={run_id}: the spec differs from that run's in {', '.join(changed)}")
     return source
@@ -120,9 +123,14 @@ def one_film(spec: str, out_dir: str, overrides: list[str], resume_from: str | N
     keep = out / f"{run_id}.partial"  # finished clips, copied as they finish (a rented box can vanish)
     remote = infra.provider != "local"
     record = InstanceRecord(str(current_flow_run.id))  # the instance's record for the hooks and the reaper
-    provider = make_provider(job.spec, str(current_flow_run.id), run_id, out,
-                             approve=lambda offer: estimate_at(prediction, float(offer.get("dph_total") or 0),
-                                                               budget_usd), on_created=record.write)  # fmt: skip
+    provider = make_provider(
+        job.spec,
+        str(current_flow_run.id),
+        run_id,
+        out,
+        approve=lambda offer: estimate_at(prediction, float(offer.get("dph_total") or 0), budget_usd),
+        on_created=record.write,
+    )
     rentals = getattr(provider, "rentals", [])
     box, fetched = None, False
     with live_instance_slot(infra.provider), record:  # the global limit on live rented instances; the lease
@@ -135,8 +143,14 @@ def one_film(spec: str, out_dir: str, overrides: list[str], resume_from: str | N
             job = within_budget(job, rentals, budget_usd)
             job_dir = upload_job(box, job, run_id, commit, finished=finished, keep=keep if remote else None)
             start_worker(box, job_dir)
-            status = follow_worker(box, job_dir, job.spec.clip_count, job.spec.run_limit_s, keep if remote else None,
-                                   progress_key=artifact_key("progress", job.spec.model))  # fmt: skip
+            status = follow_worker(
+                box,
+                job_dir,
+                job.spec.clip_count,
+                job.spec.run_limit_s,
+                keep if remote else None,
+                progress_key=artifact_key("progress", job.spec.model),
+            )
             if status.get("clips_done"):
                 stitch_on_box(box, job_dir)
             bundle = bundle_on_box(box, job_dir)
@@ -150,8 +164,13 @@ def one_film(spec: str, out_dir: str, overrides: list[str], resume_from: str | N
     shutil.rmtree(out / ".wheels" / run_id, ignore_errors=True)
     video = manifest["final_video"]
     costs = [rental.cost() for rental in rentals]
-    summary = cost_summary(costs, video["seconds"] if video else 0.0, time.monotonic() - started,
-                           {"estimate_s": round(prediction.total_s), "estimate_usd": 0.0}, infra.provider)  # fmt: skip
+    summary = cost_summary(
+        costs,
+        video["seconds"] if video else 0.0,
+        time.monotonic() - started,
+        {"estimate_s": round(prediction.total_s), "estimate_usd": 0.0},
+        infra.provider,
+    )
     publish_costs(run_id, job.spec.model, manifest["clips"]["finished"], summary, out)
     publish_summary(manifest, out / run_id, summary)
     if status.get("state") != "generated":
@@ -159,9 +178,15 @@ def one_film(spec: str, out_dir: str, overrides: list[str], resume_from: str | N
             f"{status.get('state')}: {status.get('reason')}; {status.get('clips_done', 0)} finished clips "
             f"are in {out / run_id} (guardrails: {manifest['guardrails']['outcome']})"
         )
-    return {"run_id": run_id, "archive": str(archive), "run_dir": str(out / run_id),
-            "video": str(out / run_id / video["path"]), "seconds": video["seconds"], "costs": costs,
-            "cost": summary}  # fmt: skip
+    return {
+        "run_id": run_id,
+        "archive": str(archive),
+        "run_dir": str(out / run_id),
+        "video": str(out / run_id / video["path"]),
+        "seconds": video["seconds"],
+        "costs": costs,
+        "cost": summary,
+    }
 
 
 def side_by_side(deployments: list[str], out_dir: str, overrides: list[str], budget_usd: float | None) -> dict:

@@ -52,10 +52,14 @@ def wan(cfg: dict, grid: tuple[int, int, int], text_tokens: int, per_token_times
         + timestep_mlp(s, cfg["text_dim"], d)  # condition_embedder.text_embedder
     )
     block = (
-        4 * linear(tokens, d, d) + attention(tokens, tokens, d)  # attn1: q, k, v, out; self-attention
-        + 2 * linear(tokens, d, d) + 2 * linear(s, d, d) + attention(tokens, s, d)  # attn2: cross-attention
-        + linear(tokens, d, cfg["ffn_dim"]) + linear(tokens, cfg["ffn_dim"], d)  # ffn
-    )  # fmt: skip
+        4 * linear(tokens, d, d)
+        + attention(tokens, tokens, d)  # attn1: q, k, v, out; self-attention
+        + 2 * linear(tokens, d, d)
+        + 2 * linear(s, d, d)
+        + attention(tokens, s, d)  # attn2: cross-attention
+        + linear(tokens, d, cfg["ffn_dim"])
+        + linear(tokens, cfg["ffn_dim"], d)  # ffn
+    )
     head = linear(tokens, d, cfg["out_channels"] * pt * ph * pw)  # proj_out
     layers = cfg["num_layers"]
     return Forward(tokens, s, embed + layers * block + head, embed + block + head)
@@ -77,22 +81,28 @@ def hunyuan(cfg: dict, grid: tuple[int, int, int], text_tokens: int) -> Forward:
         + modulations * timestep_mlp(1, 256, d)  # time_text_embed.timestep_embedder (+ the t=0 token_replace one)
         + (timestep_mlp(1, 256, d) if cfg.get("guidance_embeds") else 0)  # guidance_embedder
         + timestep_mlp(1, cfg["pooled_projection_dim"], d)  # time_text_embed.text_embedder
-        + timestep_mlp(1, 256, d) + timestep_mlp(1, text_dim, d)  # context_embedder.time_text_embed
+        + timestep_mlp(1, 256, d)
+        + timestep_mlp(1, text_dim, d)  # context_embedder.time_text_embed
         + linear(s, text_dim, d)  # context_embedder.proj_in
-    )  # fmt: skip
+    )
     refiner = 4 * linear(s, d, d) + attention(s, s, d) + linear(s, d, 4 * d) + linear(s, 4 * d, d) + linear(1, d, 2 * d)
     embed += cfg["num_refiner_layers"] * refiner
     joint = attention(n, n, d)
     dual = (
-        modulations * linear(1, d, 6 * d) + linear(1, d, 6 * d)  # norm1 (video), norm1_context
-        + 4 * linear(n, d, d) + joint  # q, k, v and out of both streams
-        + linear(n, d, mlp) + linear(n, mlp, d)  # ff and ff_context
-    )  # fmt: skip
+        modulations * linear(1, d, 6 * d)
+        + linear(1, d, 6 * d)  # norm1 (video), norm1_context
+        + 4 * linear(n, d, d)
+        + joint  # q, k, v and out of both streams
+        + linear(n, d, mlp)
+        + linear(n, mlp, d)  # ff and ff_context
+    )
     single = (
         modulations * linear(1, d, 3 * d)  # norm
-        + 3 * linear(n, d, d) + joint  # q, k, v
-        + linear(n, d, mlp) + linear(n, d + mlp, d)  # proj_mlp, proj_out
-    )  # fmt: skip
+        + 3 * linear(n, d, d)
+        + joint  # q, k, v
+        + linear(n, d, mlp)
+        + linear(n, d + mlp, d)  # proj_mlp, proj_out
+    )
     head = linear(1, d, 2 * d) + linear(tokens, d, pt * p * p * cfg["out_channels"])  # norm_out, proj_out
     total = embed + cfg["num_layers"] * dual + cfg["num_single_layers"] * single + head
     return Forward(tokens, s, total, embed + dual + head)
@@ -108,16 +118,19 @@ def cogvideox(cfg: dict, grid: tuple[int, int, int], text_tokens: int) -> Forwar
     s, n = text_tokens, tokens + text_tokens
     time_dim, ofs = cfg["time_embed_dim"], cfg.get("ofs_embed_dim") or 0
     embed = (
-        linear(1, d, time_dim) + linear(1, time_dim, time_dim)  # time_embedding
+        linear(1, d, time_dim)
+        + linear(1, time_dim, time_dim)  # time_embedding
         + (2 * linear(1, ofs, ofs) if ofs else 0)  # ofs_embedding
         + linear(s, cfg["text_embed_dim"], d)  # patch_embed.text_proj
         + linear(tokens, cfg["in_channels"] * p * p * pt, d)  # patch_embed.proj
-    )  # fmt: skip
+    )
     block = (
         2 * linear(1, time_dim, 6 * d)  # norm1, norm2
-        + 4 * linear(n, d, d) + attention(n, n, d)  # attn1 over text + video
-        + linear(n, d, 4 * d) + linear(n, 4 * d, d)  # ff
-    )  # fmt: skip
+        + 4 * linear(n, d, d)
+        + attention(n, n, d)  # attn1 over text + video
+        + linear(n, d, 4 * d)
+        + linear(n, 4 * d, d)  # ff
+    )
     head = linear(1, time_dim, 2 * d) + linear(tokens, d, p * p * pt * cfg["out_channels"])  # norm_out, proj_out
     return Forward(tokens, s, embed + cfg["num_layers"] * block + head, embed + block + head)
 

@@ -24,8 +24,14 @@ class LocalTransport:
     def start_detached(self, argv: list[str], log: str, env: dict[str, str]) -> int:
         Path(log).parent.mkdir(parents=True, exist_ok=True)
         with open(log, "ab") as out:
-            process = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                       start_new_session=True, env=os.environ | env)  # fmt: skip
+            process = subprocess.Popen(
+                argv,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+                env=os.environ | env,
+            )
         return process.pid
 
     def read_text(self, path: str) -> str | None:

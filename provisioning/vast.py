@@ -86,8 +86,10 @@ def min_driver_cuda(pin: str | None = None) -> float:
     """The lowest driver CUDA (cuda_vers) the pinned torch wheel runs on."""
     pin = pin or torch_pin()
     if pin not in TORCH_MIN_DRIVER_CUDA:
-        raise VastError(f"torch=={pin} (the `remote` extra) is not in TORCH_MIN_DRIVER_CUDA: add the CUDA its default "
-                        "PyPI wheel is built for (its nvidia-*-cuNN / cuda-toolkit requirements)")  # fmt: skip
+        raise VastError(
+            f"torch=={pin} (the `remote` extra) is not in TORCH_MIN_DRIVER_CUDA: add the CUDA its default "
+            "PyPI wheel is built for (its nvidia-*-cuNN / cuda-toolkit requirements)"
+        )
     return TORCH_MIN_DRIVER_CUDA[pin]
 
 
@@ -105,10 +107,17 @@ class OfferQuery:
 
     def text(self, exclude_machines: set[int] = frozenset()) -> str:
         """The query in the vastai search syntax (also what a user types)."""
-        parts = [f"gpu_name={self.gpu.replace(' ', '_')}", f"num_gpus={self.num_gpus}",
-                 f"reliability>{self.min_reliability}", f"inet_down>{self.min_inet_down_mbps}",
-                 f"disk_space>={self.min_disk_gb}", f"cuda_vers>={self.min_cuda}", f"cpu_ram>={self.min_ram_gb}",
-                 f"verified={str(self.verified).lower()}", "rentable=true"]  # fmt: skip
+        parts = [
+            f"gpu_name={self.gpu.replace(' ', '_')}",
+            f"num_gpus={self.num_gpus}",
+            f"reliability>{self.min_reliability}",
+            f"inet_down>{self.min_inet_down_mbps}",
+            f"disk_space>={self.min_disk_gb}",
+            f"cuda_vers>={self.min_cuda}",
+            f"cpu_ram>={self.min_ram_gb}",
+            f"verified={str(self.verified).lower()}",
+            "rentable=true",
+        ]
         if self.max_usd_per_hour is not None:
             parts.append(f"dph<={self.max_usd_per_hour}")
         if exclude_machines:
@@ -135,15 +144,23 @@ class Rental:
         dph = float(self.offer.get("dph_total") or 0)
         per_gb = float(self.offer.get("inet_down_cost") or 0) + float(self.offer.get("inet_up_cost") or 0)
         transfer = self.bytes_moved / 1e9 * per_gb
-        return {"instance_id": self.instance_id, "gpu": self.offer.get("gpu_name"), "usd_per_hour": dph,
-                "billed_seconds": round(billed_s, 1), "bytes_moved": self.bytes_moved,
-                "usd_transfer": round(transfer, 6), "usd_total": round(dph * billed_s / 3600 + transfer, 6),
-                "destroyed": self.destroyed_monotonic is not None} | self.estimate  # fmt: skip
+        return {
+            "instance_id": self.instance_id,
+            "gpu": self.offer.get("gpu_name"),
+            "usd_per_hour": dph,
+            "billed_seconds": round(billed_s, 1),
+            "bytes_moved": self.bytes_moved,
+            "usd_transfer": round(transfer, 6),
+            "usd_total": round(dph * billed_s / 3600 + transfer, 6),
+            "destroyed": self.destroyed_monotonic is not None,
+        } | self.estimate
 
 
 def cost_line(cost: dict) -> str:
-    return (f"instance {cost['instance_id']}: {cost['billed_seconds']:.0f} s at ${cost['usd_per_hour']:.3f}/h "
-            f"+ ${cost['usd_transfer']:.4f} transfer = ${cost['usd_total']:.4f}")  # fmt: skip
+    return (
+        f"instance {cost['instance_id']}: {cost['billed_seconds']:.0f} s at ${cost['usd_per_hour']:.3f}/h "
+        f"+ ${cost['usd_transfer']:.4f} transfer = ${cost['usd_total']:.4f}"
+    )
 
 
 def error_body(exc: requests.RequestException) -> dict:
@@ -252,8 +269,12 @@ class VastClient:
         is left to the server's filter)."""
         text = query.text(exclude_machines)
         offers = self.call(lambda: self.sdk.search_offers(query=text, order="dph_total", limit=20), deadline)
-        offers = [o for o in offers or [] if o.get("machine_id") not in exclude_machines
-                  and float(o.get("cuda_max_good") or query.min_cuda) >= query.min_cuda]  # fmt: skip
+        offers = [
+            o
+            for o in offers or []
+            if o.get("machine_id") not in exclude_machines
+            and float(o.get("cuda_max_good") or query.min_cuda) >= query.min_cuda
+        ]
         return sorted(offers, key=lambda o: float(o.get("dph_total") or 0))
 
     def show(self, instance_id: int, deadline: float) -> dict | None:
@@ -296,9 +317,11 @@ class VastClient:
                     raise VastError("it is still listed after DELETE answered")
                 time.sleep(min(2.0, remaining))  # then DELETE again
         except VastError as exc:
-            raise DestroyFailed(f"could not destroy instance {instance_id} (tried for {time.monotonic() - started:.0f}"
-                                f" s): {exc}. It may still be running and billed: destroy it by hand with "
-                                f"`vastai destroy instance {instance_id}`") from None  # fmt: skip
+            raise DestroyFailed(
+                f"could not destroy instance {instance_id} (tried for {time.monotonic() - started:.0f}"
+                f" s): {exc}. It may still be running and billed: destroy it by hand with "
+                f"`vastai destroy instance {instance_id}`"
+            ) from None
 
 
 class VastProvider:
@@ -379,8 +402,14 @@ class VastProvider:
                 raise
             root = f"{self.remote_root}/{rental.instance_id}"
             env = {"HF_HOME": f"{self.remote_root}/hf", "HF_HUB_CACHE": f"{self.remote_root}/hf/hub"}
-            return Box(provider=self.name, root=root, transport=transport, venv=self.venv or f"{root}/venv",
-                       env=env, instance_id=rental.instance_id)  # fmt: skip
+            return Box(
+                provider=self.name,
+                root=root,
+                transport=transport,
+                venv=self.venv or f"{root}/venv",
+                env=env,
+                instance_id=rental.instance_id,
+            )
         raise VastError(f"no instance became ready in {self.max_attempts} attempts: {self.tried(given_up)}")
 
     def tried(self, given_up: list[str]) -> str:
@@ -410,22 +439,36 @@ class VastProvider:
 
     def create(self, offer: dict, run_id: str, deadline: float) -> Rental:
         """Create the instance; record it the moment it exists (also a `success: false` one, then destroy it)."""
-        kwargs = dict(image=self.image, disk=self.disk_gb, label=self.label, ssh=True, direct=True,
-                      env={"HF_HOME": f"{self.remote_root}/hf", "HF_HUB_CACHE": f"{self.remote_root}/hf/hub"},
-                      onstart_cmd="touch ~/.no_auto_tmux")  # fmt: skip
+        kwargs = dict(
+            image=self.image,
+            disk=self.disk_gb,
+            label=self.label,
+            ssh=True,
+            direct=True,
+            env={"HF_HOME": f"{self.remote_root}/hf", "HF_HUB_CACHE": f"{self.remote_root}/hf/hub"},
+            onstart_cmd="touch ~/.no_auto_tmux",
+        )
         try:
             answer = self.client.create(offer["id"], deadline, **kwargs)
         except VastApiError as exc:
             if exc.status in (404, 410):
-                raise OfferUnavailable(f"offer {offer['id']} is gone ({exc.body.get('msg') or exc.body.get('error')})"
-                                       ) from None  # fmt: skip
+                raise OfferUnavailable(
+                    f"offer {offer['id']} is gone ({exc.body.get('msg') or exc.body.get('error')})"
+                ) from None
             raise VastError(f"create on offer {offer['id']} failed: {exc}") from None
         instance_id = answer.get("new_contract")
         if instance_id is not None:
             rental = Rental(int(instance_id), offer, datetime.now(UTC).isoformat(timespec="seconds"), time.monotonic())
             self.rentals.append(rental)
-            self.on_created({"instance_id": rental.instance_id, "label": self.label, "run_id": run_id,
-                             "created_at": rental.created_at, "usd_per_hour": offer.get("dph_total")})  # fmt: skip
+            self.on_created(
+                {
+                    "instance_id": rental.instance_id,
+                    "label": self.label,
+                    "run_id": run_id,
+                    "created_at": rental.created_at,
+                    "usd_per_hour": offer.get("dph_total"),
+                }
+            )
         if not answer.get("success"):
             why = f"offer {offer['id']}: create failed ({answer.get('msg') or answer.get('error')})"
             if instance_id is not None:
@@ -435,8 +478,10 @@ class VastProvider:
             raise OfferUnavailable(why)
         if instance_id is None:  # nothing to record or destroy: an answer the client cannot use
             raise OfferUnavailable(f"offer {offer['id']}: create answered success without an instance id")
-        self.log(f"created instance {instance_id} on offer {offer['id']} (machine {offer.get('machine_id')}, "
-                 f"${float(offer.get('dph_total') or 0):.3f}/h), label {self.label}")  # fmt: skip
+        self.log(
+            f"created instance {instance_id} on offer {offer['id']} (machine {offer.get('machine_id')}, "
+            f"${float(offer.get('dph_total') or 0):.3f}/h), label {self.label}"
+        )
         return rental
 
     def wait_running(self, instance_id: int, deadline: float) -> dict:

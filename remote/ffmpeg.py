@@ -28,20 +28,56 @@ def ffmpeg_build() -> dict:
     exe = ffmpeg_exe()
     version = subprocess.run([exe, "-version"], capture_output=True, text=True, check=True).stdout
     digest = hashlib.sha256(Path(exe).read_bytes()).hexdigest()
-    return {"version": version.splitlines()[0], "binary": Path(exe).name, "sha256": digest,
-            "source": f"imageio-ffmpeg {imageio_ffmpeg.__version__}"}  # fmt: skip
+    return {
+        "version": version.splitlines()[0],
+        "binary": Path(exe).name,
+        "sha256": digest,
+        "source": f"imageio-ffmpeg {imageio_ffmpeg.__version__}",
+    }
 
 
 def x264_args(fps: int, preset: str, crf: int, threads: int) -> list[str]:
     """Fixed encoder settings: pinned threads, fixed GOP, bt709 tags, no timestamps or version strings."""
     gop = str(2 * fps)
     return [
-        "-c:v", "libx264", "-preset", preset, "-crf", str(crf), "-threads", str(threads),
-        "-x264-params", "cpu-independent=1", "-pix_fmt", "yuv420p", "-r", str(fps),
-        "-g", gop, "-keyint_min", gop, "-sc_threshold", "0",
-        "-colorspace", "bt709", "-color_primaries", "bt709", "-color_trc", "bt709", "-color_range", "tv",
-        "-movflags", "+faststart", "-fflags", "+bitexact", "-flags:v", "+bitexact", "-map_metadata", "-1", "-an",
-    ]  # fmt: skip
+        "-c:v",
+        "libx264",
+        "-preset",
+        preset,
+        "-crf",
+        str(crf),
+        "-threads",
+        str(threads),
+        "-x264-params",
+        "cpu-independent=1",
+        "-pix_fmt",
+        "yuv420p",
+        "-r",
+        str(fps),
+        "-g",
+        gop,
+        "-keyint_min",
+        gop,
+        "-sc_threshold",
+        "0",
+        "-colorspace",
+        "bt709",
+        "-color_primaries",
+        "bt709",
+        "-color_trc",
+        "bt709",
+        "-color_range",
+        "tv",
+        "-movflags",
+        "+faststart",
+        "-fflags",
+        "+bitexact",
+        "-flags:v",
+        "+bitexact",
+        "-map_metadata",
+        "-1",
+        "-an",
+    ]
 
 
 def run_ffmpeg(args: list[str], stdin: bytes | None = None) -> bytes:
@@ -65,17 +101,49 @@ def encode_frames(frames: np.ndarray, path: Path, fps: int, preset: str, crf: in
     """(F, H, W, 3) uint8 RGB → H.264 mp4, converted to bt709 limited-range yuv420p without bias."""
     count, height, width, _ = frames.shape
     run_ffmpeg(
-        ["-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{width}x{height}", "-r", str(fps), "-i", "-",
-         "-vf", f"scale=out_color_matrix=bt709:out_range=tv:flags={ACCURATE_SWS},format=yuv420p",
-         *x264_args(fps, preset, crf, threads), "-frames:v", str(count), "-f", "mp4", str(path)],
+        [
+            "-f",
+            "rawvideo",
+            "-pix_fmt",
+            "rgb24",
+            "-s",
+            f"{width}x{height}",
+            "-r",
+            str(fps),
+            "-i",
+            "-",
+            "-vf",
+            f"scale=out_color_matrix=bt709:out_range=tv:flags={ACCURATE_SWS},format=yuv420p",
+            *x264_args(fps, preset, crf, threads),
+            "-frames:v",
+            str(count),
+            "-f",
+            "mp4",
+            str(path),
+        ],
         stdin=np.ascontiguousarray(frames).tobytes(),
-    )  # fmt: skip
+    )
 
 
 def decode_frames(path: Path, width: int, height: int, select: str | None = None) -> np.ndarray:
     """An mp4 → (F, H, W, 3) uint8 RGB at width×height, with the unbiased conversion."""
     filters = [f"select='{select}'"] if select else []
     filters.append(f"scale={width}:{height}:in_color_matrix=bt709:in_range=tv:flags={ACCURATE_SWS}")
-    raw = run_ffmpeg(["-i", str(path), "-vf", ",".join(filters), "-fps_mode", "passthrough",
-                      "-f", "rawvideo", "-pix_fmt", "rgb24", "-sws_flags", ACCURATE_SWS, "-"])  # fmt: skip
+    raw = run_ffmpeg(
+        [
+            "-i",
+            str(path),
+            "-vf",
+            ",".join(filters),
+            "-fps_mode",
+            "passthrough",
+            "-f",
+            "rawvideo",
+            "-pix_fmt",
+            "rgb24",
+            "-sws_flags",
+            ACCURATE_SWS,
+            "-",
+        ]
+    )
     return np.frombuffer(raw, dtype=np.uint8).reshape(-1, height, width, 3)

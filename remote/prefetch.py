@@ -18,10 +18,21 @@ from pathlib import Path
 
 from jobspecs import baselines
 
-PIPELINE_FILES = ["model_index.json", "*/config.json", "*.safetensors", "*.safetensors.index.json",
-                  "*/tokenizer*", "*/special_tokens_map.json", "*/vocab*", "*/merges.txt", "*/spiece.model",
-                  "*/preprocessor_config.json", "*/scheduler_config.json", "*/added_tokens.json",
-                  "*/chat_template*"]  # fmt: skip
+PIPELINE_FILES = [
+    "model_index.json",
+    "*/config.json",
+    "*.safetensors",
+    "*.safetensors.index.json",
+    "*/tokenizer*",
+    "*/special_tokens_map.json",
+    "*/vocab*",
+    "*/merges.txt",
+    "*/spiece.model",
+    "*/preprocessor_config.json",
+    "*/scheduler_config.json",
+    "*/added_tokens.json",
+    "*/chat_template*",
+]
 
 
 def prefetch(model_id: str, token: str | None = None) -> dict:
@@ -36,8 +47,14 @@ def prefetch(model_id: str, token: str | None = None) -> dict:
     revision = getattr(base, "revision", None)
     folder = Path(snapshot_download(repo_id=base.repo, revision=revision, allow_patterns=PIPELINE_FILES, token=token))
     files = [p for p in folder.rglob("*") if p.is_file()]
-    return {"model": model_id, "repo": base.repo, "revision": folder.name, "files": len(files),
-            "bytes": sum(p.stat().st_size for p in files), "seconds": round(time.monotonic() - start, 1)}  # fmt: skip
+    return {
+        "model": model_id,
+        "repo": base.repo,
+        "revision": folder.name,
+        "files": len(files),
+        "bytes": sum(p.stat().st_size for p in files),
+        "seconds": round(time.monotonic() - start, 1),
+    }
 
 
 def _fetch_index(repo: str, revision: str | None) -> None:

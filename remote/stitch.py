@@ -96,10 +96,20 @@ def bridge_frames(left: ClipInput, right: ClipInput, settings: Stitch, work: Pat
     for i, frame in enumerate((a, a, b, b)):
         Image.fromarray(frame).save(work / f"pair_{i}.png")
     raw = run_ffmpeg(
-        ["-framerate", "1", "-i", str(work / "pair_%d.png"),
-         "-vf", f"minterpolate=fps={count + 1}:mi_mode=mci:mc_mode=aobmc:me_mode=bidir:vsbmc=1:scd=none",
-         "-f", "rawvideo", "-pix_fmt", "rgb24", "-"]
-    )  # fmt: skip
+        [
+            "-framerate",
+            "1",
+            "-i",
+            str(work / "pair_%d.png"),
+            "-vf",
+            f"minterpolate=fps={count + 1}:mi_mode=mci:mc_mode=aobmc:me_mode=bidir:vsbmc=1:scd=none",
+            "-f",
+            "rawvideo",
+            "-pix_fmt",
+            "rgb24",
+            "-",
+        ]
+    )
     frames = np.frombuffer(raw, dtype=np.uint8).reshape(-1, height, width, 3)
     return frames[count + 2 : 2 * count + 2]
 

@@ -66,13 +66,25 @@ def supervise(job_dir: Path, worker_argv: list[str] | None = None) -> int:
     stop_requested: list[str] = []
     signal.signal(signal.SIGTERM, lambda *_: stop_requested.append("stop requested (SIGTERM)"))
 
-    update_status(paths.run_dir, state="starting", supervisor_pid=os.getpid(), started_at=now_iso(),
-                  clip_limit_s=clip_limit, run_limit_s=run_limit)  # fmt: skip
+    update_status(
+        paths.run_dir,
+        state="starting",
+        supervisor_pid=os.getpid(),
+        started_at=now_iso(),
+        clip_limit_s=clip_limit,
+        run_limit_s=run_limit,
+    )
     log_progress(paths.run_dir, "start", None, f"clip limit {clip_limit:g} s, run limit {run_limit:g} s")
     argv = worker_argv or [sys.executable, "-m", "remote.worker", str(paths.job_dir)]
     with open(paths.run_dir / "status" / "worker.log", "ab") as log:
-        worker = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                  start_new_session=True, env=worker_env(paths))  # fmt: skip
+        worker = subprocess.Popen(
+            argv,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+            env=worker_env(paths),
+        )
     update_status(paths.run_dir, worker_pid=worker.pid)
 
     run_deadline = time.monotonic() + run_limit

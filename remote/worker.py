@@ -79,13 +79,29 @@ def encode_interpolated(frames: np.ndarray, path: Path, fps: int, target_fps: in
     written = (count - 1) * target_fps // fps + 1
     padded = np.concatenate([frames, frames[-1:], frames[-1:]])
     run_ffmpeg(
-        ["-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{width}x{height}", "-r", str(fps), "-i", "-",
-         "-vf", f"scale=out_color_matrix=bt709:out_range=tv:flags={ACCURATE_SWS},format=yuv420p,{INTERPOLATE}"
-                f":fps={target_fps}",
-         *x264_args(target_fps, stitch.preset, stitch.crf, stitch.threads), "-frames:v", str(written),
-         "-f", "mp4", str(path)],
+        [
+            "-f",
+            "rawvideo",
+            "-pix_fmt",
+            "rgb24",
+            "-s",
+            f"{width}x{height}",
+            "-r",
+            str(fps),
+            "-i",
+            "-",
+            "-vf",
+            f"scale=out_color_matrix=bt709:out_range=tv:flags={ACCURATE_SWS},format=yuv420p,{INTERPOLATE}"
+            f":fps={target_fps}",
+            *x264_args(target_fps, stitch.preset, stitch.crf, stitch.threads),
+            "-frames:v",
+            str(written),
+            "-f",
+            "mp4",
+            str(path),
+        ],
         stdin=np.ascontiguousarray(padded).tobytes(),
-    )  # fmt: skip
+    )
     return written
 
 
@@ -119,8 +135,12 @@ def generate_clip(
     window = result.params.get("prompt_window") or {}
     if window.get("cut"):  # the pipelines truncate silently; the user should know what the model never read
         cut = window["cut"] if len(window["cut"]) <= 160 else window["cut"][:160] + "…"
-        log_progress(run_dir, "prompt", clip.index, f"the text encoder read {window['window']} of {window['tokens']} "
-                     f"tokens; not read: {cut!r}")  # fmt: skip
+        log_progress(
+            run_dir,
+            "prompt",
+            clip.index,
+            f"the text encoder read {window['window']} of {window['tokens']} tokens; not read: {cut!r}",
+        )
     expected = (clip.frames, clip.height, clip.width, 3)
     if result.frames.shape != expected or result.frames.dtype.name != "uint8":
         raise RuntimeError(f"{adapter.id} returned frames {result.frames.shape} {result.frames.dtype}, not {expected}")
@@ -168,24 +188,24 @@ def generate_clip(
         "input_image": {
             "path": spec.reference_image if clip.index == 0 else input_path.relative_to(run_dir).as_posix(),
             "sha256": sha256_file(input_path),
-        },  # fmt: skip
+        },
         "color_match": color_log,
         "last_frame": {
             "path": f"frames/{paths.last_frame(clip.index).name}",
             "sha256": sha256_file(paths.last_frame(clip.index)),
-        },  # fmt: skip
+        },
         "clip_file": {
             "path": f"clips/{paths.clip(clip.index).name}",
             "sha256": sha256_file(paths.clip(clip.index)),
             "frames": written,
             "seconds": round(clip.seconds, 4),
-        },  # fmt: skip
+        },
         "timings_s": {
             "load": round(load_s, 3),
             **{k: round(v, 3) for k, v in result.timings_s.items()},
             "encode": round(encode_s, 3),
             "clip_total": round(time.monotonic() - started, 3),
-        },  # fmt: skip
+        },
         "peak_vram_bytes": result.peak_vram_bytes,
         "model": {"repo": None, "revision": None} | {k: v for k, v in info.items() if k != "libraries"},
         "libraries": {"python": platform.python_version(), **info.get("libraries", {})},

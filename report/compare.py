@@ -50,32 +50,95 @@ class Metric:
 
 
 METRICS = [
-    Metric("completion", "clips finished", "fraction", True, 1e-9, "worst",
-           "finished clips / planned clips (a run stopped by a guardrail finishes fewer)"),
-    Metric("seam_ssim_ratio", "seam SSIM ratio", "ratio", True, 0.02, "worst",
-           "mean over seams of SSIM(last frame of clip i, first shown frame of clip i+1) / median SSIM of the 6 "
-           "consecutive-frame pairs nearest the seam inside each of clips i and i+1 (luma, 7×7 window, frames at "
-           "320 px wide); 1 = the seam looks like any other frame step there"),
-    Metric("seam_psnr_drop_db", "seam PSNR drop", "dB", False, 1.0, "worst",
-           "mean over seams of (median PSNR of the same nearest consecutive-frame pairs) − (PSNR across the seam), "
-           "RGB at 320 px wide; a difference, not a ratio, since PSNR is already logarithmic"),
-    Metric("flash", "seam flash", "× median", False, 1.0, "worst",
-           "worst seam: the largest |Δ mean L*| over the 4 frame steps from clip i's last frame into clip i+1, "
-           "divided by the median |Δ mean L*| of the nearest consecutive-frame pairs (floor 0.5 L*)"),
-    Metric("flicker", "flicker", "L*", False, 0.1, "worst",
-           "mean over every frame inside a clip of |L*_t − (L*_{t−1} + L*_{t+1})/2|, L* the frame's mean CIE "
-           "lightness: the high-pass part of the brightness series (smooth changes ≈ 0)"),
-    Metric("color_drift", "colour drift ΔE00", "ΔE00", False, 1.0, "worst",
-           "mean over clips of CIEDE2000 between the mean CIELAB colour of the clip's lossless last frame and "
-           "the reference's (resized and centre-cropped to the frame)"),
-    Metric("sharpness_slope", "sharpness trend", "per clip", True, 0.02, "worst",
-           "least-squares slope across clips of var(Laplacian of luma) of the last frame / the same of the "
-           "reference at that size; negative = detail lost clip after clip"),
-    Metric("speed", "generation s per video s", "s/s", False, 1.0, "worst",
-           "(model load + Σ clip generation time) / seconds of film"),
-    Metric("cost", "$ per video s", "USD/s", False, 0.001, "exclude",
-           "usd_total / seconds of film, from <run_dir>.cost.json (a local run costs 0)"),
-]  # fmt: skip
+    Metric(
+        "completion",
+        "clips finished",
+        "fraction",
+        True,
+        1e-9,
+        "worst",
+        "finished clips / planned clips (a run stopped by a guardrail finishes fewer)",
+    ),
+    Metric(
+        "seam_ssim_ratio",
+        "seam SSIM ratio",
+        "ratio",
+        True,
+        0.02,
+        "worst",
+        "mean over seams of SSIM(last frame of clip i, first shown frame of clip i+1) / median SSIM of the 6 "
+        "consecutive-frame pairs nearest the seam inside each of clips i and i+1 (luma, 7×7 window, frames at "
+        "320 px wide); 1 = the seam looks like any other frame step there",
+    ),
+    Metric(
+        "seam_psnr_drop_db",
+        "seam PSNR drop",
+        "dB",
+        False,
+        1.0,
+        "worst",
+        "mean over seams of (median PSNR of the same nearest consecutive-frame pairs) − (PSNR across the seam), "
+        "RGB at 320 px wide; a difference, not a ratio, since PSNR is already logarithmic",
+    ),
+    Metric(
+        "flash",
+        "seam flash",
+        "× median",
+        False,
+        1.0,
+        "worst",
+        "worst seam: the largest |Δ mean L*| over the 4 frame steps from clip i's last frame into clip i+1, "
+        "divided by the median |Δ mean L*| of the nearest consecutive-frame pairs (floor 0.5 L*)",
+    ),
+    Metric(
+        "flicker",
+        "flicker",
+        "L*",
+        False,
+        0.1,
+        "worst",
+        "mean over every frame inside a clip of |L*_t − (L*_{t−1} + L*_{t+1})/2|, L* the frame's mean CIE "
+        "lightness: the high-pass part of the brightness series (smooth changes ≈ 0)",
+    ),
+    Metric(
+        "color_drift",
+        "colour drift ΔE00",
+        "ΔE00",
+        False,
+        1.0,
+        "worst",
+        "mean over clips of CIEDE2000 between the mean CIELAB colour of the clip's lossless last frame and "
+        "the reference's (resized and centre-cropped to the frame)",
+    ),
+    Metric(
+        "sharpness_slope",
+        "sharpness trend",
+        "per clip",
+        True,
+        0.02,
+        "worst",
+        "least-squares slope across clips of var(Laplacian of luma) of the last frame / the same of the "
+        "reference at that size; negative = detail lost clip after clip",
+    ),
+    Metric(
+        "speed",
+        "generation s per video s",
+        "s/s",
+        False,
+        1.0,
+        "worst",
+        "(model load + Σ clip generation time) / seconds of film",
+    ),
+    Metric(
+        "cost",
+        "$ per video s",
+        "USD/s",
+        False,
+        0.001,
+        "exclude",
+        "usd_total / seconds of film, from <run_dir>.cost.json (a local run costs 0)",
+    ),
+]
 METRIC_BY_KEY = {metric.key: metric for metric in METRICS}
 
 DEFAULT_WEIGHTS = {
@@ -165,8 +228,13 @@ def settings_of(job: dict, logs: list[dict], manifest: dict) -> dict:
     effective = {k: params.get(k) for k in keys if params.get(k) is not None}
     memory = model.get("memory")
     profile = generation.get("profile") or params.get("profile") or model.get("profile")
-    return {"generation": generation, "effective": effective, "profile": profile, "source": model.get("source"),
-            "memory_plan": memory.get("plan") if isinstance(memory, dict) else memory}  # fmt: skip
+    return {
+        "generation": generation,
+        "effective": effective,
+        "profile": profile,
+        "source": model.get("source"),
+        "memory_plan": memory.get("plan") if isinstance(memory, dict) else memory,
+    }
 
 
 def settings_text(settings: dict) -> str:
@@ -304,21 +372,23 @@ def analyse_clips(run_dir: Path, logs: list[dict], reference: np.ndarray | None)
             ref = m.fit(reference, last.shape[1], last.shape[0])
             references[last.shape] = (m.mean_lab(ref), m.laplacian_variance(ref))
         (ref_lab, ref_sharp), lab, sharp = references[last.shape], m.mean_lab(last), m.laplacian_variance(last)
-        clips.append({
-            "clip": log["clip"],
-            "frames_decoded": len(frames),
-            "seconds_generating": log["timings_s"].get("clip_total"),
-            "intra_ssim_median": statistics.median(series["ssim"]) if series["ssim"] else None,
-            "intra_psnr_median_db": statistics.median(series["psnr"]) if series["psnr"] else None,
-            "flicker": float(np.mean(m.luma_flicker(series["lightness"]))) if len(frames) > 2 else None,
-            "mean_abs_frame_diff": float(np.mean(series["mad"])) if series["mad"] else None,
-            "delta_e2000": m.delta_e2000(lab, ref_lab),
-            "delta_e76": m.delta_e76(lab, ref_lab),
-            "lightness": float(lab[0]),
-            "chroma": float(np.hypot(lab[1], lab[2])),
-            "sharpness": sharp,
-            "sharpness_ratio": sharp / max(ref_sharp, 1e-9),
-        })  # fmt: skip
+        clips.append(
+            {
+                "clip": log["clip"],
+                "frames_decoded": len(frames),
+                "seconds_generating": log["timings_s"].get("clip_total"),
+                "intra_ssim_median": statistics.median(series["ssim"]) if series["ssim"] else None,
+                "intra_psnr_median_db": statistics.median(series["psnr"]) if series["psnr"] else None,
+                "flicker": float(np.mean(m.luma_flicker(series["lightness"]))) if len(frames) > 2 else None,
+                "mean_abs_frame_diff": float(np.mean(series["mad"])) if series["mad"] else None,
+                "delta_e2000": m.delta_e2000(lab, ref_lab),
+                "delta_e76": m.delta_e76(lab, ref_lab),
+                "lightness": float(lab[0]),
+                "chroma": float(np.hypot(lab[1], lab[2])),
+                "sharpness": sharp,
+                "sharpness_ratio": sharp / max(ref_sharp, 1e-9),
+            }
+        )
         edges.append({"series": series, "head": frames[:2].copy(), "last": frames[-1].copy()})
     seams, strips = [], []
     for i in range(len(edges) - 1):
@@ -380,7 +450,7 @@ def analyse_run(run_dir: Path, reference: Path | None = None) -> tuple[dict, dic
             "reason": guard.get("reason"),
             "clip_limit_s": guard.get("clip_limit_s"),
             "run_limit_s": guard.get("run_limit_s"),
-        },  # fmt: skip
+        },
         "clips_finished": len(logs),
         "clips_planned": planned,
         "timing": {
@@ -548,7 +618,7 @@ def compare_runs(
                 "definition": x.definition,
             }
             for x in METRICS
-        ],  # fmt: skip
+        ],
         "runs": runs,
     }
     out_dir = Path(out_dir)

@@ -41,8 +41,24 @@ def decode(path: Path, width: int, height: int, limit: int | None = None) -> np.
     Scaled with area averaging (no aliasing when shrinking); accurate_rnd + full_chroma_int keep it unbiased."""
     scale = f"scale={width}:{height}:in_color_matrix=bt709:in_range=tv:flags=area+accurate_rnd+full_chroma_int"
     frames = ["-frames:v", str(limit)] if limit else []
-    raw = run_ffmpeg(["-i", str(path), "-vf", scale, "-fps_mode", "passthrough", *frames,
-                      "-f", "rawvideo", "-pix_fmt", "rgb24", "-sws_flags", ACCURATE_SWS, "-"])  # fmt: skip
+    raw = run_ffmpeg(
+        [
+            "-i",
+            str(path),
+            "-vf",
+            scale,
+            "-fps_mode",
+            "passthrough",
+            *frames,
+            "-f",
+            "rawvideo",
+            "-pix_fmt",
+            "rgb24",
+            "-sws_flags",
+            ACCURATE_SWS,
+            "-",
+        ]
+    )
     return np.frombuffer(raw, dtype=np.uint8).reshape(-1, height, width, 3)
 
 
@@ -140,8 +156,13 @@ def delta_e2000(lab1: np.ndarray, lab2: np.ndarray) -> float:
             h_mean = (h1p + h2p) / 2
         else:
             h_mean = (h1p + h2p + 360) / 2 if h1p + h2p < 360 else (h1p + h2p - 360) / 2
-    t = (1 - 0.17 * np.cos(np.radians(h_mean - 30)) + 0.24 * np.cos(np.radians(2 * h_mean))
-         + 0.32 * np.cos(np.radians(3 * h_mean + 6)) - 0.20 * np.cos(np.radians(4 * h_mean - 63)))  # fmt: skip
+    t = (
+        1
+        - 0.17 * np.cos(np.radians(h_mean - 30))
+        + 0.24 * np.cos(np.radians(2 * h_mean))
+        + 0.32 * np.cos(np.radians(3 * h_mean + 6))
+        - 0.20 * np.cos(np.radians(4 * h_mean - 63))
+    )
     d_theta = 30 * np.exp(-(((h_mean - 275) / 25) ** 2))
     r_c = 2 * np.sqrt(cp_mean**7 / (cp_mean**7 + 25.0**7))
     s_l = 1 + 0.015 * (l_mean - 50) ** 2 / np.sqrt(20 + (l_mean - 50) ** 2)

@@ -102,8 +102,9 @@ def markdown_text(report: dict) -> str:
     winner = next((r for r in runs if report["winner"] in (r["model"], r["run_id"])), None)
     lines = [f"# Shootout report — {report['title']}", ""]
     if winner:
-        lines.append(f"**Winner: {report['winner']}** (score {fmt(winner['score'], 4)} of 100), "
-                     f"{len(runs)} runs compared.")  # fmt: skip
+        lines.append(
+            f"**Winner: {report['winner']}** (score {fmt(winner['score'], 4)} of 100), {len(runs)} runs compared."
+        )
     lines += ["", "| | " + " | ".join(display_names(runs)) + " |", "|---" * (len(runs) + 1) + "|"]
     for label, cells in summary_rows(report):
         lines.append(f"| {label} | " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
@@ -124,8 +125,15 @@ def ticks(low: float, high: float, count: int = 5, integer: bool = False) -> lis
     return [first + i * step for i in range(int((high - first) / step + 1e-9) + 1)]
 
 
-def svg_plot(title: str, series: list[tuple[str, list[float], list[float | None]]], x_label: str,
-             y_label: str, vlines: list[float] = (), width: int = 560, height: int = 240) -> str:  # fmt: skip
+def svg_plot(
+    title: str,
+    series: list[tuple[str, list[float], list[float | None]]],
+    x_label: str,
+    y_label: str,
+    vlines: list[float] = (),
+    width: int = 560,
+    height: int = 240,
+) -> str:
     """A line plot: one (label, xs, ys) per line, None gaps skipped; dashed vertical lines at `vlines`.
 
     The legend sits between the title and the plot; lines differ in colour and dash (they may overlap)."""
@@ -147,10 +155,12 @@ def svg_plot(title: str, series: list[tuple[str, list[float], list[float | None]
     def sy(y: float) -> float:
         return top + (y1 - y) / (y1 - y0) * (height - top - bottom)
 
-    out = [f'<svg width="{width}" height="{height}" viewBox="0 0 {width} {height}" role="img">',
-           f'<text x="{left}" y="15" font-size="13" font-weight="bold">{html.escape(title)}</text>',
-           f'<rect x="{left}" y="{top}" width="{width - left - right}" height="{height - top - bottom}" '
-           'fill="none" stroke="#999"/>']  # fmt: skip
+    out = [
+        f'<svg width="{width}" height="{height}" viewBox="0 0 {width} {height}" role="img">',
+        f'<text x="{left}" y="15" font-size="13" font-weight="bold">{html.escape(title)}</text>',
+        f'<rect x="{left}" y="{top}" width="{width - left - right}" height="{height - top - bottom}" '
+        'fill="none" stroke="#999"/>',
+    ]
     for y in ticks(y0, y1):
         out.append(f'<line x1="{left}" x2="{width - right}" y1="{sy(y):.1f}" y2="{sy(y):.1f}" stroke="#eee"/>')
         out.append(f'<text x="{left - 4}" y="{sy(y) + 4:.1f}" font-size="10" text-anchor="end">{y:.4g}</text>')
@@ -159,12 +169,18 @@ def svg_plot(title: str, series: list[tuple[str, list[float], list[float | None]
             f'<text x="{sx(x):.1f}" y="{height - bottom + 14}" font-size="10" text-anchor="middle">{x:.4g}</text>'
         )
     for x in vlines:
-        out.append(f'<line x1="{sx(x):.1f}" x2="{sx(x):.1f}" y1="{top}" y2="{height - bottom}" stroke="#bbb" '
-                   'stroke-dasharray="4 3"/>')  # fmt: skip
-    out.append(f'<text x="{(left + width - right) / 2}" y="{height - 6}" font-size="11" text-anchor="middle">'
-               f"{html.escape(x_label)}</text>")  # fmt: skip
-    out.append(f'<text x="12" y="{(top + height - bottom) / 2}" font-size="11" text-anchor="middle" '
-               f'transform="rotate(-90 12 {(top + height - bottom) / 2})">{html.escape(y_label)}</text>')  # fmt: skip
+        out.append(
+            f'<line x1="{sx(x):.1f}" x2="{sx(x):.1f}" y1="{top}" y2="{height - bottom}" stroke="#bbb" '
+            'stroke-dasharray="4 3"/>'
+        )
+    out.append(
+        f'<text x="{(left + width - right) / 2}" y="{height - 6}" font-size="11" text-anchor="middle">'
+        f"{html.escape(x_label)}</text>"
+    )
+    out.append(
+        f'<text x="12" y="{(top + height - bottom) / 2}" font-size="11" text-anchor="middle" '
+        f'transform="rotate(-90 12 {(top + height - bottom) / 2})">{html.escape(y_label)}</text>'
+    )
     for i, (label, xs, ys) in enumerate(series):
         colour, dash = PALETTE[i % len(PALETTE)], DASHES[i % len(DASHES)]
         style = f'fill="none" stroke="{colour}" stroke-width="1.5" stroke-dasharray="{dash}"'
@@ -194,18 +210,25 @@ def table(header: list[str], rows: list[tuple[str, list[str]]], winner_col: int 
     heads = "".join(f"<th{cls(i)}>{html.escape(h)}</th>" for i, h in enumerate(header))
     out = [f"<table><tr><th></th>{heads}</tr>"]
     for label, cells in rows:
-        out.append(f"<tr><th>{html.escape(label)}</th>"
-                   + "".join(f"<td{cls(i)}>{html.escape(c)}</td>" for i, c in enumerate(cells)) + "</tr>")  # fmt: skip
+        out.append(
+            f"<tr><th>{html.escape(label)}</th>"
+            + "".join(f"<td{cls(i)}>{html.escape(c)}</td>" for i, c in enumerate(cells))
+            + "</tr>"
+        )
     out.append("</table>")
     return "\n".join(out)
 
 
 def run_section(run: dict, name: str, images: dict) -> str:
-    out = [f"<h3>{html.escape(run['model'] or '')} — <code>{html.escape(run['run_id'])}</code></h3>",
-           f"<p>{html.escape(run['settings_text'])}</p>"]  # fmt: skip
+    out = [
+        f"<h3>{html.escape(run['model'] or '')} — <code>{html.escape(run['run_id'])}</code></h3>",
+        f"<p>{html.escape(run['settings_text'])}</p>",
+    ]
     if images.get("contact"):
-        out += ['<p class="note">Each clip: first frame (decoded) | last frame (lossless PNG).</p>',
-                img(images["contact"], f"contact sheet of {run['run_id']}")]  # fmt: skip
+        out += [
+            '<p class="note">Each clip: first frame (decoded) | last frame (lossless PNG).</p>',
+            img(images["contact"], f"contact sheet of {run['run_id']}"),
+        ]
     series = run["film_lightness"]
     if series["lightness"]:
         fps = series["fps"]
@@ -219,15 +242,19 @@ def run_section(run: dict, name: str, images: dict) -> str:
         out.append(table([f"seam {s['seam']} → {s['seam'] + 1}" for s in run["seams"]], rows))
         out.append('<p class="note">Seam strips: last frame of clip i | first frame of clip i+1 shown in the film.</p>')
         for seam, strip in zip(run["seams"], images["strips"], strict=True):
-            out.append(f"<figure>{img(strip, 'seam ' + str(seam['seam']))}<figcaption>seam {seam['seam']} → "
-                       f"{seam['seam'] + 1}: SSIM ratio {fmt(seam['ssim_ratio'])}, flash "
-                       f"{fmt(seam['flash_ratio'])}×</figcaption></figure>")  # fmt: skip
+            out.append(
+                f"<figure>{img(strip, 'seam ' + str(seam['seam']))}<figcaption>seam {seam['seam']} → "
+                f"{seam['seam'] + 1}: SSIM ratio {fmt(seam['ssim_ratio'])}, flash "
+                f"{fmt(seam['flash_ratio'])}×</figcaption></figure>"
+            )
     return "\n".join(out)
 
 
 def definition(x: dict) -> str:
-    return (f"<li><b>{html.escape(x['key'])}</b> ({html.escape(x['unit'])}, tolerance {x['tolerance']:g}): "
-            f"{html.escape(x['definition'])}</li>")  # fmt: skip
+    return (
+        f"<li><b>{html.escape(x['key'])}</b> ({html.escape(x['unit'])}, tolerance {x['tolerance']:g}): "
+        f"{html.escape(x['definition'])}</li>"
+    )
 
 
 def html_page(report: dict, images: dict[str, dict]) -> str:

@@ -46,29 +46,60 @@ def main(work: Path) -> int:
     sshd = make_sshd(work / "sshd").start()
     fake = FakeVast(ssh_host="127.0.0.1", ssh_port=sshd.port, api_key="k").start()
     api = f"http://127.0.0.1:{free_port()}/api"
-    env = os.environ | {"PREFECT_HOME": str(work / "home"), "PREFECT_API_URL": api, "DO_NOT_TRACK": "1",
-                        "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "PREFECT_SERVER_UI_ENABLED": "false",
-                        "PREFECT_WORKER_QUERY_SECONDS": "2", "VAST_URL": fake.url, "VAST_API_KEY": "k"}  # fmt: skip
-    server = subprocess.Popen([BIN / "prefect", "server", "start", "--host", "127.0.0.1", "--port",
-                               api.split(":")[-1].removesuffix("/api")], env=env, stdout=open(work / "server.log", "w"),
-                              stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
+    env = os.environ | {
+        "PREFECT_HOME": str(work / "home"),
+        "PREFECT_API_URL": api,
+        "DO_NOT_TRACK": "1",
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        "PREFECT_SERVER_UI_ENABLED": "false",
+        "PREFECT_WORKER_QUERY_SECONDS": "2",
+        "VAST_URL": fake.url,
+        "VAST_API_KEY": "k",
+    }
+    server = subprocess.Popen(
+        [BIN / "prefect", "server", "start", "--host", "127.0.0.1", "--port", api.split(":")[-1].removesuffix("/api")],
+        env=env,
+        stdout=open(work / "server.log", "w"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
 
     def worker() -> subprocess.Popen:
-        return subprocess.Popen([BIN / "prefect", "worker", "start", "--pool", "shootout"], env=env, cwd=REPO,
-                                stdout=open(work / "worker.log", "a"), stderr=subprocess.STDOUT,
-                                start_new_session=True)  # fmt: skip
+        return subprocess.Popen(
+            [BIN / "prefect", "worker", "start", "--pool", "shootout"],
+            env=env,
+            cwd=REPO,
+            stdout=open(work / "worker.log", "a"),
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
 
     try:
         wait_until(lambda: healthy(api), 240, "prefect server start")
         for argv in (["shootout", "setup"], ["prefect", "--no-prompt", "deploy", "--all"]):
             subprocess.run([BIN / argv[0], *argv[1:]], env=env, cwd=REPO, check=True, capture_output=True)
         first = worker()
-        overrides = ["infrastructure.provider=vast", f"infrastructure.key_file={sshd.key_file}",
-                     f"infrastructure.remote_root={work / 'box'}", f"infrastructure.venv={work / 'box-venv'}",
-                     "infrastructure.allow_dirty=true"]  # fmt: skip
-        created = subprocess.run([BIN / "prefect", "deployment", "run", "shootout/demo", "--params",
-                                  json.dumps({"out_dir": str(work / "out"), "overrides": overrides})], env=env,
-                                 cwd=REPO, capture_output=True, text=True)  # fmt: skip
+        overrides = [
+            "infrastructure.provider=vast",
+            f"infrastructure.key_file={sshd.key_file}",
+            f"infrastructure.remote_root={work / 'box'}",
+            f"infrastructure.venv={work / 'box-venv'}",
+            "infrastructure.allow_dirty=true",
+        ]
+        created = subprocess.run(
+            [
+                BIN / "prefect",
+                "deployment",
+                "run",
+                "shootout/demo",
+                "--params",
+                json.dumps({"out_dir": str(work / "out"), "overrides": overrides}),
+            ],
+            env=env,
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+        )
         flow_run = created.stdout.split("UUID: ")[1].split()[0]
         say(f"flow run {flow_run} created")
         wait_until(lambda: list((work / "box").glob("*/*/run/status/status.json")), 600, "the worker on the box")
@@ -77,8 +108,11 @@ def main(work: Path) -> int:
             os.kill(pid, signal.SIGKILL)
         killed = time.monotonic()
         say("the laptop died: worker and flow SIGKILLed")
-        state = wait_until(lambda: (s := httpx.get(f"{api}/flow_runs/{flow_run}").json()["state_type"]) != "RUNNING"
-                           and s, 600, "the run leaving RUNNING")  # fmt: skip
+        state = wait_until(
+            lambda: (s := httpx.get(f"{api}/flow_runs/{flow_run}").json()["state_type"]) != "RUNNING" and s,
+            600,
+            "the run leaving RUNNING",
+        )
         say(f"the flow run is {state} {time.monotonic() - killed:.0f} s after the kill; live {fake.live_instances()}")
         say(f"reaper runs: {wait_until(lambda: reaper_runs(api), 60, 'a reaper run')}")
         second = worker()

@@ -20,8 +20,15 @@ from pathlib import Path
 
 import httpx
 
-CHROMIUM_FLAGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", "--window-size=1500,1100",
-                  "--virtual-time-budget=25000", "--run-all-compositor-stages-before-draw"]  # fmt: skip
+CHROMIUM_FLAGS = [
+    "--headless=new",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--hide-scrollbars",
+    "--window-size=1500,1100",
+    "--virtual-time-budget=25000",
+    "--run-all-compositor-stages-before-draw",
+]
 
 
 def chromium() -> str:
@@ -34,8 +41,7 @@ def chromium() -> str:
 def page(url: str, screenshot: Path) -> str:
     """The page's DOM after its scripts ran, and a screenshot of it."""
     subprocess.run([chromium(), *CHROMIUM_FLAGS, f"--screenshot={screenshot}", url], capture_output=True, timeout=120)
-    done = subprocess.run([chromium(), *CHROMIUM_FLAGS, "--dump-dom", url], capture_output=True, text=True,
-                          timeout=120)  # fmt: skip
+    done = subprocess.run([chromium(), *CHROMIUM_FLAGS, "--dump-dom", url], capture_output=True, text=True, timeout=120)
     return done.stdout
 
 
@@ -47,8 +53,10 @@ def main() -> int:
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     api, ui = args.api.rstrip("/"), args.api.rstrip("/").removesuffix("/api")
-    runs = httpx.post(f"{api}/flow_runs/filter", json={"flows": {"name": {"any_": ["shootout"]}},
-                                                        "sort": "START_TIME_DESC", "limit": 5}).json()  # fmt: skip
+    runs = httpx.post(
+        f"{api}/flow_runs/filter",
+        json={"flows": {"name": {"any_": ["shootout"]}}, "sort": "START_TIME_DESC", "limit": 5},
+    ).json()
     finished = [r for r in runs if r["state_type"] in ("COMPLETED", "FAILED", "CRASHED", "CANCELLED")]
     if not finished:
         sys.exit("no finished shootout run on this server: run a deployment first")
@@ -61,8 +69,12 @@ def main() -> int:
     run_page = page(f"{ui}/runs/flow-run/{finished[0]['id']}?tab=Artifacts", args.out / "run-artifacts.png")
     checks.append(("the run page shows its state", finished[0]["state_name"] in run_page))
     cost_page = page(f"{ui}/artifacts/artifact/{costs[0]['id']}", args.out / "cost-table.png")
-    checks.append(("the cost artifact page shows the table's columns", all(
-        column in cost_page for column in ("usd_total", "estimate_usd", "billed_s"))))  # fmt: skip
+    checks.append(
+        (
+            "the cost artifact page shows the table's columns",
+            all(column in cost_page for column in ("usd_total", "estimate_usd", "billed_s")),
+        )
+    )
     history = page(f"{ui}/artifacts/key/{args.key}", args.out / "cost-history.png")
     checks.append((f"the {args.key} history page exists", args.key in history))
     for what, ok in checks:

@@ -77,10 +77,19 @@ def cost_summary(rentals: list[dict], video_s: float, wall_s: float, estimate: d
 @task(name="publish-costs")
 def publish_costs(run_id: str, model: str, clips: int, summary: dict, out_dir: Path) -> Path:
     """The cost table artifact (estimate next to actual) and `<run_id>.cost.json` beside the bundle."""
-    row = {"run": run_id, "model": model, "clips": clips, "instance": ", ".join(map(str, summary["instances"])),
-           "gpu": summary["gpu"], "usd_per_hour": summary["usd_per_hour"], "billed_s": summary["billed_s"],
-           "usd_total": summary["usd_total"], "usd_per_video_s": summary["usd_per_video_s"],
-           "estimate_usd": summary["estimate_usd"], "estimate_s": summary["estimate_s"]}  # fmt: skip
+    row = {
+        "run": run_id,
+        "model": model,
+        "clips": clips,
+        "instance": ", ".join(map(str, summary["instances"])),
+        "gpu": summary["gpu"],
+        "usd_per_hour": summary["usd_per_hour"],
+        "billed_s": summary["billed_s"],
+        "usd_total": summary["usd_total"],
+        "usd_per_video_s": summary["usd_per_video_s"],
+        "estimate_usd": summary["estimate_usd"],
+        "estimate_s": summary["estimate_s"],
+    }
     create_table_artifact(
         key=artifact_key("cost", model),
         table=[row],

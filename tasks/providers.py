@@ -161,8 +161,10 @@ def log_estimate(log: Callable[[str], None], offer: dict, approve: Callable[[dic
     estimate = approve(offer) if approve else {}
     if estimate:
         price = float(offer.get("dph_total") or 0)
-        log(f"estimate before renting: ${estimate['estimate_usd']:.2f} for {estimate['estimate_s']:.0f} s at "
-            f"${price:.3f}/h (offer {offer.get('id')}, {offer.get('gpu_name')})")  # fmt: skip
+        log(
+            f"estimate before renting: ${estimate['estimate_usd']:.2f} for {estimate['estimate_s']:.0f} s at "
+            f"${price:.3f}/h (offer {offer.get('id')}, {offer.get('gpu_name')})"
+        )
     return estimate
 
 
@@ -191,8 +193,9 @@ def live_instance_slot(provider: str) -> Iterator[None]:
     get_run_logger().info(f"waiting for a slot of the '{LIVE_INSTANCES}' limit")
     # the lease is renewed while this flow lives; a flow killed with its laptop frees its slot within about a minute
     # (Prefect's default, 300 s, kept a dead run's slot for five)
-    with concurrency(LIVE_INSTANCES, occupy=1, strict=True, lease_duration=SLOT_LEASE_S,
-                     raise_on_lease_renewal_failure=False):  # fmt: skip
+    with concurrency(
+        LIVE_INSTANCES, occupy=1, strict=True, lease_duration=SLOT_LEASE_S, raise_on_lease_renewal_failure=False
+    ):
         yield
 
 
@@ -223,7 +226,7 @@ def make_provider(
             max_usd_per_hour=infra.max_usd_per_hour,
             min_disk_gb=infra.disk_gb,
             min_ram_gb=infra.min_ram_gb or (96 if spec.model == "hunyuan_i2v" else 32),
-        ),  # fmt: skip
+        ),
         label=f"{LABEL_PREFIX}{flow_run_id}",
         key_file=key_file,
         known_hosts=known_hosts,

@@ -59,8 +59,12 @@ def summary_markdown(manifest: dict, run_dir: Path, cost: dict, sheet: Path | No
         )
     if sheet is not None:  # inline, so the artifact shows it without access to this machine's files
         data = base64.b64encode(sheet.read_bytes()).decode()
-        lines += ["", f"Contact sheet (first and last frame of each clip; `{sheet}`):", "",
-                  f"![contact sheet](data:image/jpeg;base64,{data})"]  # fmt: skip
+        lines += [
+            "",
+            f"Contact sheet (first and last frame of each clip; `{sheet}`):",
+            "",
+            f"![contact sheet](data:image/jpeg;base64,{data})",
+        ]
     return "\n".join(lines)
 
 
@@ -110,7 +114,10 @@ def compare_runs_task(night: Path, deployments: list[str]) -> dict:
         spec = client.read_deployment_by_name(deployments[0]).parameters.get("spec")
     reference = load_spec(spec).reference if spec else None
     report = compare_runs(run_dirs, night / "report", reference=reference)
-    create_markdown_artifact(key=artifact_key("report", "compare"), markdown=report["markdown"],
-                             description=f"winner: {report['winner']} ({len(run_dirs)} runs)")  # fmt: skip
+    create_markdown_artifact(
+        key=artifact_key("report", "compare"),
+        markdown=report["markdown"],
+        description=f"winner: {report['winner']} ({len(run_dirs)} runs)",
+    )
     get_run_logger().info(f"report: {report['html']} (winner {report['winner']})")
     return report

@@ -23,8 +23,13 @@ VAST_KEY = "vast-key-5ecr3t-do-not-log"
 HF_TOKEN = "hf_t0ken5ecr3t-do-not-log"
 # The demo at smoke scale (kenburns has no weights: `tiny` lets it render small and short): six chained 5 s clips
 # at 256×144. The remote runs use it; their bytes are compared with the same spec run here (small_local_run).
-SMALL = ("model_source=tiny", "generation.width=256", "generation.height=144", "stitch.preset=ultrafast",
-         *(f"shots.{i}.duration_s=5" for i in range(6)))  # fmt: skip
+SMALL = (
+    "model_source=tiny",
+    "generation.width=256",
+    "generation.height=144",
+    "stitch.preset=ultrafast",
+    *(f"shots.{i}.duration_s=5" for i in range(6)),
+)
 
 # Whole runs against the fake Vast API: instances answer "running" on the first poll (the provider polls every 5 s);
 # the loading sequence, stuck and failed instances are tests/test_vast.py's, at a 0.05 s poll.
@@ -118,9 +123,21 @@ def prefect_api(prefect_server_log: Path) -> str:
     url = f"http://127.0.0.1:{free_port()}/api"
     env = os.environ | {"PREFECT_HOME": str(home), "PREFECT_SERVER_UI_ENABLED": "false"}
     with open(home / "server.log", "w") as log:
-        server = subprocess.Popen([str(BIN / "prefect"), "server", "start", "--host", "127.0.0.1", "--port",
-                                   url.split(":")[-1].removesuffix("/api")], env=env, stdout=log,
-                                  stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
+        server = subprocess.Popen(
+            [
+                str(BIN / "prefect"),
+                "server",
+                "start",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                url.split(":")[-1].removesuffix("/api"),
+            ],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     try:
         wait_until(lambda: healthy(url) or server.poll() is not None, 240, "prefect server start")
         assert server.poll() is None, (home / "server.log").read_text()[-3000:]
@@ -140,18 +157,29 @@ def prefect_worker(prefect_api, sshd_server, box_venv, tmp_path_factory: pytest.
     home = tmp_path_factory.mktemp("worker-home")
     with FakeVast(ssh_host="127.0.0.1", ssh_port=sshd_server.port, api_key=VAST_KEY) as fake:
         fake.configure(**RUNNING_AT_ONCE)
-        env = os.environ | {"PREFECT_API_URL": prefect_api, "HOME": str(home), "VAST_URL": fake.url,
-                            "VAST_API_KEY": VAST_KEY, "HF_TOKEN": HF_TOKEN,
-                            "PREFECT_WORKER_QUERY_SECONDS": "2"}  # fmt: skip
+        env = os.environ | {
+            "PREFECT_API_URL": prefect_api,
+            "HOME": str(home),
+            "VAST_URL": fake.url,
+            "VAST_API_KEY": VAST_KEY,
+            "HF_TOKEN": HF_TOKEN,
+            "PREFECT_WORKER_QUERY_SECONDS": "2",
+        }
         for argv in (["shootout", "setup"], ["prefect", "--no-prompt", "deploy", "--all"]):
-            done = subprocess.run([str(BIN / argv[0]), *argv[1:]], env=env, cwd=REPO, capture_output=True,
-                                  text=True, timeout=300)  # fmt: skip
+            done = subprocess.run(
+                [str(BIN / argv[0]), *argv[1:]], env=env, cwd=REPO, capture_output=True, text=True, timeout=300
+            )
             assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
         log_path = home / "worker.log"
         with open(log_path, "w") as log:
-            worker = subprocess.Popen([str(BIN / "prefect"), "worker", "start", "--pool", "shootout", "--name",
-                                       "tests"], env=env, cwd=REPO, stdout=log, stderr=subprocess.STDOUT,
-                                      start_new_session=True)  # fmt: skip
+            worker = subprocess.Popen(
+                [str(BIN / "prefect"), "worker", "start", "--pool", "shootout", "--name", "tests"],
+                env=env,
+                cwd=REPO,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
         try:
             wait_until(lambda: "started" in log_path.read_text() or worker.poll() is not None, 180, "worker")
             assert worker.poll() is None, log_path.read_text()[-3000:]
@@ -162,9 +190,24 @@ def prefect_worker(prefect_api, sshd_server, box_venv, tmp_path_factory: pytest.
 
 def run_deployment_cli(env: dict, name: str, params: dict, timeout_s: float = 900) -> subprocess.CompletedProcess:
     """`prefect deployment run NAME --params JSON --watch`, as a user types it."""
-    return subprocess.run([str(BIN / "prefect"), "deployment", "run", name, "--params", json.dumps(params),
-                           "--watch", "--watch-timeout", str(int(timeout_s))], env=env, cwd=REPO,
-                          capture_output=True, text=True, timeout=timeout_s + 60)  # fmt: skip
+    return subprocess.run(
+        [
+            str(BIN / "prefect"),
+            "deployment",
+            "run",
+            name,
+            "--params",
+            json.dumps(params),
+            "--watch",
+            "--watch-timeout",
+            str(int(timeout_s)),
+        ],
+        env=env,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=timeout_s + 60,
+    )
 
 
 def demo_data() -> dict:
@@ -183,8 +226,9 @@ def write_spec(folder: Path, data: dict, name: str = "spec.yaml") -> Path:
 def shootout_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 900) -> subprocess.CompletedProcess:
     """The real console script, as a user runs it."""
     exe = Path(sys.executable).with_name("shootout")
-    return subprocess.run([str(exe), *args], capture_output=True, text=True, timeout=timeout,
-                          env=os.environ | (env or {}), cwd=REPO)  # fmt: skip
+    return subprocess.run(
+        [str(exe), *args], capture_output=True, text=True, timeout=timeout, env=os.environ | (env or {}), cwd=REPO
+    )
 
 
 @pytest.fixture(scope="session")
@@ -216,8 +260,9 @@ def demo_run(prefect_worker: dict, tmp_path_factory: pytest.TempPathFactory) -> 
 def small_local_run(prefect_api: str, tmp_path_factory: pytest.TempPathFactory) -> dict:
     """The demo at smoke scale through `shootout run` on this machine: the bytes the remote runs must match."""
     out = tmp_path_factory.mktemp("small-out")
-    done = shootout_cli("run", str(DEMO), "--out", str(out), *(f"--set={o}" for o in SMALL),
-                        env={"PREFECT_API_URL": prefect_api})  # fmt: skip
+    done = shootout_cli(
+        "run", str(DEMO), "--out", str(out), *(f"--set={o}" for o in SMALL), env={"PREFECT_API_URL": prefect_api}
+    )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     (archive,) = out.glob("*.tar")
     return {"result": done, "out": out, "archive": archive, "api": prefect_api}

@@ -75,9 +75,13 @@ def unsafe_archive(tmp_path, member: tarfile.TarInfo, data: bytes = b"x") -> str
 
 @pytest.mark.parametrize(
     ("name", "kind", "rule"),
-    [("/etc/evil", tarfile.REGTYPE, "unsafe path"), ("run/../../evil", tarfile.REGTYPE, "unsafe path"),
-     ("run/link", tarfile.SYMTYPE, "link or special file"), ("run/hard", tarfile.LNKTYPE, "link or special file")],
-)  # fmt: skip
+    [
+        ("/etc/evil", tarfile.REGTYPE, "unsafe path"),
+        ("run/../../evil", tarfile.REGTYPE, "unsafe path"),
+        ("run/link", tarfile.SYMTYPE, "link or special file"),
+        ("run/hard", tarfile.LNKTYPE, "link or special file"),
+    ],
+)
 def test_unsafe_members_are_refused(tmp_path, name, kind, rule) -> None:
     member = tarfile.TarInfo(name)
     member.type = kind

@@ -15,8 +15,15 @@ from conftest import BIN, HF_TOKEN, REPO, SMALL, VAST_KEY, run_deployment_cli, s
 
 from remote.bundle import verify_bundle
 
-TINY = ["model_source=tiny", "generation.width=64", "generation.height=64", "generation.steps=2",
-        "generation.fps=8", "stitch.preset=ultrafast", *(f"shots.{i}.duration_s=5" for i in range(6))]  # fmt: skip
+TINY = [
+    "model_source=tiny",
+    "generation.width=64",
+    "generation.height=64",
+    "generation.steps=2",
+    "generation.fps=8",
+    "stitch.preset=ultrafast",
+    *(f"shots.{i}.duration_s=5" for i in range(6)),
+]
 
 
 def flow_run_id(done) -> str:  # noqa: ANN001
@@ -45,9 +52,13 @@ def everything_prefect_holds(api: str) -> str:
 
 
 def vast_overrides(sshd, box_venv: str, root: Path) -> list[str]:
-    return ["infrastructure.provider=vast", f"infrastructure.key_file={sshd.key_file}",
-            f"infrastructure.remote_root={root}", f"infrastructure.venv={box_venv}",
-            "infrastructure.allow_dirty=true"]  # fmt: skip
+    return [
+        "infrastructure.provider=vast",
+        f"infrastructure.key_file={sshd.key_file}",
+        f"infrastructure.remote_root={root}",
+        f"infrastructure.venv={box_venv}",
+        "infrastructure.allow_dirty=true",
+    ]
 
 
 def test_the_demo_deployment_shows_its_cost_progress_and_summary_in_prefect(demo_run) -> None:
@@ -60,9 +71,18 @@ def test_the_demo_deployment_shows_its_cost_progress_and_summary_in_prefect(demo
     (cost,) = json.loads(artifacts["cost-demo"]["data"])  # the table the UI shows under a stable key
     run_id = demo_run["archive"].name.removesuffix(".tar")
     assert cost | {"billed_s": None, "estimate_s": None} == {
-        "run": run_id, "model": "kenburns", "clips": 6, "instance": "local", "gpu": "this machine",
-        "usd_per_hour": 0.0, "billed_s": None, "usd_total": 0.0, "usd_per_video_s": 0.0, "estimate_usd": 0.0,
-        "estimate_s": None}  # fmt: skip
+        "run": run_id,
+        "model": "kenburns",
+        "clips": 6,
+        "instance": "local",
+        "gpu": "this machine",
+        "usd_per_hour": 0.0,
+        "billed_s": None,
+        "usd_total": 0.0,
+        "usd_per_video_s": 0.0,
+        "estimate_usd": 0.0,
+        "estimate_s": None,
+    }
     assert cost["billed_s"] > 0 and cost["estimate_s"] > 0  # the planner's prediction, next to the wall time
     assert artifacts["progress-demo"]["data"] == 100.0
     summary = artifacts["summary-demo"]["data"]
@@ -79,7 +99,12 @@ def test_shootout_runs_and_watch_read_the_runs_back_from_prefect(demo_run) -> No
     assert listed.returncode == 0, listed.stderr[-3000:]
     (row,) = [r for r in json.loads(listed.stdout) if r["id"] == flow_run_id(demo_run["result"])]
     assert (row["deployment"], row["state"], row["model"], row["clips"], row["usd_total"]) == (
-        "demo", "COMPLETED", "kenburns", 6, 0.0)  # fmt: skip
+        "demo",
+        "COMPLETED",
+        "kenburns",
+        6,
+        0.0,
+    )
     watched = shootout_cli("watch", row["flow_run"], env=env, timeout=120)
     assert watched.returncode == 0, watched.stderr[-3000:]
     assert "progress: 100 % (6 of 6 clips)" in watched.stdout and "COMPLETED" in watched.stdout
@@ -154,10 +179,15 @@ def test_a_scheduled_deployment_gets_a_run_that_the_worker_completes(prefect_wor
         sweep = client.read_deployment_by_name("reaper/sweep")
         schedule = IntervalSchedule(interval=timedelta(hours=1), anchor_date=first)
         deployment_id = client.create_deployment(
-            flow_id=sweep.flow_id, name="scheduled-check", entrypoint=sweep.entrypoint, path=sweep.path,
-            work_pool_name=sweep.work_pool_name, pull_steps=sweep.pull_steps, job_variables=sweep.job_variables,
+            flow_id=sweep.flow_id,
+            name="scheduled-check",
+            entrypoint=sweep.entrypoint,
+            path=sweep.path,
+            work_pool_name=sweep.work_pool_name,
+            pull_steps=sweep.pull_steps,
+            job_variables=sweep.job_variables,
             schedules=[DeploymentScheduleCreate(schedule=schedule, active=True)],
-        )  # fmt: skip
+        )
         try:
 
             def completed() -> list[dict]:

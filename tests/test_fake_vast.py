@@ -29,8 +29,15 @@ def sdk(fake: FakeVast, key: str = KEY) -> VastAI:
 
 
 def create(vast: VastAI, offer_id: int = 5001, label: str | None = "shootout:run-1") -> int:
-    answer = vast.create_instance(offer_id, image="pytorch/pytorch:2.4.0-cuda12.4-cudnn9-runtime", disk=20,
-                                  ssh=True, direct=True, label=label, env={"RUN_ID": "run-1"})  # fmt: skip
+    answer = vast.create_instance(
+        offer_id,
+        image="pytorch/pytorch:2.4.0-cuda12.4-cudnn9-runtime",
+        disk=20,
+        ssh=True,
+        direct=True,
+        label=label,
+        env={"RUN_ID": "run-1"},
+    )
     assert answer["success"] is True
     return answer["new_contract"]
 
@@ -51,11 +58,16 @@ def test_search_filters_order_limit_and_defaults(fake: FakeVast) -> None:
     assert {"inet_up_cost", "inet_down_cost", "storage_cost", "machine_id", "cuda_max_good"} <= set(offers[0])
 
     # in / notin / gte / neq, the cuda_vers alias, descending order; without the defaults the unverified one shows
-    picked = vast.search_offers("cuda_vers>=12.8 num_gpus=1 gpu_name in [RTX_4090,RTX_3090] machine_id notin [15001]",
-                                order="dph_total")  # fmt: skip
+    picked = vast.search_offers(
+        "cuda_vers>=12.8 num_gpus=1 gpu_name in [RTX_4090,RTX_3090] machine_id notin [15001]", order="dph_total"
+    )
     assert [o["id"] for o in picked] == [5007, 5003]
     assert [o["id"] for o in vast.search_offers("gpu_name!=RTX_3090 num_gpus<=1", order="dph_total-")] == [
-        5002, 5005, 5001, 5003]  # fmt: skip
+        5002,
+        5005,
+        5001,
+        5003,
+    ]
     assert vast.search_offers("gpu_name=RTX_4090 num_gpus=1", order="dph_total", no_default=True)[0]["id"] == 5004
     assert [o["id"] for o in vast.search_offers_new(QUERY, order="dph_total")] == [5001, 5002]
     assert fake.requests[-1]["method"] == "PUT" and fake.requests[-1]["path"] == "/api/v0/search/asks/"
@@ -76,7 +88,12 @@ def test_create_then_show_goes_invisible_null_loading_running(fake: FakeVast) ->
     assert row["ports"]["22/tcp"][0] == {"HostIp": "0.0.0.0", "HostPort": str(SSH_PORT)}
     assert row["label"] == "shootout:run-1" and row["extra_env"] == {"RUN_ID": "run-1"}
     assert (row["machine_id"], row["dph_total"], row["gpu_name"], row["num_gpus"], row["disk_space"]) == (
-        15001, 0.42, "RTX 4090", 1, 20.0)  # fmt: skip
+        15001,
+        0.42,
+        "RTX 4090",
+        1,
+        20.0,
+    )
     assert row["inet_down_cost"] == 0.005 and row["intended_status"] == row["cur_state"] == "running"
     assert isinstance(row["start_date"], float)
     assert vast.ssh_url(instance_id) == f"ssh://root@127.0.0.1:{SSH_PORT}"
@@ -188,8 +205,9 @@ def test_retry_after_is_honoured_and_a_long_one_is_not_waited(fake: FakeVast) ->
     assert (first["status"], second["status"]) == (429, 200)
     assert second["time"] - first["time"] >= 0.95
 
-    fake.inject(method="POST", path="/api/v0/bundles/", status=429, body={"detail": "slow down"},
-                headers={"Retry-After": "120"})  # fmt: skip
+    fake.inject(
+        method="POST", path="/api/v0/bundles/", status=429, body={"detail": "slow down"}, headers={"Retry-After": "120"}
+    )
     started = time.monotonic()
     with pytest.raises(requests.HTTPError):
         vast.search_offers(QUERY)
@@ -253,8 +271,12 @@ def test_raw_http_details(fake: FakeVast) -> None:
 
 def test_http_control_endpoints_script_the_fake(fake: FakeVast) -> None:
     vast = sdk(fake)
-    config = {"null_polls": 0, "loading_polls": 0, "final_status": "offline",
-              "inject": [{"method": "GET", "path": "/api/v0/users/current", "status": 503, "times": 1}]}  # fmt: skip
+    config = {
+        "null_polls": 0,
+        "loading_polls": 0,
+        "final_status": "offline",
+        "inject": [{"method": "GET", "path": "/api/v0/users/current", "status": 503, "times": 1}],
+    }
     assert requests.post(f"{fake.url}/_fake/config", json=config).json() == {"success": True}
     assert requests.post(f"{fake.url}/_fake/config", json={"nul_polls": 1}).status_code == 400
     assert vast.show_user()["id"] == 4242  # the 503 was retried

@@ -22,8 +22,13 @@ def vast_env(prefect_api, sshd_server, box_venv, tmp_path, monkeypatch):
         fake.configure(**RUNNING_AT_ONCE)
         monkeypatch.setenv("VAST_URL", fake.url)
         monkeypatch.setenv("VAST_API_KEY", "k")
-        infrastructure = {"provider": "vast", "key_file": sshd_server.key_file, "remote_root": tmp_path / "box",
-                          "venv": box_venv, "allow_dirty": "true"}  # fmt: skip
+        infrastructure = {
+            "provider": "vast",
+            "key_file": sshd_server.key_file,
+            "remote_root": tmp_path / "box",
+            "venv": box_venv,
+            "allow_dirty": "true",
+        }
         overrides = [f"infrastructure.{k}={v}" for k, v in infrastructure.items()]
         overrides += ["guardrails.clip_limit_s=3", "guardrails.run_limit_s=900"]  # only the clip limit may trip
         overrides += ["guardrails.plan_check=warn"]  # the planner knows a clip takes longer than 3 s

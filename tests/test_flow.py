@@ -25,10 +25,18 @@ def test_demo_ends_with_a_verified_bundle(demo_run) -> None:
     assert sha256_file(archive) == archive.with_name(archive.name + ".sha256").read_text().split()[0]
 
     files = sorted(p.relative_to(run_dir).as_posix() for p in run_dir.rglob("*") if p.is_file())
-    expected = ["SHA256SUMS", "final/final_stitched.mp4", "job.yaml", "manifest.json",
-                *[f"clips/clip_{i:03d}.mp4" for i in range(6)], *[f"frames/last_frame_{i:03d}.png" for i in range(6)],
-                *[f"logs/log_{i:03d}.json" for i in range(6)],
-                "status/progress.log", "status/status.json", "status/worker.log"]  # fmt: skip
+    expected = [
+        "SHA256SUMS",
+        "final/final_stitched.mp4",
+        "job.yaml",
+        "manifest.json",
+        *[f"clips/clip_{i:03d}.mp4" for i in range(6)],
+        *[f"frames/last_frame_{i:03d}.png" for i in range(6)],
+        *[f"logs/log_{i:03d}.json" for i in range(6)],
+        "status/progress.log",
+        "status/status.json",
+        "status/worker.log",
+    ]
     assert files == sorted(expected)
     for line in (run_dir / "SHA256SUMS").read_text().splitlines():
         digest, name = line.split("  ")
@@ -53,8 +61,19 @@ def test_the_film_is_a_30_to_60_s_720p_h264_video_of_six_chained_clips(demo_run)
 def test_manifest_and_logs_are_complete_and_portable(demo_run) -> None:
     run_dir = demo_run["out"] / demo_run["archive"].name.removesuffix(".tar")
     manifest = json.loads((run_dir / "manifest.json").read_text())
-    for key in ["run_id", "model", "pipeline_commit", "environment", "stitch", "final_video", "clips",
-                "guardrails", "files", "spec", "reference_image"]:  # fmt: skip
+    for key in [
+        "run_id",
+        "model",
+        "pipeline_commit",
+        "environment",
+        "stitch",
+        "final_video",
+        "clips",
+        "guardrails",
+        "files",
+        "spec",
+        "reference_image",
+    ]:
         assert manifest.get(key) is not None, key
     env = manifest["environment"]
     assert env["python"] and env["libraries"]["prefect"] and len(env["ffmpeg"]["sha256"]) == 64
@@ -63,8 +82,20 @@ def test_manifest_and_logs_are_complete_and_portable(demo_run) -> None:
     assert manifest["guardrails"]["outcome"] == "ok" and manifest["guardrails"]["clip_limit_s"] == 600
     assert manifest["stitch"]["settings"]["threads"] == 4
     log = json.loads((run_dir / "logs" / "log_003.json").read_text())
-    for key in ["prompt", "shot_card", "seed", "params", "input_image", "last_frame", "clip_file", "timings_s",
-                "peak_vram_bytes", "model", "libraries", "commit"]:  # fmt: skip
+    for key in [
+        "prompt",
+        "shot_card",
+        "seed",
+        "params",
+        "input_image",
+        "last_frame",
+        "clip_file",
+        "timings_s",
+        "peak_vram_bytes",
+        "model",
+        "libraries",
+        "commit",
+    ]:
         assert key in log, key
     assert log["params"]["frames"] == 145 and log["params"]["fps"] == 24 and log["seed"] == 1237
     assert {"load", "render", "encode"} <= set(log["timings_s"])

@@ -120,8 +120,11 @@ def test_a_tiny_reference_is_refused(tmp_path) -> None:
 
 def test_a_panorama_is_refused_and_a_portrait_warned(tmp_path) -> None:
     spec = spec_with_image(tmp_path, Image.new("RGB", (4000, 400), "red"), "pano.png")
-    refused_by_cli("plan", spec, expected=("reference_image = 'pano.png'", "4000x400", "keeps 18%",
-                                           f"the minimum is {CROP_REFUSE:.0%}"))  # fmt: skip
+    refused_by_cli(
+        "plan",
+        spec,
+        expected=("reference_image = 'pano.png'", "4000x400", "keeps 18%", f"the minimum is {CROP_REFUSE:.0%}"),
+    )
     spec = spec_with_image(tmp_path, Image.new("RGB", (3000, 4000), "red"), "portrait.png")
     done = shootout_cli("plan", spec, timeout=120)
     assert done.returncode == 0
@@ -157,12 +160,18 @@ def test_a_duplicate_key_is_refused_with_its_line(tmp_path) -> None:
 def test_a_yes_no_value_is_not_a_number(tmp_path, line, field) -> None:
     spec = spec_text(tmp_path, re.sub(r"(?m)^seed: .*$", line, open("jobspecs/demo.yaml").read()))
     refused_by_cli("validate", spec, expected=(field, "a number is expected, not a yes/no value"))
-    refused_by_cli("validate", "jobspecs/demo.yaml", "--set", "shots.0.duration_s=true",
-                   expected=("shots.0.duration_s = True",))  # fmt: skip
+    refused_by_cli(
+        "validate", "jobspecs/demo.yaml", "--set", "shots.0.duration_s=true", expected=("shots.0.duration_s = True",)
+    )
 
 
-FLOATS = ["guardrails.clip_limit_s", "guardrails.run_limit_s", "infrastructure.max_usd_per_hour", "shots.0.duration_s",
-          "color_match.strength"]  # fmt: skip
+FLOATS = [
+    "guardrails.clip_limit_s",
+    "guardrails.run_limit_s",
+    "infrastructure.max_usd_per_hour",
+    "shots.0.duration_s",
+    "color_match.strength",
+]
 
 
 @pytest.mark.parametrize("field", FLOATS)
@@ -174,14 +183,24 @@ def test_infinity_and_nan_are_refused(field, value) -> None:
 
 @pytest.mark.parametrize(
     ("field", "text", "code"),
-    [("title", "\u200b\u200b", "U+200B (ZERO WIDTH SPACE)"), ("shots.0.action", "sips\\0 coffee", "U+0000"),
-     ("constants.style", "\\e[31mred\\e[0m", "U+001B"), ("shots.2.subject", "a cup \u202e", "U+202E"),
-     ("generation.negative_prompt", "blur\u2028", "U+2028")],
-)  # fmt: skip
+    [
+        ("title", "\u200b\u200b", "U+200B (ZERO WIDTH SPACE)"),
+        ("shots.0.action", "sips\\0 coffee", "U+0000"),
+        ("constants.style", "\\e[31mred\\e[0m", "U+001B"),
+        ("shots.2.subject", "a cup \u202e", "U+202E"),
+        ("generation.negative_prompt", "blur\u2028", "U+2028"),
+    ],
+)
 def test_invisible_and_control_characters_in_prompt_text_are_refused(field, text, code) -> None:
     model = ("--set", "model=wan22_ti2v_5b") if field.startswith("generation") else ()
-    refused_by_cli("validate", "jobspecs/demo.yaml", *model, "--set", f'{field}="{text}"',
-                   expected=(f"{field} = ", code, "prompt text must be plain visible text"))  # fmt: skip
+    refused_by_cli(
+        "validate",
+        "jobspecs/demo.yaml",
+        *model,
+        "--set",
+        f'{field}="{text}"',
+        expected=(f"{field} = ", code, "prompt text must be plain visible text"),
+    )
 
 
 def test_text_of_only_blank_characters_is_refused() -> None:
@@ -190,32 +209,55 @@ def test_text_of_only_blank_characters_is_refused() -> None:
 
 @pytest.mark.parametrize(
     ("field", "text", "camera"),
-    [("action", "the camera pans left across the bar", "static"), ("environment", "slow dolly in on the cup", "static"),
-     ("subject", "a cup as the lens zooms out", "static"), ("action", "a tracking shot of the barista", "pan right"),
-     ("action", "the camera tilts down to the saucer", "tilt up")],
-)  # fmt: skip
+    [
+        ("action", "the camera pans left across the bar", "static"),
+        ("environment", "slow dolly in on the cup", "static"),
+        ("subject", "a cup as the lens zooms out", "static"),
+        ("action", "a tracking shot of the barista", "pan right"),
+        ("action", "the camera tilts down to the saucer", "tilt up"),
+    ],
+)
 def test_a_camera_move_in_the_shot_text_is_refused(field, text, camera) -> None:
     moved = ("--set", f"shots.0.{field}={text}", "--set", f"shots.0.camera={camera}")
     refused_by_cli("validate", "jobspecs/demo.yaml", *moved, expected=("shots.0: ", f"{field} has", "in `camera`"))
 
 
 def test_ordinary_words_and_the_shots_own_move_are_not_camera_moves(tmp_path) -> None:
-    done = shootout_cli("validate", "jobspecs/demo.yaml", "--set", "shots.0.action=a frying pan left on the stove",
-                        "--set", "shots.1.action=she tilts her head; the car zooms out of the garage", "--set",
-                        "shots.1.environment=the camera pans right past the window", timeout=120)  # fmt: skip
+    done = shootout_cli(
+        "validate",
+        "jobspecs/demo.yaml",
+        "--set",
+        "shots.0.action=a frying pan left on the stove",
+        "--set",
+        "shots.1.action=she tilts her head; the car zooms out of the garage",
+        "--set",
+        "shots.1.environment=the camera pans right past the window",
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr  # shot 1's camera is "pan right": its text may say so
 
 
 def test_text_and_spec_file_size_caps(tmp_path) -> None:
-    refused_by_cli("validate", "jobspecs/demo.yaml", "--set", f"shots.0.action={'word ' * 10_000}",
-                   expected=("shots.0.action = 'word word", f"at most {MAX_TEXT_CHARS} characters"))  # fmt: skip
+    refused_by_cli(
+        "validate",
+        "jobspecs/demo.yaml",
+        "--set",
+        f"shots.0.action={'word ' * 10_000}",
+        expected=("shots.0.action = 'word word", f"at most {MAX_TEXT_CHARS} characters"),
+    )
     big = spec_text(tmp_path, open("jobspecs/demo.yaml").read() + "#" * MAX_SPEC_BYTES)
     refused_by_cli("validate", big, expected=("spec file", f"limit of {MAX_SPEC_BYTES // 1024} KB"))
 
 
 def test_a_prompt_longer_than_the_text_window_is_warned_at_validate_and_plan() -> None:
-    long = ("--set", "model=wan22_ti2v_5b", "--set", f"constants.style={'a warm cinematic film look, ' * 80}",
-            "--set", "guardrails.plan_check=warn")  # fmt: skip
+    long = (
+        "--set",
+        "model=wan22_ti2v_5b",
+        "--set",
+        f"constants.style={'a warm cinematic film look, ' * 80}",
+        "--set",
+        "guardrails.plan_check=warn",
+    )
     for command in ("validate", "plan"):
         done = shootout_cli(command, "jobspecs/demo.yaml", *long, timeout=120)
         assert done.returncode == 0, done.stderr
@@ -240,12 +282,14 @@ def test_the_prompt_windows_are_the_models_own() -> None:
 
 @pytest.mark.parametrize(
     ("content", "expected"),
-    [(b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\xff\xd8", "not UTF-8 text"),
-     (open("jobspecs/demo.yaml").read().encode("utf-16"), "not UTF-8 text (it is UTF-16)"),
-     (b"title: [" + b"[" * 5000 + b"]" * 5001, "nested too deeply"),
-     (b"title: " + b"[" * 100 + b"]" * 100, "nested too deeply; the limit is 32 levels"),
-     (b"title: \x00", "not valid YAML")],
-)  # fmt: skip
+    [
+        (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\xff\xd8", "not UTF-8 text"),
+        (open("jobspecs/demo.yaml").read().encode("utf-16"), "not UTF-8 text (it is UTF-16)"),
+        (b"title: [" + b"[" * 5000 + b"]" * 5001, "nested too deeply"),
+        (b"title: " + b"[" * 100 + b"]" * 100, "nested too deeply; the limit is 32 levels"),
+        (b"title: \x00", "not valid YAML"),
+    ],
+)
 def test_unreadable_spec_files_are_refused_in_one_line(tmp_path, content, expected) -> None:
     (tmp_path / "spec.yaml").write_bytes(content)
     stderr = refused_by_cli("validate", str(tmp_path / "spec.yaml"), expected=("spec file", expected))
@@ -253,17 +297,36 @@ def test_unreadable_spec_files_are_refused_in_one_line(tmp_path, content, expect
 
 
 def test_a_set_value_that_is_not_yaml_is_refused() -> None:
-    stderr = refused_by_cli("validate", "jobspecs/demo.yaml", "--set", "seed=[1",
-                            expected=("--set seed=[1: not valid YAML", "line 1, column 3"))  # fmt: skip
+    stderr = refused_by_cli(
+        "validate",
+        "jobspecs/demo.yaml",
+        "--set",
+        "seed=[1",
+        expected=("--set seed=[1: not valid YAML", "line 1, column 3"),
+    )
     assert stderr.count("\n") == 1
 
 
 def test_resume_from_an_unknown_run_is_refused_before_the_flow(tmp_path) -> None:
     out = tmp_path / "out"
-    refused_by_cli("run", "jobspecs/demo.yaml", "--resume", "nope", "--out", str(out),
-                   expected=("--resume nope: no nope.partial/ or nope/ with a job.yaml",))  # fmt: skip
-    refused_by_cli("run", "jobspecs/demo.yaml", "--resume", "../../etc", "--out", str(out),
-                   expected=("--resume '../../etc': not a run id",))  # fmt: skip
+    refused_by_cli(
+        "run",
+        "jobspecs/demo.yaml",
+        "--resume",
+        "nope",
+        "--out",
+        str(out),
+        expected=("--resume nope: no nope.partial/ or nope/ with a job.yaml",),
+    )
+    refused_by_cli(
+        "run",
+        "jobspecs/demo.yaml",
+        "--resume",
+        "../../etc",
+        "--out",
+        str(out),
+        expected=("--resume '../../etc': not a run id",),
+    )
     refused_by_cli("run", "jobspecs/demo.yaml", "--resume", "", "--out", str(out), expected=("--resume '': not a run",))
     assert not out.exists()
 
@@ -291,6 +354,11 @@ def test_an_alias_bomb_is_refused_in_a_few_lines(tmp_path, levels) -> None:
 def test_a_recursive_alias_and_a_long_value_are_refused_briefly(tmp_path) -> None:
     spec = spec_text(tmp_path, "title: &t [*t]\n" + open("jobspecs/demo.yaml").read().replace("title:", "x:"))
     refused_by_cli("validate", spec, expected=("recursive alias",))
-    stderr = refused_by_cli("validate", "jobspecs/demo.yaml", "--set", f"model={'m' * 100_000}",
-                            expected=("model = 'mmmm", "(100,002 characters)", "unknown model"))  # fmt: skip
+    stderr = refused_by_cli(
+        "validate",
+        "jobspecs/demo.yaml",
+        "--set",
+        f"model={'m' * 100_000}",
+        expected=("model = 'mmmm", "(100,002 characters)", "unknown model"),
+    )
     assert len(stderr) < 500

@@ -33,9 +33,15 @@ def motion(camera: str, **where: float) -> np.ndarray:
 
 @pytest.mark.parametrize(
     ("camera", "axis", "sign"),
-    [("pan right", 0, -1), ("pan left", 0, 1), ("tilt up", 1, 1), ("tilt down", 1, -1),
-     ("dolly right", 0, -1), ("dolly left", 0, 1)],
-)  # fmt: skip
+    [
+        ("pan right", 0, -1),
+        ("pan left", 0, 1),
+        ("tilt up", 1, 1),
+        ("tilt down", 1, -1),
+        ("dolly right", 0, -1),
+        ("dolly left", 0, 1),
+    ],
+)
 def test_moves_shift_the_picture_the_right_way(camera: str, axis: int, sign: int) -> None:
     shift = motion(camera, x=0.5, y=0.5)
     assert sign * shift[axis] > 4, shift  # pixels, on a 320×180 frame

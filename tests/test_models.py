@@ -43,8 +43,9 @@ KNOBS = {"cogvideox15_5b_i2v": {"first_block_cache": 1.0, "interpolate_to": 24}}
 def tiny_home(tmp_path_factory) -> dict:
     """The three tiny pipelines, built by the CLI into a fresh HF_HOME; {"home": Path, "commits": {id: sha}}."""
     home = tmp_path_factory.mktemp("tiny-hf")
-    done = subprocess.run([sys.executable, "-m", "remote.models.tiny", str(home)], capture_output=True, text=True,
-                          timeout=300, cwd=REPO)  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "-m", "remote.models.tiny", str(home)], capture_output=True, text=True, timeout=300, cwd=REPO
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     lines = [line.split(": ", 1) for line in done.stdout.splitlines()]  # "<id>: <repo> @ <commit> in <hub>"
     commits = {model: text.split(" @ ")[1].split()[0] for model, text in lines}
@@ -63,9 +64,13 @@ def tiny_spec(model: str, **generation) -> dict:
 @pytest.fixture(scope="session")
 def tiny_runs(tiny_home, prefect_api, tmp_path_factory) -> dict:
     """Each model's two chained clips through supervise → worker, then stitch, bundle and verify."""
-    env = {"PREFECT_API_URL": prefect_api, "PYTHONPATH": str(REPO), "HF_HUB_OFFLINE": "1",
-           "SHOOTOUT_TINY_HF_HOME": str(tiny_home["home"]),
-           "HF_HOME": str(tmp_path_factory.mktemp("empty-hf"))}  # no real weights anywhere  # fmt: skip
+    env = {
+        "PREFECT_API_URL": prefect_api,
+        "PYTHONPATH": str(REPO),
+        "HF_HUB_OFFLINE": "1",
+        "SHOOTOUT_TINY_HF_HOME": str(tiny_home["home"]),
+        "HF_HOME": str(tmp_path_factory.mktemp("empty-hf")),
+    }  # no real weights anywhere
     runs = {}
     with pytest.MonkeyPatch.context() as patch:
         for key, value in env.items():
@@ -74,9 +79,14 @@ def tiny_runs(tiny_home, prefect_api, tmp_path_factory) -> dict:
         for model, (_, memory, _, _) in MODELS.items():
             root = tmp_path_factory.mktemp(model)
             reference = REPO / "jobspecs" / "espresso.png"
-            run_info = {"run_id": f"tiny-{model}", "created_at": "2026-01-01T00:00:00Z", "spec_file": "spec.yaml",
-                        "overrides": ["model_source=tiny"], "commit": {"sha": None},
-                        "reference": {"file": reference.name, "sha256": sha256_file(reference)}}  # fmt: skip
+            run_info = {
+                "run_id": f"tiny-{model}",
+                "created_at": "2026-01-01T00:00:00Z",
+                "spec_file": "spec.yaml",
+                "overrides": ["model_source=tiny"],
+                "commit": {"sha": None},
+                "reference": {"file": reference.name, "sha256": sha256_file(reference)},
+            }
             paths = JobPaths(root / "box" / run_info["run_id"])
             stage_job(paths.job_dir, tiny_spec(model, memory=memory, **KNOBS.get(model, {})), reference, run_info)
             rc = supervise(paths.job_dir)
@@ -181,8 +191,9 @@ def test_first_block_cache_skips_blocks_and_starts_clean_each_clip(tiny_home, mo
 
     monkeypatch.setenv("SHOOTOUT_TINY_HF_HOME", str(tiny_home["home"]))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    spec = validate(tiny_spec(model, memory="24gb", max_frames=33, first_block_cache=1.0, attention_backend=backend,
-                              compile=True))  # fmt: skip
+    spec = validate(
+        tiny_spec(model, memory="24gb", max_frames=33, first_block_cache=1.0, attention_backend=backend, compile=True)
+    )
     adapter = load_adapter(spec)
     adapter.load()
     clip = plan_clips(spec)[0]
@@ -215,8 +226,17 @@ def test_hunyuan_prompt_trim_is_the_same_math_on_the_tiny_model() -> None:
     calls = []
     hook = pipe.transformer.register_forward_pre_hook(lambda _, a, kw: calls.append(kw), with_kwargs=True)
     image = Image.new("RGB", (64, 64), "orange")
-    pipe(image=image, prompt="a red espresso cup on a saucer", height=64, width=64, num_frames=9, num_inference_steps=1,
-         guidance_scale=6.0, image_embed_interleave=4, output_type="latent")  # fmt: skip
+    pipe(
+        image=image,
+        prompt="a red espresso cup on a saucer",
+        height=64,
+        width=64,
+        num_frames=9,
+        num_inference_steps=1,
+        guidance_scale=6.0,
+        image_embed_interleave=4,
+        output_type="latent",
+    )
     hook.remove()
     inputs = calls[0]
     assert pipe.transformer.dtype == torch.float32 and inputs["encoder_hidden_states"].shape[0] == 1
@@ -226,20 +246,25 @@ def test_hunyuan_prompt_trim_is_the_same_math_on_the_tiny_model() -> None:
         trimmed = pipe.transformer(**inputs)[0]
         unmasked = pipe.transformer.forward(**inputs)[0]  # forward() skips the trim hook: padding, no mask
     max_abs = (trimmed - padded).abs().max().item()
-    print(f"prompt_trim, tiny Hunyuan, float32: tokens {trim.tokens}, max abs diff {max_abs:.3g} "
-          f"(outputs up to {padded.abs().max().item():.3g}; mask dropped untrimmed: "
-          f"{(unmasked - padded).abs().max().item():.3g})")  # fmt: skip
+    print(
+        f"prompt_trim, tiny Hunyuan, float32: tokens {trim.tokens}, max abs diff {max_abs:.3g} "
+        f"(outputs up to {padded.abs().max().item():.3g}; mask dropped untrimmed: "
+        f"{(unmasked - padded).abs().max().item():.3g})"
+    )
     assert trim.tokens["kept"] < trim.tokens["padded"] == inputs["encoder_hidden_states"].shape[1]
     assert max_abs <= 1e-5 * padded.abs().max().item()
     assert (unmasked - padded).abs().max().item() > 1e-2 * padded.abs().max().item()  # the test can see a wrong mask
     # regional compile must reach I2V's TokenReplace blocks, which diffusers' own `_repeated_blocks` does not name,
     # and run under the 24gb plan's group offload, whose hooks break graphs (fullgraph=True fails there); torch's
     # eager backend: dynamo's tracing without the CUDA-only code generation
-    blocks = {type(block).__name__ for block in (*pipe.transformer.transformer_blocks,
-                                                 *pipe.transformer.single_transformer_blocks)}  # fmt: skip
+    blocks = {
+        type(block).__name__
+        for block in (*pipe.transformer.transformer_blocks, *pipe.transformer.single_transformer_blocks)
+    }
     assert not blocks & set(pipe.transformer._repeated_blocks)
-    pipe.transformer.enable_group_offload(torch.device("cpu"), torch.device("cpu"), offload_type="block_level",
-                                          num_blocks_per_group=1)  # fmt: skip
+    pipe.transformer.enable_group_offload(
+        torch.device("cpu"), torch.device("cpu"), offload_type="block_level", num_blocks_per_group=1
+    )
     done = regional_compile(pipe.transformer, cached=False, backend="eager")
     assert done.endswith("fullgraph=False: group offload hooks in the blocks)")
     assert set(pipe.transformer._repeated_blocks) == blocks
@@ -313,8 +338,12 @@ def test_an_impossible_frame_count_is_refused_at_validation(tmp_path, model, max
 
 def test_a_size_off_the_models_grid_is_refused(tmp_path) -> None:
     # 1280x720 is 720p-class, but Wan's VAE × patch needs multiples of 32 (the pipeline would floor it to 704)
-    refused(tmp_path, with_model("wan22_ti2v_5b"), "generation size = 1280x720: model 'wan22_ti2v_5b' needs width "
-            "and height in multiples of 32", overrides=("generation.height=720",))  # fmt: skip
+    refused(
+        tmp_path,
+        with_model("wan22_ti2v_5b"),
+        "generation size = 1280x720: model 'wan22_ti2v_5b' needs width and height in multiples of 32",
+        overrides=("generation.height=720",),
+    )
     assert load_spec(write_spec(tmp_path, with_model("hunyuan_i2v")), ("generation.height=720",))
 
 
@@ -355,10 +384,19 @@ def test_memory_plans_are_for_the_diffusers_models_only_and_tiny_kenburns_is_a_s
     small = ("model_source=tiny", "generation.width=96", "generation.height=64", "shots.0.duration_s=5")
     spec = load_spec(write_spec(tmp_path, dict(demo_data(), shots=demo_data()["shots"][:1])), small).spec
     assert (spec.size, spec.clip_count) == ((96, 64), 1)  # kenburns has no weights: tiny = small and short
-    refused(tmp_path, demo_data(), "generation.memory = '24gb': model 'kenburns' uses no GPU",
-            overrides=("generation.memory=24gb",))  # fmt: skip
-    refused(tmp_path, with_model("hunyuan_i2v"), "generation.memory = '48gb'", "'auto', 'full' or '24gb'",
-            overrides=("generation.memory=48gb",))  # fmt: skip
+    refused(
+        tmp_path,
+        demo_data(),
+        "generation.memory = '24gb': model 'kenburns' uses no GPU",
+        overrides=("generation.memory=24gb",),
+    )
+    refused(
+        tmp_path,
+        with_model("hunyuan_i2v"),
+        "generation.memory = '48gb'",
+        "'auto', 'full' or '24gb'",
+        overrides=("generation.memory=48gb",),
+    )
 
 
 def test_tiny_weights_are_built_on_demand_and_prompts_keep_no_autograd_graph(tiny_home, tmp_path, monkeypatch) -> None:
@@ -392,8 +430,16 @@ def transformer_inputs(model: str) -> tuple:
     calls = []
     hook = pipe.transformer.register_forward_pre_hook(lambda _, a, kw: calls.append(kw), with_kwargs=True)
     extra = {"max_sequence_length": 16} if model == "wan22_ti2v_5b" else {"image_embed_interleave": 4}
-    pipe(image=Image.new("RGB", (64, 64), "orange"), prompt="a red espresso cup on a saucer", height=64, width=64,
-         num_frames=9, num_inference_steps=1, output_type="latent", **extra)  # fmt: skip
+    pipe(
+        image=Image.new("RGB", (64, 64), "orange"),
+        prompt="a red espresso cup on a saucer",
+        height=64,
+        width=64,
+        num_frames=9,
+        num_inference_steps=1,
+        output_type="latent",
+        **extra,
+    )
     hook.remove()
     return pipe.transformer, calls[0]
 
@@ -429,8 +475,11 @@ def test_flash_attention_4_routing_gives_sdpa_output_on_the_tiny_models(model) -
     inputs = {k: v.to(torch.bfloat16) if torch.is_tensor(v) and v.is_floating_point() else v for k, v in inputs.items()}
     if model == "hunyuan_i2v":
         PromptTrim(transformer)
-    blocks = len(transformer.blocks) if model == "wan22_ti2v_5b" else len(transformer.transformer_blocks) + len(
-        transformer.single_transformer_blocks)  # fmt: skip
+    blocks = (
+        len(transformer.blocks)
+        if model == "wan22_ti2v_5b"
+        else len(transformer.transformer_blocks) + len(transformer.single_transformer_blocks)
+    )
     with torch.no_grad():
         sdpa = transformer(**inputs)[0].float()
         forward = transformer.forward
@@ -479,8 +528,9 @@ def test_flash_attention_4_stays_off_a_group_offloaded_transformer() -> None:
     from remote.models.fa4 import OFFLOADED, route_attention
 
     transformer, _ = transformer_inputs("hunyuan_i2v")
-    transformer.enable_group_offload(torch.device("cpu"), torch.device("cpu"), offload_type="block_level",
-                                     num_blocks_per_group=1)  # fmt: skip
+    transformer.enable_group_offload(
+        torch.device("cpu"), torch.device("cpu"), offload_type="block_level", num_blocks_per_group=1
+    )
     forward = transformer.forward
     assert route_attention(transformer, torch.device("cpu"), kernel=lambda *a: None) == f"{OFFLOADED}; torch SDPA used"
     assert transformer.forward == forward

@@ -61,8 +61,16 @@ def tiny_transformer_call(model: str):
     hook = pipe.transformer.register_forward_pre_hook(lambda _, a, kw: calls.append((a, kw)), with_kwargs=True)
     image = Image.fromarray((np.random.RandomState(0).rand(64, 96, 3) * 255).astype("uint8"))
     extra = {"max_sequence_length": 16} if model == "wan22_ti2v_5b" else {}
-    pipe(image=image, prompt="a cat walks on the beach", height=64, width=96, num_frames=9, num_inference_steps=1,
-         output_type="latent", **extra)  # fmt: skip
+    pipe(
+        image=image,
+        prompt="a cat walks on the beach",
+        height=64,
+        width=96,
+        num_frames=9,
+        num_inference_steps=1,
+        output_type="latent",
+        **extra,
+    )
     hook.remove()
     return pipe.transformer, calls[0]
 
@@ -113,8 +121,12 @@ def test_flops_match_torch_flop_counter_on_the_full_size_transformers(model) -> 
         elif model == "hunyuan_i2v":
             transformer = diffusers.HunyuanVideoTransformer3DModel(**arch["transformer"])
             mask, pooled = torch.ones(1, text), torch.empty(1, 768)
-            inputs |= {"hidden_states": torch.empty(1, 16, t, h, w), "guidance": torch.empty(1),
-                       "encoder_attention_mask": mask, "pooled_projections": pooled}  # fmt: skip
+            inputs |= {
+                "hidden_states": torch.empty(1, 16, t, h, w),
+                "guidance": torch.empty(1),
+                "encoder_attention_mask": mask,
+                "pooled_projections": pooled,
+            }
         else:  # (B, F, C, H, W), the latent frames padded to even
             transformer = diffusers.CogVideoXTransformer3DModel(**arch["transformer"])
             inputs |= {"hidden_states": torch.empty(1, t + t % 2, 32, h, w), "ofs": torch.empty(1)}
@@ -127,8 +139,11 @@ def test_flops_match_the_full_size_measurements_on_the_h200() -> None:
     """measurements.md: FlopCounterMode on the full-size transformers at the native shapes, 521, 1,479 and
     12,069 TFLOP per forward (Hunyuan measured with 256 text tokens; the pipeline feeds 396)."""
     arch = architectures()
-    measured = {"wan22_ti2v_5b": (1280, 704, 121, 521), "cogvideox15_5b_i2v": (1360, 768, 81, 1479),
-                "hunyuan_i2v": (1280, 720, 129, 12069)}  # fmt: skip
+    measured = {
+        "wan22_ti2v_5b": (1280, 704, 121, 521),
+        "cogvideox15_5b_i2v": (1360, 768, 81, 1479),
+        "hunyuan_i2v": (1280, 720, 129, 12069),
+    }
     for model, (width, height, frames, tflop) in measured.items():
         assert clip_forward(arch[model], frames, width, height).total / 1e12 == pytest.approx(tflop, rel=0.05), model
     hunyuan = arch["hunyuan_i2v"]
@@ -243,10 +258,15 @@ def test_the_planner_is_within_15_percent_of_whole_clips_on_the_h100() -> None:
         print(f"{model} {profile}: predicted {predicted:.1f} s, measured {measured:.1f} s on the GPU")
         assert predicted == pytest.approx(measured, rel=0.15), path.name
         seen.add((model, profile, fa4))
-    assert seen >= {("wan22_ti2v_5b", "baseline", False), ("wan22_ti2v_5b", "baseline", True),
-                    ("wan22_ti2v_5b", "fast", False), ("wan22_ti2v_5b", "fast", True),
-                    ("cogvideox15_5b_i2v", "fast", False), ("cogvideox15_5b_i2v", "fast", True),
-                    ("hunyuan_i2v", "fast", False)}  # fmt: skip
+    assert seen >= {
+        ("wan22_ti2v_5b", "baseline", False),
+        ("wan22_ti2v_5b", "baseline", True),
+        ("wan22_ti2v_5b", "fast", False),
+        ("wan22_ti2v_5b", "fast", True),
+        ("cogvideox15_5b_i2v", "fast", False),
+        ("cogvideox15_5b_i2v", "fast", True),
+        ("hunyuan_i2v", "fast", False),
+    }
 
 
 def test_flash_attention_4_is_credited_where_the_box_runs_it() -> None:
@@ -272,8 +292,14 @@ def test_baseline_refused_on_a_4090_naming_the_fix_and_the_fast_profile_fits(mod
     with pytest.raises(SpecError) as refused:
         check_plan(model_spec(model))
     message = str(refused.value)
-    for part in (f"model {model}", "on RTX 4090: clip 0 is predicted at", "above guardrails.clip_limit_s = 600 s",
-                 "--set generation.profile=fast", "--set generation.steps=", "guardrails.plan_check=warn"):  # fmt: skip
+    for part in (
+        f"model {model}",
+        "on RTX 4090: clip 0 is predicted at",
+        "above guardrails.clip_limit_s = 600 s",
+        "--set generation.profile=fast",
+        "--set generation.steps=",
+        "guardrails.plan_check=warn",
+    ):
         assert part in message, message
     fast = model_spec(model, profile="fast")
     assert check_plan(fast).longest.seconds <= LIMIT_FAST_S
@@ -313,8 +339,9 @@ def test_every_knob_is_accounted_for() -> None:
     trimmed = model_spec("hunyuan_i2v")
     untrimmed = predict_clip(model_spec("hunyuan_i2v", prompt_trim=False), plan_clips(trimmed)[0], "RTX 4090")
     trim = knobs["prompt_trim"]["speedup"]["hunyuan_i2v"]
-    assert untrimmed.phases["denoise"] == pytest.approx(predict_clip(trimmed, plan_clips(trimmed)[0],
-                                                                     "RTX 4090").phases["denoise"] * trim)  # fmt: skip
+    assert untrimmed.phases["denoise"] == pytest.approx(
+        predict_clip(trimmed, plan_clips(trimmed)[0], "RTX 4090").phases["denoise"] * trim
+    )
     cog = model_spec("cogvideox15_5b_i2v", interpolate_to=24)
     cog_clip = predict_clip(cog, plan_clips(cog)[0], "RTX 4090")
     assert cog_clip.phases["interpolate"] > 0 and cog_clip.frames == 81  # 81 generated, 121 written

@@ -42,9 +42,13 @@ def fake(sshd_server, tmp_path):
 
 
 def remote_args(provider: str, sshd, box_venv: str, root: Path, *extra: str) -> list[str]:
-    sets = {"infrastructure.provider": provider, "infrastructure.key_file": str(sshd.key_file),
-            "infrastructure.remote_root": str(root), "infrastructure.venv": box_venv,
-            "infrastructure.allow_dirty": "true"}  # fmt: skip
+    sets = {
+        "infrastructure.provider": provider,
+        "infrastructure.key_file": str(sshd.key_file),
+        "infrastructure.remote_root": str(root),
+        "infrastructure.venv": box_venv,
+        "infrastructure.allow_dirty": "true",
+    }
     if provider == "ssh":
         sets |= {"infrastructure.host": "127.0.0.1", "infrastructure.port": str(sshd.port)}
     args = [arg for key, value in sets.items() for arg in ("--set", f"{key}={value}")]
@@ -60,8 +64,14 @@ def run_env(prefect_api: str, tmp_path: Path, fake: FakeVast | None = None) -> d
 
 def start_run(args: list[str], env: dict[str, str]) -> subprocess.Popen:
     exe = Path(os.environ.get("VIRTUAL_ENV", REPO / ".venv")) / "bin" / "shootout"
-    return subprocess.Popen([str(exe), "run", str(DEMO), *args], env=os.environ | env, cwd=REPO,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    return subprocess.Popen(
+        [str(exe), "run", str(DEMO), *args],
+        env=os.environ | env,
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def bundle_of(out: Path) -> tuple[Path, dict]:
@@ -92,8 +102,16 @@ def assert_nothing_leaked(api: str, out: Path, root: Path, home: Path, *outputs:
     artifacts = httpx.post(f"{api}/artifacts/filter", json={}).json()
     variables = httpx.post(f"{api}/variables/filter", json={}).json()
     flow_runs = httpx.post(f"{api}/flow_runs/filter", json={"limit": 200}).json()
-    texts = [*outputs, json.dumps(logs), json.dumps(artifacts), json.dumps(variables), json.dumps(flow_runs),
-             *all_text(out), *all_text(root), *all_text(home)]  # fmt: skip
+    texts = [
+        *outputs,
+        json.dumps(logs),
+        json.dumps(artifacts),
+        json.dumps(variables),
+        json.dumps(flow_runs),
+        *all_text(out),
+        *all_text(root),
+        *all_text(home),
+    ]
     assert secrets_in(texts) == []
     assert not [v for v in variables if v["name"].startswith("shootout_instance_")]  # each record went with its box
 
@@ -121,8 +139,16 @@ def test_vast_run_killed_mid_clip_then_resumed_gives_the_same_bytes_as_local(
     assert sha256_file(first_dir / "clips" / "clip_001.mp4") == first["files"]["clips/clip_001.mp4"]
     assert fake.live_instances() == []
 
-    done = shootout_cli("run", str(DEMO), "--out", str(out), "--resume", first_dir.name,
-                        *remote_args("vast", sshd_server, box_venv, root, *SMALL_SETS), env=env)  # fmt: skip
+    done = shootout_cli(
+        "run",
+        str(DEMO),
+        "--out",
+        str(out),
+        "--resume",
+        first_dir.name,
+        *remote_args("vast", sshd_server, box_venv, root, *SMALL_SETS),
+        env=env,
+    )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-5000:]
     assert f"resuming after {first['clips']['finished']} clips" in done.stderr
     (archive,) = [a for a in out.glob("*.tar") if a.name != f"{first_dir.name}.tar"]
@@ -135,15 +161,21 @@ def test_vast_run_killed_mid_clip_then_resumed_gives_the_same_bytes_as_local(
     cost = json.loads((out / f"{archive.name.removesuffix('.tar')}.cost.json").read_text())
     assert cost["usd_total"] > 0 and cost["estimate_usd"] > 0 and cost["gpu"] == "RTX 4090"
     assert "estimate before renting: $" in done.stderr  # shown before the instance was created
-    assert_nothing_leaked(small_local_run["api"], out, root, tmp_path / "home", first_out, first_err, done.stdout,
-                          done.stderr)  # fmt: skip
+    assert_nothing_leaked(
+        small_local_run["api"], out, root, tmp_path / "home", first_out, first_err, done.stdout, done.stderr
+    )
 
 
 def test_ssh_run_gives_the_same_bytes_as_local(small_local_run, sshd_server, box_venv, tmp_path) -> None:
     out, root = tmp_path / "out", tmp_path / "box"
-    done = shootout_cli("run", str(DEMO), "--out", str(out),
-                        *remote_args("ssh", sshd_server, box_venv, root, *SMALL_SETS),
-                        env=run_env(small_local_run["api"], tmp_path))  # fmt: skip
+    done = shootout_cli(
+        "run",
+        str(DEMO),
+        "--out",
+        str(out),
+        *remote_args("ssh", sshd_server, box_venv, root, *SMALL_SETS),
+        env=run_env(small_local_run["api"], tmp_path),
+    )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-5000:]
     run_dir, manifest = bundle_of(out)
     assert hashes(manifest) == local_hashes(small_local_run)
@@ -163,8 +195,10 @@ def box_status(root: Path) -> tuple[Path, dict] | None:
 
 def test_cancelling_the_local_flow_destroys_the_instance(prefect_api, fake, sshd_server, box_venv, tmp_path) -> None:
     root = tmp_path / "box"
-    run = start_run(["--out", str(tmp_path / "out"), *remote_args("vast", sshd_server, box_venv, root)],
-                    run_env(prefect_api, tmp_path, fake))  # fmt: skip
+    run = start_run(
+        ["--out", str(tmp_path / "out"), *remote_args("vast", sshd_server, box_venv, root)],
+        run_env(prefect_api, tmp_path, fake),
+    )
     try:
         wait_until(lambda: box_status(root))  # the instance exists and the worker runs
         assert len(fake.live_instances()) == 1
@@ -189,17 +223,27 @@ def test_a_killed_flow_leaves_an_orphan_the_reaper_destroys(prefect_api, fake, s
     api = prefect_api.rstrip("/")
     # What the heartbeat automation does to a silent run: mark it Crashed.
     httpx.post(f"{api}/flow_runs/{flow_run_id}/set_state", json={"state": {"type": "CRASHED"}, "force": True})
-    reaper = subprocess.run([str(Path(os.environ.get("VIRTUAL_ENV", REPO / ".venv")) / "bin" / "python"),
-                             "-m", "flows.reaper"], env=os.environ | env, cwd=REPO, capture_output=True, text=True,
-                            timeout=300)  # fmt: skip
+    reaper = subprocess.run(
+        [str(Path(os.environ.get("VIRTUAL_ENV", REPO / ".venv")) / "bin" / "python"), "-m", "flows.reaper"],
+        env=os.environ | env,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert reaper.returncode == 0, reaper.stderr[-3000:]
     assert f"destroyed instance {orphan}" in reaper.stdout + reaper.stderr
     assert fake.live_instances() == []
 
 
 def heartbeats(api: str, flow_run_id: str) -> list[dict]:
-    query = {"filter": {"event": {"name": ["prefect.flow-run.heartbeat"]},
-                        "resource": {"id": [f"prefect.flow-run.{flow_run_id}"]}}, "limit": 5}  # fmt: skip
+    query = {
+        "filter": {
+            "event": {"name": ["prefect.flow-run.heartbeat"]},
+            "resource": {"id": [f"prefect.flow-run.{flow_run_id}"]},
+        },
+        "limit": 5,
+    }
     return httpx.post(f"{api}/events/filter", json=query).json()["events"]
 
 
@@ -225,8 +269,14 @@ def test_a_kill_9_terminal_run_is_destroyed_once_its_lease_lapses(
     python = str(Path(os.environ.get("VIRTUAL_ENV", REPO / ".venv")) / "bin" / "python")
 
     def reaper(*args: str) -> str:
-        done = subprocess.run([python, "-m", "flows.reaper", *args], env=os.environ | env, cwd=REPO,
-                              capture_output=True, text=True, timeout=300)  # fmt: skip
+        done = subprocess.run(
+            [python, "-m", "flows.reaper", *args],
+            env=os.environ | env,
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
         assert done.returncode == 0, done.stderr[-3000:]
         return done.stdout + done.stderr
 
@@ -246,26 +296,45 @@ def test_the_reaper_sweeps_every_instance_even_when_one_destroy_keeps_failing(pr
     from provisioning.vast import VastClient
 
     sdk = VastClient(VAST_KEY, fake.url).sdk
-    created = [sdk.create_instance(id=offer, image="x", disk=20, label=f"shootout:gone-{offer}", ssh=True,
-                                   direct=True)["new_contract"] for offer in (5001, 5003)]  # fmt: skip
+    created = [
+        sdk.create_instance(id=offer, image="x", disk=20, label=f"shootout:gone-{offer}", ssh=True, direct=True)[
+            "new_contract"
+        ]
+        for offer in (5001, 5003)
+    ]
     stuck, other = created
     fake.inject("DELETE", f"/api/v0/instances/{stuck}/", 502, body="Bad Gateway", times=None)
     python = str(Path(os.environ.get("VIRTUAL_ENV", REPO / ".venv")) / "bin" / "python")
-    done = subprocess.run([python, "-m", "flows.reaper", "--destroy-timeout-s", "3"], cwd=REPO, capture_output=True,
-                          text=True, timeout=300, env=os.environ | run_env(prefect_api, tmp_path, fake))  # fmt: skip
+    done = subprocess.run(
+        [python, "-m", "flows.reaper", "--destroy-timeout-s", "3"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=os.environ | run_env(prefect_api, tmp_path, fake),
+    )
     assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr[-3000:]
     assert f"vastai destroy instance {stuck}" in done.stderr and f"destroyed instance {other}" in done.stderr
     assert fake.live_instances() == [stuck]  # named, with the command to end it; the next sweep tries again
     fake.clear_faults()
-    assert subprocess.run([python, "-m", "flows.reaper"], cwd=REPO, capture_output=True, timeout=300,
-                          env=os.environ | run_env(prefect_api, tmp_path, fake)).returncode == 0  # fmt: skip
+    assert (
+        subprocess.run(
+            [python, "-m", "flows.reaper"],
+            cwd=REPO,
+            capture_output=True,
+            timeout=300,
+            env=os.environ | run_env(prefect_api, tmp_path, fake),
+        ).returncode
+        == 0
+    )
     assert fake.live_instances() == []
 
 
 def test_a_lost_box_loses_at_most_the_clip_in_progress(prefect_api, fake, sshd_server, box_venv, tmp_path) -> None:
     out, root = tmp_path / "out", tmp_path / "box"
-    run = start_run(["--out", str(out), *remote_args("vast", sshd_server, box_venv, root)],
-                    run_env(prefect_api, tmp_path, fake))  # fmt: skip
+    run = start_run(
+        ["--out", str(out), *remote_args("vast", sshd_server, box_venv, root)], run_env(prefect_api, tmp_path, fake)
+    )
     try:
         wait_until(lambda: list(out.glob("*.partial/logs/log_000.json")))  # clip 0 is finished and copied here
         path, _ = box_status(root)

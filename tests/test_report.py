@@ -49,26 +49,37 @@ def make_run(root, run_id: str, model: str, flash: bool = False, tint: float = 0
         Image.fromarray(frames[-1]).save(last)
         image = frames[-1]
         log = {
-            "run_id": run_id, "clip": i, "shot": i, "seed": 7 + i,
+            "run_id": run_id,
+            "clip": i,
+            "shot": i,
+            "seed": 7 + i,
             "shot_card": {"camera": camera, "duration_s": FRAMES / FPS},
             "params": {"width": W, "height": H, "frames": FRAMES, "fps": FPS, "steps": None, "guidance": None},
-            "clip_file": {"path": f"clips/{clip.name}", "sha256": sha256_file(clip), "frames": FRAMES,
-                          "seconds": FRAMES / FPS},
+            "clip_file": {
+                "path": f"clips/{clip.name}",
+                "sha256": sha256_file(clip),
+                "frames": FRAMES,
+                "seconds": FRAMES / FPS,
+            },
             "last_frame": {"path": f"frames/{last.name}", "sha256": sha256_file(last)},
             "timings_s": {"load": 1.0, "render": 1.5, "encode": 0.5, "clip_total": 2.0 + 0.5 * i},
             "peak_vram_bytes": 3 * 2**30 if provider == "vast" else None,
             "model": {"id": model, "repo": None, "revision": "builtin"},
-            "started_at": f"2026-01-01T00:00:{10 + 3 * i:02d}Z", "finished_at": f"2026-01-01T00:00:{12 + 3 * i:02d}Z",
-        }  # fmt: skip
+            "started_at": f"2026-01-01T00:00:{10 + 3 * i:02d}Z",
+            "finished_at": f"2026-01-01T00:00:{12 + 3 * i:02d}Z",
+        }
         (run / f"logs/log_{i:03d}.json").write_text(json.dumps(log))
         logs.append(log)
     manifest = {
-        "run_id": run_id, "title": "Tiny espresso", "model": logs[0]["model"],
-        "created_at": "2026-01-01T00:00:00Z", "bundled_at": "2026-01-01T00:00:30Z",
+        "run_id": run_id,
+        "title": "Tiny espresso",
+        "model": logs[0]["model"],
+        "created_at": "2026-01-01T00:00:00Z",
+        "bundled_at": "2026-01-01T00:00:30Z",
         "clips": {"planned": len(CAMERAS), "finished": len(logs), "list": []},
         "guardrails": {"clip_limit_s": 600.0, "run_limit_s": 1800.0, "outcome": "ok", "reason": None},
         "final_video": None,
-    }  # fmt: skip
+    }
     (run / "manifest.json").write_text(json.dumps(manifest))
     job = demo_data() | {
         "model": model,
@@ -89,8 +100,12 @@ def runs(tmp_path_factory) -> dict:
     (root / "run-flash.cost.json").write_text(json.dumps(cost))  # run-drift has none: its cost is n/a
     out = root / "report"
     result = compare_runs([clean, flashed, drifting], out)
-    return {"dirs": [clean, flashed, drifting], "out": out, "result": result,
-            "by_id": {r["run_id"]: r for r in result["runs"]}}  # fmt: skip
+    return {
+        "dirs": [clean, flashed, drifting],
+        "out": out,
+        "result": result,
+        "by_id": {r["run_id"]: r for r in result["runs"]},
+    }
 
 
 def test_decoding_has_no_colour_bias(tmp_path) -> None:

@@ -160,8 +160,17 @@ def test_prompt_is_shot_card_plus_global_constants_in_a_fixed_order() -> None:
     prompt = build_prompt(spec.constants, spec.shots[1])
     assert prompt == build_prompt(spec.constants, spec.shots[1])
     shot, c = spec.shots[1], spec.constants
-    order = [shot.subject, shot.action, shot.environment, "pans slowly to the right", c.style, c.setting,
-             c.lighting, c.lens, c.composition]  # fmt: skip
+    order = [
+        shot.subject,
+        shot.action,
+        shot.environment,
+        "pans slowly to the right",
+        c.style,
+        c.setting,
+        c.lighting,
+        c.lens,
+        c.composition,
+    ]
     positions = [prompt.index(part) for part in order]
     assert positions == sorted(positions)
 
@@ -192,17 +201,37 @@ def test_speed_profile_resolves_under_the_specs_own_overrides(tmp_path) -> None:
 
 
 def test_speed_knobs_are_refused_where_they_cannot_apply(tmp_path) -> None:
-    refused(tmp_path, changed(generation={"first_block_cache": 0.05}), "generation.first_block_cache",
-            "model 'kenburns' has no such setting")  # fmt: skip
+    refused(
+        tmp_path,
+        changed(generation={"first_block_cache": 0.05}),
+        "generation.first_block_cache",
+        "model 'kenburns' has no such setting",
+    )
     refused(tmp_path, changed(generation={"profile": "turbo"}), "generation.profile = 'turbo'", "'baseline' or 'fast'")
     cog = changed(model="cogvideox15_5b_i2v")
-    refused(tmp_path, cog, "generation.attention_backend: model 'cogvideox15_5b_i2v' has no such setting",
-            overrides=("generation.attention_backend=sage",))  # fmt: skip
-    refused(tmp_path, changed(model="wan22_ti2v_5b"), "generation.attention_backend = 'sdpa'",
-            overrides=("generation.attention_backend=sdpa",))  # fmt: skip
-    refused(tmp_path, cog, "generation.interpolate_to = 16: must be above the generation fps 16",
-            overrides=("generation.interpolate_to=16",))  # fmt: skip
+    refused(
+        tmp_path,
+        cog,
+        "generation.attention_backend: model 'cogvideox15_5b_i2v' has no such setting",
+        overrides=("generation.attention_backend=sage",),
+    )
+    refused(
+        tmp_path,
+        changed(model="wan22_ti2v_5b"),
+        "generation.attention_backend = 'sdpa'",
+        overrides=("generation.attention_backend=sdpa",),
+    )
+    refused(
+        tmp_path,
+        cog,
+        "generation.interpolate_to = 16: must be above the generation fps 16",
+        overrides=("generation.interpolate_to=16",),
+    )
     # 10 fps → 24: a 3.2 s clip (33 frames) would end between two 24 fps frames
-    refused(tmp_path, changed(model="hunyuan_i2v"), "a clip of 33 frames at 10 fps does not end on a 24 fps frame",
-            overrides=("generation.fps=10", "generation.interpolate_to=24", "generation.max_frames=33"))  # fmt: skip
+    refused(
+        tmp_path,
+        changed(model="hunyuan_i2v"),
+        "a clip of 33 frames at 10 fps does not end on a 24 fps frame",
+        overrides=("generation.fps=10", "generation.interpolate_to=24", "generation.max_frames=33"),
+    )
     refused(tmp_path, demo_data(), "guardrails.plan_check = 'maybe'", overrides=("guardrails.plan_check=maybe",))

@@ -72,8 +72,15 @@ def test_rent_label_record_ssh_destroy(fake, sshd, tmp_path) -> None:
     instance_id = acquire_and_release(made, fake)
     row = fake.instance(instance_id)
     assert row["label"] == "shootout:test-flow-run" and row["destroyed"]
-    assert records == [{"instance_id": instance_id, "label": "shootout:test-flow-run", "run_id": "run-1",
-                        "created_at": records[0]["created_at"], "usd_per_hour": 0.42}]  # fmt: skip
+    assert records == [
+        {
+            "instance_id": instance_id,
+            "label": "shootout:test-flow-run",
+            "run_id": "run-1",
+            "created_at": records[0]["created_at"],
+            "usd_per_hour": 0.42,
+        }
+    ]
     assert any("vastai search offers 'gpu_name=RTX_4090 num_gpus=1" in line for line in logs)
     cost = made.rentals[0].cost()
     assert cost["destroyed"] and cost["usd_per_hour"] == 0.42
@@ -166,8 +173,11 @@ def test_no_matching_offer_is_refused_before_creating_anything(fake, sshd, tmp_p
 def test_an_api_that_gives_up_mid_wait_still_leaves_nothing_running(fake, sshd, tmp_path) -> None:
     fake.inject("GET", "/api/v0/instances/*/", 429, body=RATE_LIMIT_TEXT, times=6)
     made, records, _ = provider(fake, sshd, tmp_path, ready_timeout_s=1)
-    with pytest.raises(VastError, match=r"^HTTP 429 on GET /api/v0/instances/\d+/ \(API requests too frequent .*\), "
-                       r"retried \d+ times over 1 s$"):  # fmt: skip
+    with pytest.raises(
+        VastError,
+        match=r"^HTTP 429 on GET /api/v0/instances/\d+/ \(API requests too frequent .*\), "
+        r"retried \d+ times over 1 s$",
+    ):
         made.acquire("run-1")
     assert len(records) == 1 and fake.live_instances() == []
 
@@ -223,10 +233,12 @@ def test_a_destroy_that_keeps_failing_says_so_and_how_to_do_it_by_hand(fake, ssh
         made.release(box, "run-1", fetched=True)
     assert time.monotonic() - started < 60  # the bound passed in, not 300 s
     n = box.instance_id
-    assert re.fullmatch(rf"could not destroy instance {n} \(tried for \d+ s\): HTTP 502 on DELETE "
-                        rf"/api/v0/instances/{n}/ \(Bad Gateway\), retried \d+ times over \d+ s\. It may still be "
-                        rf"running and billed: destroy it by hand with `vastai destroy instance {n}`",
-                        str(failed.value)), str(failed.value)  # fmt: skip
+    assert re.fullmatch(
+        rf"could not destroy instance {n} \(tried for \d+ s\): HTTP 502 on DELETE "
+        rf"/api/v0/instances/{n}/ \(Bad Gateway\), retried \d+ times over \d+ s\. It may still be "
+        rf"running and billed: destroy it by hand with `vastai destroy instance {n}`",
+        str(failed.value),
+    ), str(failed.value)
     assert len(fake.requests_to("DELETE", "/api/v0/instances/*/")) > 3  # retried past the SDK's own 3 tries
     assert fake.live_instances() == [n] and records[0]["instance_id"] == n  # still alive: the record is for the reaper
     fake.clear_faults()  # what the reaper (or the user, by hand) then does
@@ -256,9 +268,12 @@ def test_ssh_that_never_answers_is_bounded_by_the_ready_timeout(fake, sshd, tmp_
     with pytest.raises(VastError) as failed:
         made.acquire("run-1")
     assert time.monotonic() - started < 120  # one deadline for running and SSH, not 3 s + 300 s
-    assert re.match(rf"no instance became ready in 1 attempts: 1 tried and destroyed \(instance "
-                    rf"{records[0]['instance_id']} on machine 15001: SSH at \S+ did not answer within \d+ s: "
-                    r"NoValidConnectionsError", str(failed.value)), str(failed.value)  # fmt: skip
+    assert re.match(
+        rf"no instance became ready in 1 attempts: 1 tried and destroyed \(instance "
+        rf"{records[0]['instance_id']} on machine 15001: SSH at \S+ did not answer within \d+ s: "
+        r"NoValidConnectionsError",
+        str(failed.value),
+    ), str(failed.value)
     assert fake.live_instances() == []
 
 
@@ -277,16 +292,21 @@ def test_a_daily_quota_429_is_not_retried(fake, sshd, tmp_path) -> None:
     with pytest.raises(VastError) as failed:
         made.acquire("run-1")
     assert len(fake.requests_to("POST", "/api/v0/bundles/")) == 1  # not retried (it was, for 15 minutes)
-    assert str(failed.value) == ("Vast answered HTTP 429 on POST /api/v0/bundles/ daily quota exceeded: not retried "
-                                 "(it resets at 2026-12-02 00:00 UTC)")  # fmt: skip
+    assert str(failed.value) == (
+        "Vast answered HTTP 429 on POST /api/v0/bundles/ daily quota exceeded: not retried "
+        "(it resets at 2026-12-02 00:00 UTC)"
+    )
     assert records == []
 
 
 def test_a_400_on_a_poll_is_not_retried_and_nothing_is_left(fake, sshd, tmp_path) -> None:
     fake.inject("GET", "/api/v0/instances/*/", 400, body={"error": "invalid_args", "msg": "bad id"})
     made, records, _ = provider(fake, sshd, tmp_path)
-    with pytest.raises(VastError, match=r"^Vast answered HTTP 400 on GET /api/v0/instances/\d+/ \(invalid_args bad "
-                       r"id\): not retried$"):  # fmt: skip
+    with pytest.raises(
+        VastError,
+        match=r"^Vast answered HTTP 400 on GET /api/v0/instances/\d+/ \(invalid_args bad "
+        r"id\): not retried$",
+    ):
         made.acquire("run-1")
     assert len(records) == 1 and fake.live_instances() == []
 

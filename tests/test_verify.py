@@ -28,13 +28,20 @@ def write_clip(paths: JobPaths, index: int) -> None:
         path.write_bytes(data)
     source = paths.reference if index == 0 else paths.last_frame(index - 1)
     entry = {
-        "run_id": RUN_ID, "clip": index, "shot": index, "shot_card": {"camera": "push-in"}, "seed": 1234 + index,
-        "input_image": {"path": "espresso.png" if index == 0 else clip_files(index - 1)[1],
-                        "sha256": sha256_file(source)},
+        "run_id": RUN_ID,
+        "clip": index,
+        "shot": index,
+        "shot_card": {"camera": "push-in"},
+        "seed": 1234 + index,
+        "input_image": {
+            "path": "espresso.png" if index == 0 else clip_files(index - 1)[1],
+            "sha256": sha256_file(source),
+        },
         "last_frame": {"path": clip_files(index)[1], "sha256": sha256_file(frame)},
         "clip_file": {"path": clip_files(index)[0], "sha256": sha256_file(clip), "frames": 2, "seconds": 0.0833},
-        "timings_s": {"clip_total": 0.1}, "model": {"id": "kenburns", "repo": None, "revision": None},
-    }  # fmt: skip
+        "timings_s": {"clip_total": 0.1},
+        "model": {"id": "kenburns", "repo": None, "revision": None},
+    }
     log.parent.mkdir(parents=True, exist_ok=True)
     log.write_text(json.dumps(entry))
 
@@ -43,9 +50,14 @@ def write_clip(paths: JobPaths, index: int) -> None:
 def built(tmp_path_factory) -> tuple:
     """A real bundle of two clips and a final video, made by make_bundle."""
     reference = REPO / "jobspecs" / "espresso.png"
-    run_info = {"run_id": RUN_ID, "created_at": "2026-01-01T00:00:00Z", "spec_file": "demo.yaml", "overrides": [],
-                "reference": {"file": reference.name, "sha256": sha256_file(reference)},
-                "commit": {"sha": None}}  # fmt: skip
+    run_info = {
+        "run_id": RUN_ID,
+        "created_at": "2026-01-01T00:00:00Z",
+        "spec_file": "demo.yaml",
+        "overrides": [],
+        "reference": {"file": reference.name, "sha256": sha256_file(reference)},
+        "commit": {"sha": None},
+    }
     paths = JobPaths(tmp_path_factory.mktemp("box") / RUN_ID)
     stage_job(paths.job_dir, demo_data(), reference, run_info)
     for index in range(2):
@@ -113,9 +125,12 @@ def test_the_bundle_verifies_and_extracts(bundle, tmp_path) -> None:
 
 @pytest.mark.parametrize(
     ("field", "path"),
-    [(("final_video",), "final/final_stitched.mp4"), (("clips", "list", 0, "file"), "clips/clip_000.mp4"),
-     (("clips", "list", 1, "last_frame"), "frames/last_frame_001.png")],
-)  # fmt: skip
+    [
+        (("final_video",), "final/final_stitched.mp4"),
+        (("clips", "list", 0, "file"), "clips/clip_000.mp4"),
+        (("clips", "list", 1, "last_frame"), "frames/last_frame_001.png"),
+    ],
+)
 def test_a_hash_the_manifest_states_wrongly_is_refused(bundle, field, path) -> None:
     def lie(manifest: dict) -> None:
         entry = manifest
@@ -149,10 +164,12 @@ def test_a_clip_log_that_states_a_wrong_input_image_is_refused(bundle) -> None:
 
 @pytest.mark.parametrize(
     ("edit", "words"),
-    [(lambda files: files.update({"status/extra.txt": b"x"}), ("status/extra.txt", "not listed in SHA256SUMS")),
-     (edit_manifest(lambda m: m["files"].update({"extra.txt": "2" * 64})), ("SHA256SUMS: does not list extra.txt",)),
-     (edit_manifest(lambda m: m["files"].pop("job.yaml")), ("SHA256SUMS: lists job.yaml",))],
-)  # fmt: skip
+    [
+        (lambda files: files.update({"status/extra.txt": b"x"}), ("status/extra.txt", "not listed in SHA256SUMS")),
+        (edit_manifest(lambda m: m["files"].update({"extra.txt": "2" * 64})), ("SHA256SUMS: does not list extra.txt",)),
+        (edit_manifest(lambda m: m["files"].pop("job.yaml")), ("SHA256SUMS: lists job.yaml",)),
+    ],
+)
 def test_the_file_lists_must_agree_and_cover_the_archive(bundle, edit, words) -> None:
     repack(bundle, edit)
     refused(shootout_cli("verify", str(bundle), timeout=120), 1, *words)
@@ -164,18 +181,23 @@ def raw_manifest(data: bytes):  # noqa: ANN201
 
 @pytest.mark.parametrize(
     ("edit", "words"),
-    [(raw_manifest(b"{not json"), ("manifest.json: not valid JSON",)),
-     (raw_manifest(b"\xff\xfe"), ("manifest.json: not valid JSON",)),
-     (raw_manifest(b"[1, 2]"), ("manifest.json: not a JSON object",)),
-     (edit_manifest(lambda m: m.pop("final_video")), ("manifest.json: final_video: Field required",)),
-     (edit_manifest(lambda m: m.update(run_id=7)), ("manifest.json: run_id: Input should be a valid string",)),
-     (edit_manifest(lambda m: m.update(run_id="other")), ("manifest.json: run_id 'other'", RUN_ID)),
-     (edit_manifest(lambda m: m.update(files=["job.yaml"])), ("manifest.json: files: Input should be a valid dict",)),
-     (edit_manifest(lambda m: m["files"].update({"job.yaml": HF_TOKEN})), ("manifest.json: files.job.yaml",)),
-     (edit_manifest(lambda m: m["clips"].update(list=[{"file": 3}])), ("manifest.json: clips.list.0.file",)),
-     (edit_manifest(lambda m: m["clips"].update(planned=float("nan"))), ("not valid JSON", "NaN")),
-     (edit_manifest(lambda m: m.update(stitch=float("-inf"))), ("not valid JSON", "-Infinity"))],
-)  # fmt: skip
+    [
+        (raw_manifest(b"{not json"), ("manifest.json: not valid JSON",)),
+        (raw_manifest(b"\xff\xfe"), ("manifest.json: not valid JSON",)),
+        (raw_manifest(b"[1, 2]"), ("manifest.json: not a JSON object",)),
+        (edit_manifest(lambda m: m.pop("final_video")), ("manifest.json: final_video: Field required",)),
+        (edit_manifest(lambda m: m.update(run_id=7)), ("manifest.json: run_id: Input should be a valid string",)),
+        (edit_manifest(lambda m: m.update(run_id="other")), ("manifest.json: run_id 'other'", RUN_ID)),
+        (
+            edit_manifest(lambda m: m.update(files=["job.yaml"])),
+            ("manifest.json: files: Input should be a valid dict",),
+        ),
+        (edit_manifest(lambda m: m["files"].update({"job.yaml": HF_TOKEN})), ("manifest.json: files.job.yaml",)),
+        (edit_manifest(lambda m: m["clips"].update(list=[{"file": 3}])), ("manifest.json: clips.list.0.file",)),
+        (edit_manifest(lambda m: m["clips"].update(planned=float("nan"))), ("not valid JSON", "NaN")),
+        (edit_manifest(lambda m: m.update(stitch=float("-inf"))), ("not valid JSON", "-Infinity")),
+    ],
+)
 def test_a_malformed_manifest_is_refused_in_one_line(bundle, edit, words) -> None:
     repack(bundle, edit)
     done = shootout_cli("verify", str(bundle), timeout=120)

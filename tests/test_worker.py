@@ -83,8 +83,13 @@ def test_a_second_worker_on_the_same_box_refuses_to_start(tmp_path) -> None:
     second = JobPaths(first.job_dir.parent / "second-run")
     stage_job(second.job_dir, demo_data(), REPO / "jobspecs" / "espresso.png", {"run_id": "second-run"})
     with worker_lock(first):
-        done = subprocess.run([sys.executable, "-m", "remote.worker", str(second.job_dir)], capture_output=True,
-                              text=True, timeout=120, cwd=REPO)  # fmt: skip
+        done = subprocess.run(
+            [sys.executable, "-m", "remote.worker", str(second.job_dir)],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            cwd=REPO,
+        )
     assert done.returncode == EXIT_BUSY
     assert "another worker holds" in done.stderr and "run=test-run" in done.stderr
     assert not second.clip(0).exists()

@@ -67,24 +67,29 @@ class CogVideoX15:
         snapshot = self.weights.snapshot
         tokenizer, self.tokenizer_check = faithful_tokenizer(snapshot, "tokenizer")
         pipe = CogVideoXImageToVideoPipeline.from_pretrained(
-            snapshot, tokenizer=tokenizer, dtype=torch.bfloat16 if device.type == "cuda" else torch.float32,
+            snapshot,
+            tokenizer=tokenizer,
+            dtype=torch.bfloat16 if device.type == "cuda" else torch.float32,
             local_files_only=True,
-        )  # fmt: skip
+        )
         self.setup(pipe, device)
 
     def setup(self, pipe, device) -> None:
         """Scheduler, prompt embeddings and memory plan on a loaded pipeline (also used by the GPU benchmark)."""
-        pipe.scheduler = make_scheduler(pipe.scheduler, self.spec.effective("scheduler"), None,
-                                        timestep_spacing="trailing")  # fmt: skip
+        pipe.scheduler = make_scheduler(
+            pipe.scheduler, self.spec.effective("scheduler"), None, timestep_spacing="trailing"
+        )
         pipe.set_progress_bar_config(disable=True)
         plan = pick_memory_plan(self.spec.generation.memory, FULL_NEEDS_GIB)
         start = time.monotonic()
         prompts = [clip.prompt for clip in plan_clips(self.spec)]
         self.windows = {prompt: prompt_window(pipe.tokenizer, prompt, MAX_SEQUENCE_LENGTH) for prompt in prompts}
-        self.embeds = encode_prompts_once(pipe, device, prompts, self.negative_prompt, self.guidance,
-                                          MAX_SEQUENCE_LENGTH)  # fmt: skip
-        self.memory = resident_plan(pipe, device, plan, self.spec.generation.memory, len(self.embeds),
-                                    time.monotonic() - start)  # fmt: skip
+        self.embeds = encode_prompts_once(
+            pipe, device, prompts, self.negative_prompt, self.guidance, MAX_SEQUENCE_LENGTH
+        )
+        self.memory = resident_plan(
+            pipe, device, plan, self.spec.generation.memory, len(self.embeds), time.monotonic() - start
+        )
         self.speed = apply_speed_knobs(pipe, device, self.spec)
         self.cache = CacheCounter(pipe, self.spec, device)
         self.pipe, self.device = pipe, device
@@ -134,8 +139,9 @@ class CogVideoX15:
             "speed": self.speed,
             "first_block_cache_hits": self.cache.result(),
         }
-        return Generated(frames=call.frames, timings_s=call.timings_s, peak_vram_bytes=call.peak_vram_bytes,
-                         params=params)  # fmt: skip
+        return Generated(
+            frames=call.frames, timings_s=call.timings_s, peak_vram_bytes=call.peak_vram_bytes, params=params
+        )
 
     def info(self) -> dict:
         return adapter_info(self)

@@ -63,10 +63,25 @@ def sdpa_or_kernel(sdpa, kernel):
     (B, S, H, D) tensors, returning (B, S, H, D)."""
 
     def attention(query, key, value, attn_mask=None, dropout_p=0.0, is_causal=False, scale=None, enable_gqa=False):
-        if (attn_mask is not None or dropout_p or is_causal or enable_gqa or query.shape[-1] % 8
-                or query.dtype not in (torch.bfloat16, torch.float16) or query.shape[1] != key.shape[1]):  # fmt: skip
-            return sdpa(query, key, value, attn_mask=attn_mask, dropout_p=dropout_p, is_causal=is_causal,
-                        scale=scale, enable_gqa=enable_gqa)  # fmt: skip
+        if (
+            attn_mask is not None
+            or dropout_p
+            or is_causal
+            or enable_gqa
+            or query.shape[-1] % 8
+            or query.dtype not in (torch.bfloat16, torch.float16)
+            or query.shape[1] != key.shape[1]
+        ):
+            return sdpa(
+                query,
+                key,
+                value,
+                attn_mask=attn_mask,
+                dropout_p=dropout_p,
+                is_causal=is_causal,
+                scale=scale,
+                enable_gqa=enable_gqa,
+            )
         scale = scale if scale is not None else query.shape[-1] ** -0.5
         return kernel(query.transpose(1, 2), key.transpose(1, 2), value.transpose(1, 2), scale).transpose(1, 2)
 

@@ -244,8 +244,11 @@ def regional_compile(transformer, cached: bool, **compile_kwargs) -> str:
     from diffusers.hooks.group_offloading import _is_group_offload_enabled
 
     transformer._repeated_blocks = repeated_block_classes(transformer)
-    hooks = [name for name, on in (("First Block Cache", cached), ("group offload", _is_group_offload_enabled(
-        transformer))) if on]  # fmt: skip
+    hooks = [
+        name
+        for name, on in (("First Block Cache", cached), ("group offload", _is_group_offload_enabled(transformer)))
+        if on
+    ]
     transformer.compile_repeated_blocks(fullgraph=not hooks, **compile_kwargs)
     why = f": {' and '.join(hooks)} hooks in the blocks" if hooks else ""
     return f"compile_repeated_blocks({', '.join(transformer._repeated_blocks)}, fullgraph={not hooks}{why})"
@@ -345,8 +348,9 @@ def adapter_info(adapter) -> dict:
     }
 
 
-def encode_prompts_once(pipe, device, prompts: list[str], negative_prompt: str | None, guidance: float,
-                        max_sequence_length: int) -> dict[str, tuple]:  # fmt: skip
+def encode_prompts_once(
+    pipe, device, prompts: list[str], negative_prompt: str | None, guidance: float, max_sequence_length: int
+) -> dict[str, tuple]:
     """Every distinct prompt (with the negative prompt) encoded once, then the text encoder freed: prompt → embeds."""
     import torch
 

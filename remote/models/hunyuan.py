@@ -58,8 +58,7 @@ def unmasked_processor_class() -> type:
     from diffusers.models.transformers.transformer_hunyuan_video import HunyuanVideoAttnProcessor2_0
 
     class UnmaskedHunyuanAttnProcessor(HunyuanVideoAttnProcessor2_0):
-        def __call__(self, attn, hidden_states, encoder_hidden_states=None, attention_mask=None,
-                     image_rotary_emb=None):  # fmt: skip
+        def __call__(self, attn, hidden_states, encoder_hidden_states=None, attention_mask=None, image_rotary_emb=None):
             return super().__call__(attn, hidden_states, encoder_hidden_states, None, image_rotary_emb)
 
     return UnmaskedHunyuanAttnProcessor
@@ -87,8 +86,11 @@ class PromptTrim:
         if not bool(valid[:kept].all()):
             raise ValueError("prompt_trim: the prompt mask is not one contiguous valid prefix")
         self.tokens = {"padded": int(mask.shape[1]), "kept": kept}
-        kwargs = dict(kwargs, encoder_hidden_states=kwargs["encoder_hidden_states"][:, :kept],
-                      encoder_attention_mask=mask[:, :kept])  # fmt: skip
+        kwargs = dict(
+            kwargs,
+            encoder_hidden_states=kwargs["encoder_hidden_states"][:, :kept],
+            encoder_attention_mask=mask[:, :kept],
+        )
         return args, kwargs
 
 
@@ -120,9 +122,12 @@ class HunyuanI2V:
             snapshot, subfolder="transformer", dtype=torch.bfloat16 if cuda else torch.float32, local_files_only=True
         )
         pipe = HunyuanVideoImageToVideoPipeline.from_pretrained(
-            snapshot, transformer=transformer, tokenizer=tokenizer, dtype=torch.float16 if cuda else torch.float32,
+            snapshot,
+            transformer=transformer,
+            tokenizer=tokenizer,
+            dtype=torch.float16 if cuda else torch.float32,
             local_files_only=True,
-        )  # fmt: skip
+        )
         self.setup(pipe, device)
 
     def setup(self, pipe, device) -> None:
@@ -138,11 +143,21 @@ class HunyuanI2V:
         else:
             stream = device.type == "cuda"  # CUDA streams overlap the copies with compute; none on the CPU
             pipe.transformer.enable_group_offload(
-                onload_device=device, offload_device=torch.device("cpu"), offload_type="block_level",
-                num_blocks_per_group=1, use_stream=stream, record_stream=stream,
-            )  # fmt: skip
-            apply_group_offloading(pipe.text_encoder, onload_device=device, offload_device=torch.device("cpu"),
-                                   offload_type="leaf_level", use_stream=stream, record_stream=stream)  # fmt: skip
+                onload_device=device,
+                offload_device=torch.device("cpu"),
+                offload_type="block_level",
+                num_blocks_per_group=1,
+                use_stream=stream,
+                record_stream=stream,
+            )
+            apply_group_offloading(
+                pipe.text_encoder,
+                onload_device=device,
+                offload_device=torch.device("cpu"),
+                offload_type="leaf_level",
+                use_stream=stream,
+                record_stream=stream,
+            )
             pipe.text_encoder_2.to(device)
             pipe.vae.to(device)
             pipe.vae.enable_tiling()
@@ -214,8 +229,9 @@ class HunyuanI2V:
             "prompt_tokens": self.trim.tokens if self.trim else None,  # into the transformer: padded, kept
             "first_block_cache_hits": self.cache.result(),
         }
-        return Generated(frames=call.frames, timings_s=call.timings_s, peak_vram_bytes=call.peak_vram_bytes,
-                         params=params)  # fmt: skip
+        return Generated(
+            frames=call.frames, timings_s=call.timings_s, peak_vram_bytes=call.peak_vram_bytes, params=params
+        )
 
     def info(self) -> dict:
         return adapter_info(self)

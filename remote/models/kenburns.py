@@ -140,8 +140,13 @@ def render(image: Image.Image, camera: str, frames: int, fps: int, seed: int) ->
     out = np.empty((frames, height, width, 3), dtype=np.uint8)
     out[0] = np.asarray(image)
     for i in range(1, frames):
-        matrix = homography(pose_at(camera, smootherstep(i / (frames - 1)), width, height), width, height,
-                            pad_x + sway[i, 0], pad_y + sway[i, 1])  # fmt: skip
+        matrix = homography(
+            pose_at(camera, smootherstep(i / (frames - 1)), width, height),
+            width,
+            height,
+            pad_x + sway[i, 0],
+            pad_y + sway[i, 1],
+        )
         coefficients = tuple(matrix.flatten()[:8])
         out[i] = np.asarray(
             canvas.transform((width, height), Image.Transform.PERSPECTIVE, coefficients, Image.Resampling.BICUBIC)
@@ -165,8 +170,16 @@ class KenBurns:
             raise ValueError(f"input image is {image.size}, the clip is {clip.width}x{clip.height}")
         start = time.monotonic()
         frames = render(image, clip.camera, clip.frames, clip.fps, seed)
-        params = {"width": clip.width, "height": clip.height, "frames": clip.frames, "fps": clip.fps,
-                  "camera": clip.camera, "focal_mm": 50, "easing": "smootherstep", "resample": "bicubic"}  # fmt: skip
+        params = {
+            "width": clip.width,
+            "height": clip.height,
+            "frames": clip.frames,
+            "fps": clip.fps,
+            "camera": clip.camera,
+            "focal_mm": 50,
+            "easing": "smootherstep",
+            "resample": "bicubic",
+        }
         return Generated(frames=frames, timings_s={"render": time.monotonic() - start}, params=params)
 
     def info(self) -> dict:

@@ -23,10 +23,41 @@ import sys
 import tempfile
 from pathlib import Path
 
-WORDS = ["the", "a", "cup", "cat", "dog", "man", "walks", "on", "in", "of", "and", "camera", "light", "slowly",
-         "moves", "red", "blue", "steam", "counter", "wooden", "warm", "style", "lens", "setting"]  # fmt: skip
-LLAMA3_SPECIALS = ["<|begin_of_text|>", "<|end_of_text|>", "<|start_header_id|>", "<|end_header_id|>", "<|eot_id|>",
-                   "<image>", "<pad>"]  # fmt: skip
+WORDS = [
+    "the",
+    "a",
+    "cup",
+    "cat",
+    "dog",
+    "man",
+    "walks",
+    "on",
+    "in",
+    "of",
+    "and",
+    "camera",
+    "light",
+    "slowly",
+    "moves",
+    "red",
+    "blue",
+    "steam",
+    "counter",
+    "wooden",
+    "warm",
+    "style",
+    "lens",
+    "setting",
+]
+LLAMA3_SPECIALS = [
+    "<|begin_of_text|>",
+    "<|end_of_text|>",
+    "<|start_header_id|>",
+    "<|end_header_id|>",
+    "<|eot_id|>",
+    "<image>",
+    "<pad>",
+]
 
 
 def t5_tokenizer(model_max_length: int):
@@ -76,15 +107,25 @@ def llama3_tokenizer(template: str):
     backend = Tokenizer(models.BPE())
     backend.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     backend.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=600, special_tokens=LLAMA3_SPECIALS, show_progress=False,
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())  # fmt: skip
+    trainer = trainers.BpeTrainer(
+        vocab_size=600,
+        special_tokens=LLAMA3_SPECIALS,
+        show_progress=False,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+    )
     backend.train_from_iterator([template] * 4 + WORDS, trainer=trainer)
     bos = backend.token_to_id("<|begin_of_text|>")
     backend.post_processor = processors.TemplateProcessing(
         single="<|begin_of_text|> $A", pair="<|begin_of_text|> $A $B", special_tokens=[("<|begin_of_text|>", bos)]
     )
-    return PreTrainedTokenizerFast(tokenizer_object=backend, bos_token="<|begin_of_text|>", eos_token="<|eot_id|>",
-                                   pad_token="<pad>", padding_side="right", model_max_length=4096)  # fmt: skip
+    return PreTrainedTokenizerFast(
+        tokenizer_object=backend,
+        bos_token="<|begin_of_text|>",
+        eos_token="<|eot_id|>",
+        pad_token="<pad>",
+        padding_side="right",
+        model_max_length=4096,
+    )
 
 
 def wan22_ti2v():
@@ -94,24 +135,61 @@ def wan22_ti2v():
 
     tokenizer = t5_tokenizer(model_max_length=512)
     text_encoder = UMT5EncoderModel(
-        UMT5Config(vocab_size=len(tokenizer), d_model=32, d_kv=8, d_ff=64, num_layers=2, num_heads=4,
-                   relative_attention_num_buckets=8, relative_attention_max_distance=32,
-                   feed_forward_proj="gated-gelu", pad_token_id=0, eos_token_id=1, decoder_start_token_id=0)
-    )  # fmt: skip
+        UMT5Config(
+            vocab_size=len(tokenizer),
+            d_model=32,
+            d_kv=8,
+            d_ff=64,
+            num_layers=2,
+            num_heads=4,
+            relative_attention_num_buckets=8,
+            relative_attention_max_distance=32,
+            feed_forward_proj="gated-gelu",
+            pad_token_id=0,
+            eos_token_id=1,
+            decoder_start_token_id=0,
+        )
+    )
     transformer = WanTransformer3DModel(
-        patch_size=(1, 2, 2), num_attention_heads=2, attention_head_dim=12, in_channels=48, out_channels=48,
-        text_dim=32, freq_dim=256, ffn_dim=32, num_layers=2, cross_attn_norm=True, qk_norm="rms_norm_across_heads",
+        patch_size=(1, 2, 2),
+        num_attention_heads=2,
+        attention_head_dim=12,
+        in_channels=48,
+        out_channels=48,
+        text_dim=32,
+        freq_dim=256,
+        ffn_dim=32,
+        num_layers=2,
+        cross_attn_norm=True,
+        qk_norm="rms_norm_across_heads",
         rope_max_seq_len=32,
-    )  # fmt: skip
+    )
     vae = AutoencoderKLWan(
-        base_dim=3, z_dim=48, in_channels=12, out_channels=12, is_residual=True, patch_size=2,
-        latents_mean=[0.0] * 48, latents_std=[1.0] * 48, dim_mult=[1, 1, 1, 1], num_res_blocks=1,
-        scale_factor_spatial=16, scale_factor_temporal=4, temperal_downsample=[False, True, True],
-    )  # fmt: skip
-    scheduler = UniPCMultistepScheduler(prediction_type="flow_prediction", use_flow_sigmas=True,
-                                        num_train_timesteps=1000, flow_shift=5.0)  # fmt: skip
-    return WanPipeline(tokenizer=tokenizer, text_encoder=text_encoder.eval(), transformer=transformer, vae=vae,
-                       scheduler=scheduler, expand_timesteps=True)  # fmt: skip
+        base_dim=3,
+        z_dim=48,
+        in_channels=12,
+        out_channels=12,
+        is_residual=True,
+        patch_size=2,
+        latents_mean=[0.0] * 48,
+        latents_std=[1.0] * 48,
+        dim_mult=[1, 1, 1, 1],
+        num_res_blocks=1,
+        scale_factor_spatial=16,
+        scale_factor_temporal=4,
+        temperal_downsample=[False, True, True],
+    )
+    scheduler = UniPCMultistepScheduler(
+        prediction_type="flow_prediction", use_flow_sigmas=True, num_train_timesteps=1000, flow_shift=5.0
+    )
+    return WanPipeline(
+        tokenizer=tokenizer,
+        text_encoder=text_encoder.eval(),
+        transformer=transformer,
+        vae=vae,
+        scheduler=scheduler,
+        expand_timesteps=True,
+    )
 
 
 def hunyuan_i2v():
@@ -135,45 +213,105 @@ def hunyuan_i2v():
 
     tokenizer = llama3_tokenizer(DEFAULT_PROMPT_TEMPLATE["template"])
     tokenizer_2 = clip_tokenizer()
-    text_config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=16, intermediate_size=32, num_hidden_layers=3,
-                              num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=2048,
-                              bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
-                              pad_token_id=tokenizer.pad_token_id)  # fmt: skip
-    vision_config = CLIPVisionConfig(hidden_size=8, intermediate_size=16, projection_dim=8, num_attention_heads=2,
-                                     num_hidden_layers=2, image_size=336, patch_size=14)  # fmt: skip
+    text_config = LlamaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=16,
+        intermediate_size=32,
+        num_hidden_layers=3,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=2048,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+    )
+    vision_config = CLIPVisionConfig(
+        hidden_size=8,
+        intermediate_size=16,
+        projection_dim=8,
+        num_attention_heads=2,
+        num_hidden_layers=2,
+        image_size=336,
+        patch_size=14,
+    )
     text_encoder = LlavaForConditionalGeneration(
-        LlavaConfig(vision_config=vision_config, text_config=text_config,
-                    image_token_index=tokenizer.convert_tokens_to_ids("<image>"), pad_token_id=tokenizer.pad_token_id,
-                    vision_feature_layer=-2, vision_feature_select_strategy="default")
-    )  # fmt: skip
+        LlavaConfig(
+            vision_config=vision_config,
+            text_config=text_config,
+            image_token_index=tokenizer.convert_tokens_to_ids("<image>"),
+            pad_token_id=tokenizer.pad_token_id,
+            vision_feature_layer=-2,
+            vision_feature_select_strategy="default",
+        )
+    )
     text_encoder_2 = CLIPTextModel(
-        CLIPTextConfig(vocab_size=len(tokenizer_2), hidden_size=8, intermediate_size=16, num_hidden_layers=2,
-                       num_attention_heads=2, max_position_embeddings=77, projection_dim=8,
-                       bos_token_id=tokenizer_2.bos_token_id, eos_token_id=tokenizer_2.eos_token_id,
-                       pad_token_id=tokenizer_2.pad_token_id)
-    )  # fmt: skip
+        CLIPTextConfig(
+            vocab_size=len(tokenizer_2),
+            hidden_size=8,
+            intermediate_size=16,
+            num_hidden_layers=2,
+            num_attention_heads=2,
+            max_position_embeddings=77,
+            projection_dim=8,
+            bos_token_id=tokenizer_2.bos_token_id,
+            eos_token_id=tokenizer_2.eos_token_id,
+            pad_token_id=tokenizer_2.pad_token_id,
+        )
+    )
     image_processor = CLIPImageProcessor(
-        crop_size={"height": 336, "width": 336}, size={"shortest_edge": 336}, do_center_crop=True, do_normalize=True,
-        do_resize=True, resample=3, image_mean=[0.48145466, 0.4578275, 0.40821073],
+        crop_size={"height": 336, "width": 336},
+        size={"shortest_edge": 336},
+        do_center_crop=True,
+        do_normalize=True,
+        do_resize=True,
+        resample=3,
+        image_mean=[0.48145466, 0.4578275, 0.40821073],
         image_std=[0.26862954, 0.26130258, 0.27577711],
-    )  # fmt: skip
+    )
     transformer = HunyuanVideoTransformer3DModel(
-        in_channels=4, out_channels=4, num_attention_heads=2, attention_head_dim=10, num_layers=1, num_single_layers=1,
-        num_refiner_layers=1, mlp_ratio=2.0, patch_size=2, patch_size_t=1, qk_norm="rms_norm", guidance_embeds=True,
-        text_embed_dim=16, pooled_projection_dim=8, rope_theta=256.0, rope_axes_dim=(2, 4, 4),
+        in_channels=4,
+        out_channels=4,
+        num_attention_heads=2,
+        attention_head_dim=10,
+        num_layers=1,
+        num_single_layers=1,
+        num_refiner_layers=1,
+        mlp_ratio=2.0,
+        patch_size=2,
+        patch_size_t=1,
+        qk_norm="rms_norm",
+        guidance_embeds=True,
+        text_embed_dim=16,
+        pooled_projection_dim=8,
+        rope_theta=256.0,
+        rope_axes_dim=(2, 4, 4),
         image_condition_type="token_replace",
-    )  # fmt: skip
+    )
     vae = AutoencoderKLHunyuanVideo(
-        in_channels=3, out_channels=3, latent_channels=4, down_block_types=("HunyuanVideoDownBlock3D",) * 4,
-        up_block_types=("HunyuanVideoUpBlock3D",) * 4, block_out_channels=(8, 8, 8, 8), layers_per_block=1,
-        act_fn="silu", norm_num_groups=4, scaling_factor=0.476986, spatial_compression_ratio=8,
-        temporal_compression_ratio=4, mid_block_add_attention=True,
-    )  # fmt: skip
+        in_channels=3,
+        out_channels=3,
+        latent_channels=4,
+        down_block_types=("HunyuanVideoDownBlock3D",) * 4,
+        up_block_types=("HunyuanVideoUpBlock3D",) * 4,
+        block_out_channels=(8, 8, 8, 8),
+        layers_per_block=1,
+        act_fn="silu",
+        norm_num_groups=4,
+        scaling_factor=0.476986,
+        spatial_compression_ratio=8,
+        temporal_compression_ratio=4,
+        mid_block_add_attention=True,
+    )
     return HunyuanVideoImageToVideoPipeline(
-        text_encoder=text_encoder.eval(), tokenizer=tokenizer, transformer=transformer, vae=vae,
-        scheduler=FlowMatchEulerDiscreteScheduler(shift=7.0), text_encoder_2=text_encoder_2.eval(),
-        tokenizer_2=tokenizer_2, image_processor=image_processor,
-    )  # fmt: skip
+        text_encoder=text_encoder.eval(),
+        tokenizer=tokenizer,
+        transformer=transformer,
+        vae=vae,
+        scheduler=FlowMatchEulerDiscreteScheduler(shift=7.0),
+        text_encoder_2=text_encoder_2.eval(),
+        tokenizer_2=tokenizer_2,
+        image_processor=image_processor,
+    )
 
 
 def cogvideox15_i2v():
@@ -188,29 +326,68 @@ def cogvideox15_i2v():
 
     tokenizer = t5_tokenizer(model_max_length=226)
     text_encoder = T5EncoderModel(
-        T5Config(vocab_size=len(tokenizer), d_model=32, d_kv=8, d_ff=64, num_layers=2, num_heads=4,
-                 relative_attention_num_buckets=8, feed_forward_proj="gated-gelu", pad_token_id=0, eos_token_id=1,
-                 decoder_start_token_id=0)
-    )  # fmt: skip
+        T5Config(
+            vocab_size=len(tokenizer),
+            d_model=32,
+            d_kv=8,
+            d_ff=64,
+            num_layers=2,
+            num_heads=4,
+            relative_attention_num_buckets=8,
+            feed_forward_proj="gated-gelu",
+            pad_token_id=0,
+            eos_token_id=1,
+            decoder_start_token_id=0,
+        )
+    )
     transformer = CogVideoXTransformer3DModel(
-        num_attention_heads=2, attention_head_dim=16, in_channels=8, out_channels=4, time_embed_dim=4,
-        ofs_embed_dim=4, text_embed_dim=32, num_layers=2, sample_width=300, sample_height=300, sample_frames=81,
-        patch_size=2, patch_size_t=2, temporal_compression_ratio=4, max_text_seq_length=226,
-        use_rotary_positional_embeddings=True, use_learned_positional_embeddings=False, patch_bias=False,
-    )  # fmt: skip
+        num_attention_heads=2,
+        attention_head_dim=16,
+        in_channels=8,
+        out_channels=4,
+        time_embed_dim=4,
+        ofs_embed_dim=4,
+        text_embed_dim=32,
+        num_layers=2,
+        sample_width=300,
+        sample_height=300,
+        sample_frames=81,
+        patch_size=2,
+        patch_size_t=2,
+        temporal_compression_ratio=4,
+        max_text_seq_length=226,
+        use_rotary_positional_embeddings=True,
+        use_learned_positional_embeddings=False,
+        patch_bias=False,
+    )
     vae = AutoencoderKLCogVideoX(
-        in_channels=3, out_channels=3, down_block_types=("CogVideoXDownBlock3D",) * 4,
-        up_block_types=("CogVideoXUpBlock3D",) * 4, block_out_channels=(8, 8, 8, 8), latent_channels=4,
-        layers_per_block=1, norm_num_groups=2, temporal_compression_ratio=4, scaling_factor=0.7,
+        in_channels=3,
+        out_channels=3,
+        down_block_types=("CogVideoXDownBlock3D",) * 4,
+        up_block_types=("CogVideoXUpBlock3D",) * 4,
+        block_out_channels=(8, 8, 8, 8),
+        latent_channels=4,
+        layers_per_block=1,
+        norm_num_groups=2,
+        temporal_compression_ratio=4,
+        scaling_factor=0.7,
         invert_scale_latents=True,
-    )  # fmt: skip
+    )
     scheduler = CogVideoXDDIMScheduler(
-        snr_shift_scale=1.0, beta_end=0.012, beta_schedule="scaled_linear", beta_start=0.00085, clip_sample=False,
-        num_train_timesteps=1000, prediction_type="v_prediction", rescale_betas_zero_snr=True, set_alpha_to_one=True,
+        snr_shift_scale=1.0,
+        beta_end=0.012,
+        beta_schedule="scaled_linear",
+        beta_start=0.00085,
+        clip_sample=False,
+        num_train_timesteps=1000,
+        prediction_type="v_prediction",
+        rescale_betas_zero_snr=True,
+        set_alpha_to_one=True,
         timestep_spacing="trailing",
-    )  # fmt: skip
-    return CogVideoXImageToVideoPipeline(tokenizer=tokenizer, text_encoder=text_encoder.eval(), vae=vae,
-                                         transformer=transformer, scheduler=scheduler)  # fmt: skip
+    )
+    return CogVideoXImageToVideoPipeline(
+        tokenizer=tokenizer, text_encoder=text_encoder.eval(), vae=vae, transformer=transformer, scheduler=scheduler
+    )
 
 
 # model id -> (repo id, builder, {component: class label the real repo's model_index.json names})

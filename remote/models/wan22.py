@@ -82,10 +82,12 @@ class Wan22:
         start = time.monotonic()
         prompts = [clip.prompt for clip in plan_clips(self.spec)]
         self.windows = {prompt: prompt_window(pipe.tokenizer, prompt, MAX_SEQUENCE_LENGTH) for prompt in prompts}
-        self.embeds = encode_prompts_once(pipe, device, prompts, self.negative_prompt, self.guidance,
-                                          MAX_SEQUENCE_LENGTH)  # fmt: skip
-        self.memory = resident_plan(pipe, device, plan, self.spec.generation.memory, len(self.embeds),
-                                    time.monotonic() - start)  # fmt: skip
+        self.embeds = encode_prompts_once(
+            pipe, device, prompts, self.negative_prompt, self.guidance, MAX_SEQUENCE_LENGTH
+        )
+        self.memory = resident_plan(
+            pipe, device, plan, self.spec.generation.memory, len(self.embeds), time.monotonic() - start
+        )
         self.speed = apply_speed_knobs(pipe, device, self.spec)
         self.cache = CacheCounter(pipe, self.spec, device)
         self.pipe, self.device = pipe, device
@@ -132,8 +134,9 @@ class Wan22:
             "speed": self.speed,
             "first_block_cache_hits": self.cache.result(),
         }
-        return Generated(frames=call.frames, timings_s=call.timings_s, peak_vram_bytes=call.peak_vram_bytes,
-                         params=params)  # fmt: skip
+        return Generated(
+            frames=call.frames, timings_s=call.timings_s, peak_vram_bytes=call.peak_vram_bytes, params=params
+        )
 
     def info(self) -> dict:
         return adapter_info(self)

@@ -46,8 +46,16 @@ AUTH_ERROR = {"success": False, "error": "auth_error", "msg": "Invalid user key"
 DROPPED = 0  # the logged status of a request whose connection an injected `drop` fault closed unanswered
 FINAL_STATUSES = ("running", "exited", "unknown", "offline", "created")
 # Knobs an instance copies at create; configure() sets their defaults, configure_offer() per-offer overrides.
-INSTANCE_KNOBS = ("invisible_polls", "null_polls", "loading_polls", "final_status", "stuck_loading", "status_msg",
-                  "ssh_host", "ssh_port")  # fmt: skip
+INSTANCE_KNOBS = (
+    "invisible_polls",
+    "null_polls",
+    "loading_polls",
+    "final_status",
+    "stuck_loading",
+    "status_msg",
+    "ssh_host",
+    "ssh_port",
+)
 # Keys of a search body that are not field filters.
 SEARCH_CONTROL_KEYS = {"order", "type", "limit", "allocated_storage", "disable_bundling"}
 FILTER_OPS = {"eq", "neq", "gt", "gte", "lt", "lte", "in", "notin"}
@@ -65,8 +73,12 @@ STATUS_MSGS = {
 
 def no_such_ask(offer_id: int) -> dict:
     """The 404 body real Vast answers when creating on an offer that is gone (research §1.5)."""
-    return {"success": False, "error": "invalid_args", "ask_id": offer_id,
-            "msg": f"error 404/3603: no_such_ask Instance type by id {offer_id} is not available."}  # fmt: skip
+    return {
+        "success": False,
+        "error": "invalid_args",
+        "ask_id": offer_id,
+        "msg": f"error 404/3603: no_such_ask Instance type by id {offer_id} is not available.",
+    }
 
 
 def no_such_instance(instance_id: int) -> dict:
@@ -77,20 +89,65 @@ def no_such_instance(instance_id: int) -> dict:
 def make_offer(offer_id: int, **fields: Any) -> dict:
     """A full offer row (a 1x RTX 4090 by default) with `fields` overriding; machine_id defaults to 10000 + id."""
     offer = {
-        "id": offer_id, "ask_contract_id": offer_id, "bundle_id": offer_id, "machine_id": 10000 + offer_id,
-        "host_id": 900 + offer_id % 100, "gpu_name": "RTX 4090", "num_gpus": 1, "gpu_ram": 24564,
-        "gpu_total_ram": 24564, "gpu_arch": "nvidia", "compute_cap": 890, "gpu_frac": 1.0, "gpu_mem_bw": 900.0,
-        "cpu_name": "AMD EPYC 7543", "cpu_cores": 64, "cpu_cores_effective": 16.0, "cpu_ram": 64000, "cpu_ghz": 3.7,
-        "cpu_arch": "amd64", "has_avx": 1, "disk_space": 200.0, "disk_bw": 3000.0, "disk_name": "nvme",
-        "dph_total": 0.45, "dph_base": 0.42, "min_bid": 0.25, "storage_cost": 0.15, "inet_up_cost": 0.005,
-        "inet_down_cost": 0.005, "dlperf": 80.0, "dlperf_per_dphtotal": 170.0, "total_flops": 82.6,
-        "flops_per_dphtotal": 180.0, "score": 150.0, "cuda_max_good": 13.0, "driver_version": "580.95.05",
-        "inet_up": 700.0, "inet_down": 800.0, "reliability": 0.995, "reliability2": 0.995, "duration": 2592000.0,
-        "verification": "verified", "verified": True, "rentable": True, "rented": False, "external": False,
-        "hosting_type": 0, "direct_port_count": 100, "public_ipaddr": "127.0.0.1", "geolocation": "Norway, NO",
-        "pcie_bw": 25.0, "pci_gen": 4.0, "static_ip": True, "vms_enabled": False, "cluster_id": None,
-        "mobo_name": "ROMED8-2T", "ubuntu_version": "22.04", "gpu_display_active": False,
-    }  # fmt: skip
+        "id": offer_id,
+        "ask_contract_id": offer_id,
+        "bundle_id": offer_id,
+        "machine_id": 10000 + offer_id,
+        "host_id": 900 + offer_id % 100,
+        "gpu_name": "RTX 4090",
+        "num_gpus": 1,
+        "gpu_ram": 24564,
+        "gpu_total_ram": 24564,
+        "gpu_arch": "nvidia",
+        "compute_cap": 890,
+        "gpu_frac": 1.0,
+        "gpu_mem_bw": 900.0,
+        "cpu_name": "AMD EPYC 7543",
+        "cpu_cores": 64,
+        "cpu_cores_effective": 16.0,
+        "cpu_ram": 64000,
+        "cpu_ghz": 3.7,
+        "cpu_arch": "amd64",
+        "has_avx": 1,
+        "disk_space": 200.0,
+        "disk_bw": 3000.0,
+        "disk_name": "nvme",
+        "dph_total": 0.45,
+        "dph_base": 0.42,
+        "min_bid": 0.25,
+        "storage_cost": 0.15,
+        "inet_up_cost": 0.005,
+        "inet_down_cost": 0.005,
+        "dlperf": 80.0,
+        "dlperf_per_dphtotal": 170.0,
+        "total_flops": 82.6,
+        "flops_per_dphtotal": 180.0,
+        "score": 150.0,
+        "cuda_max_good": 13.0,
+        "driver_version": "580.95.05",
+        "inet_up": 700.0,
+        "inet_down": 800.0,
+        "reliability": 0.995,
+        "reliability2": 0.995,
+        "duration": 2592000.0,
+        "verification": "verified",
+        "verified": True,
+        "rentable": True,
+        "rented": False,
+        "external": False,
+        "hosting_type": 0,
+        "direct_port_count": 100,
+        "public_ipaddr": "127.0.0.1",
+        "geolocation": "Norway, NO",
+        "pcie_bw": 25.0,
+        "pci_gen": 4.0,
+        "static_ip": True,
+        "vms_enabled": False,
+        "cluster_id": None,
+        "mobo_name": "ROMED8-2T",
+        "ubuntu_version": "22.04",
+        "gpu_display_active": False,
+    }
     offer.update(fields)
     return offer
 
@@ -101,21 +158,82 @@ def default_offers() -> list[dict]:
     ordered by dph_total gives 5001 (0.42), 5002 (0.55); 5003 is cheaper but unreliable, 5004 cheaper but
     unverified, 5005 has slow internet and CUDA 12.2. CUDA 13.0 (driver R580) by default, 5002 12.4."""
     return [
-        make_offer(5001, dph_total=0.42, dph_base=0.40, reliability=0.995, reliability2=0.995, inet_down=850.0,
-                   cuda_max_good=13.0, disk_space=200.0, score=160.0),
-        make_offer(5002, dph_total=0.55, dph_base=0.52, reliability=0.99, reliability2=0.99, inet_down=500.0,
-                   cuda_max_good=12.4, disk_space=120.0, score=120.0, inet_down_cost=0.01, inet_up_cost=0.01),
-        make_offer(5003, dph_total=0.35, dph_base=0.33, reliability=0.93, reliability2=0.93, inet_down=900.0,
-                   cuda_max_good=13.0, disk_space=300.0, score=90.0),
-        make_offer(5004, dph_total=0.30, dph_base=0.28, reliability=0.999, reliability2=0.999, inet_down=1000.0,
-                   cuda_max_good=13.0, verified=False, verification="unverified", score=100.0),
-        make_offer(5005, dph_total=0.48, dph_base=0.46, reliability=0.997, reliability2=0.997, inet_down=120.0,
-                   inet_up=60.0, cuda_max_good=12.2, disk_space=60.0, score=110.0, hosting_type=1),
-        make_offer(5006, gpu_name="RTX 4090", num_gpus=2, gpu_total_ram=49128, dph_total=0.90, dph_base=0.86,
-                   score=200.0),
-        make_offer(5007, gpu_name="RTX 3090", gpu_ram=24576, gpu_total_ram=24576, compute_cap=860, dph_total=0.20,
-                   dph_base=0.18, reliability=0.999, reliability2=0.999, score=80.0),
-    ]  # fmt: skip
+        make_offer(
+            5001,
+            dph_total=0.42,
+            dph_base=0.40,
+            reliability=0.995,
+            reliability2=0.995,
+            inet_down=850.0,
+            cuda_max_good=13.0,
+            disk_space=200.0,
+            score=160.0,
+        ),
+        make_offer(
+            5002,
+            dph_total=0.55,
+            dph_base=0.52,
+            reliability=0.99,
+            reliability2=0.99,
+            inet_down=500.0,
+            cuda_max_good=12.4,
+            disk_space=120.0,
+            score=120.0,
+            inet_down_cost=0.01,
+            inet_up_cost=0.01,
+        ),
+        make_offer(
+            5003,
+            dph_total=0.35,
+            dph_base=0.33,
+            reliability=0.93,
+            reliability2=0.93,
+            inet_down=900.0,
+            cuda_max_good=13.0,
+            disk_space=300.0,
+            score=90.0,
+        ),
+        make_offer(
+            5004,
+            dph_total=0.30,
+            dph_base=0.28,
+            reliability=0.999,
+            reliability2=0.999,
+            inet_down=1000.0,
+            cuda_max_good=13.0,
+            verified=False,
+            verification="unverified",
+            score=100.0,
+        ),
+        make_offer(
+            5005,
+            dph_total=0.48,
+            dph_base=0.46,
+            reliability=0.997,
+            reliability2=0.997,
+            inet_down=120.0,
+            inet_up=60.0,
+            cuda_max_good=12.2,
+            disk_space=60.0,
+            score=110.0,
+            hosting_type=1,
+        ),
+        make_offer(
+            5006, gpu_name="RTX 4090", num_gpus=2, gpu_total_ram=49128, dph_total=0.90, dph_base=0.86, score=200.0
+        ),
+        make_offer(
+            5007,
+            gpu_name="RTX 3090",
+            gpu_ram=24576,
+            gpu_total_ram=24576,
+            compute_cap=860,
+            dph_total=0.20,
+            dph_base=0.18,
+            reliability=0.999,
+            reliability2=0.999,
+            score=80.0,
+        ),
+    ]
 
 
 @dataclass
@@ -192,9 +310,16 @@ class FakeVast:
         self.api_key = api_key
         self._port = port
         self._initial_offers = [make_offer(o["id"], **o) for o in offers] if offers is not None else default_offers()
-        self._initial_knobs = {"invisible_polls": 0, "null_polls": 1, "loading_polls": 2, "final_status": "running",
-                               "stuck_loading": False, "status_msg": None,
-                               "ssh_host": ssh_host, "ssh_port": ssh_port}  # fmt: skip
+        self._initial_knobs = {
+            "invisible_polls": 0,
+            "null_polls": 1,
+            "loading_polls": 2,
+            "final_status": "running",
+            "stuck_loading": False,
+            "status_msg": None,
+            "ssh_host": ssh_host,
+            "ssh_port": ssh_port,
+        }
         self._lock = threading.RLock()
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -301,8 +426,19 @@ class FakeVast:
         if create_stopped and not isinstance(body, dict):
             body = {"success": False, "error": "invalid_price", "msg": "error 400/3467: bid price too low"}
         with self._lock:
-            self._faults.append(_Fault(method.upper(), path, 0 if drop else int(status), body, dict(headers or {}),
-                                       times, int(skip), create_stopped, drop))  # fmt: skip
+            self._faults.append(
+                _Fault(
+                    method.upper(),
+                    path,
+                    0 if drop else int(status),
+                    body,
+                    dict(headers or {}),
+                    times,
+                    int(skip),
+                    create_stopped,
+                    drop,
+                )
+            )
 
     def clear_faults(self) -> None:
         """Drop every queued fault."""
@@ -336,9 +472,14 @@ class FakeVast:
             if inst is None:
                 return None
             row = self._row(inst, max(inst.polls, inst.knobs["invisible_polls"] + 1))
-            row.update(destroyed=inst.destroyed_at is not None, billed_seconds=self.billed_seconds(instance_id),
-                       polls=inst.polls, env=dict(inst.env), ssh_keys=list(inst.ssh_keys),
-                       create_body=copy.deepcopy(inst.body))  # fmt: skip
+            row.update(
+                destroyed=inst.destroyed_at is not None,
+                billed_seconds=self.billed_seconds(instance_id),
+                polls=inst.polls,
+                env=dict(inst.env),
+                ssh_keys=list(inst.ssh_keys),
+                create_body=copy.deepcopy(inst.body),
+            )
             return row
 
     def billed_seconds(self, instance_id: int) -> float:
@@ -364,8 +505,16 @@ class FakeVast:
 
         auth_ok = headers.get("authorization") == f"Bearer {self.api_key}"
         with self._lock:
-            entry = {"method": method, "path": path, "query": query, "body": body, "auth_ok": auth_ok,
-                     "user_agent": headers.get("user-agent", ""), "time": time.monotonic(), "status": None}  # fmt: skip
+            entry = {
+                "method": method,
+                "path": path,
+                "query": query,
+                "body": body,
+                "auth_ok": auth_ok,
+                "user_agent": headers.get("user-agent", ""),
+                "time": time.monotonic(),
+                "status": None,
+            }
             self._requests.append(entry)
             reply = self._answer(method, path, query, body, auth_ok)
             entry["status"] = reply.status
@@ -417,9 +566,21 @@ class FakeVast:
         return Reply(200, {"gpu_names": sorted({o["gpu_name"] for o in self._offers.values()})})
 
     def _show_user(self, **_: Any) -> Reply:
-        return Reply(200, {"id": USER_ID, "username": "fake-user", "email": "test@example.com",
-                           "fullname": "Fake User", "balance": 0.0, "credit": 25.5, "can_pay": True,
-                           "has_billing": True, "host_agreement_accepted": False, "sid": None})  # fmt: skip
+        return Reply(
+            200,
+            {
+                "id": USER_ID,
+                "username": "fake-user",
+                "email": "test@example.com",
+                "fullname": "Fake User",
+                "balance": 0.0,
+                "credit": 25.5,
+                "can_pay": True,
+                "has_billing": True,
+                "host_agreement_accepted": False,
+                "sid": None,
+            },
+        )
 
     def _search_bundles(self, body: Any, **_: Any) -> Reply:
         return self._search(body)
@@ -477,23 +638,43 @@ class FakeVast:
         offer["rented"] = True
         knobs = {**self._knobs, **self._offer_knobs.get(offer_id, {})}
         self._instances[instance_id] = _Instance(
-            id=instance_id, offer=copy.deepcopy(offer), knobs=knobs, body=copy.deepcopy(body),
-            env={str(k): str(v) for k, v in env.items()}, label=label,
-            ssh_keys=[k["public_key"] for k in self._account_keys], api_key=f"ik-{instance_id:x}-fake",
-            start_date=time.time(), created_at=time.monotonic(), stopped=stopped,
-        )  # fmt: skip
+            id=instance_id,
+            offer=copy.deepcopy(offer),
+            knobs=knobs,
+            body=copy.deepcopy(body),
+            env={str(k): str(v) for k, v in env.items()},
+            label=label,
+            ssh_keys=[k["public_key"] for k in self._account_keys],
+            api_key=f"ik-{instance_id:x}-fake",
+            start_date=time.time(),
+            created_at=time.monotonic(),
+            stopped=stopped,
+        )
         return Reply(
             200, {"success": True, "new_contract": instance_id, "instance_api_key": f"ik-{instance_id:x}-fake"}
         )
 
     def _v0_list(self, **_: Any) -> Reply:
-        return Reply(410, {"success": False, "error": "deprecated_endpoint",
-                           "msg": "/api/v0/instances/ is deprecated. Use /api/v1/instances/ instead."})  # fmt: skip
+        return Reply(
+            410,
+            {
+                "success": False,
+                "error": "deprecated_endpoint",
+                "msg": "/api/v0/instances/ is deprecated. Use /api/v1/instances/ instead.",
+            },
+        )
 
     def _instance_filters(self, **_: Any) -> Reply:
         rows = [self._row(i, max(i.polls, 1)) for i in self._live()]
-        return Reply(200, {"filters": [{"actual_status": r["actual_status"], "gpu_name": r["gpu_name"],
-                                        "verification": r["verification"]} for r in rows]})  # fmt: skip
+        return Reply(
+            200,
+            {
+                "filters": [
+                    {"actual_status": r["actual_status"], "gpu_name": r["gpu_name"], "verification": r["verification"]}
+                    for r in rows
+                ]
+            },
+        )
 
     def _show_instance(self, instance_id: int, **_: Any) -> Reply:
         inst = self._instances.get(instance_id)
@@ -548,8 +729,13 @@ class FakeVast:
         for existing in self._account_keys:
             if existing["public_key"] == key:
                 return Reply(200, {"success": True, "key": dict(existing)})
-        entry = {"id": 100 + len(self._account_keys), "user_id": USER_ID, "public_key": key,
-                 "created_at": time.time(), "deleted_at": None}  # fmt: skip
+        entry = {
+            "id": 100 + len(self._account_keys),
+            "user_id": USER_ID,
+            "public_key": key,
+            "created_at": time.time(),
+            "deleted_at": None,
+        }
         self._account_keys.append(entry)
         return Reply(200, {"success": True, "key": dict(entry)})
 
@@ -559,8 +745,14 @@ class FakeVast:
     def _request_logs(self, instance_id: int, **_: Any) -> Reply:
         if self._live_instance(instance_id) is None:
             return Reply(404, {"success": False, "error": "invalid_id", "msg": "Invalid instance id."})
-        return Reply(200, {"success": True, "result_url": f"{self.url}/_fake/logs/{instance_id}.log",
-                           "msg": "Logs are being uploaded."})  # fmt: skip
+        return Reply(
+            200,
+            {
+                "success": True,
+                "result_url": f"{self.url}/_fake/logs/{instance_id}.log",
+                "msg": "Logs are being uploaded.",
+            },
+        )
 
     def _log_text(self, instance_id: int, **_: Any) -> Reply:
         inst = self._instances.get(instance_id)
@@ -604,9 +796,17 @@ class FakeVast:
         label_counts: dict[str, int] = {}
         for r in all_rows:
             label_counts[r["label"] or ""] = label_counts.get(r["label"] or "", 0) + 1
-        return Reply(200, {"success": True, "instances": page, "next_token": next_token,
-                           "total_instances": len(all_rows), "instances_found": found,
-                           "label_counts": label_counts})  # fmt: skip
+        return Reply(
+            200,
+            {
+                "success": True,
+                "instances": page,
+                "next_token": next_token,
+                "total_instances": len(all_rows),
+                "instances_found": found,
+                "label_counts": label_counts,
+            },
+        )
 
     # ---- helpers --------------------------------------------------------------------------------------------
 
@@ -634,30 +834,63 @@ class FakeVast:
             ports = {"22/tcp": [{"HostIp": "0.0.0.0", "HostPort": port}, {"HostIp": "::", "HostPort": port}]}
         now = time.time()
         return {
-            "id": inst.id, "machine_id": offer["machine_id"], "host_id": offer["host_id"], "bundle_id": offer["id"],
-            "actual_status": status, "intended_status": state, "cur_state": state, "next_state": state,
-            "status_msg": msg, "label": inst.label, "start_date": inst.start_date,
+            "id": inst.id,
+            "machine_id": offer["machine_id"],
+            "host_id": offer["host_id"],
+            "bundle_id": offer["id"],
+            "actual_status": status,
+            "intended_status": state,
+            "cur_state": state,
+            "next_state": state,
+            "status_msg": msg,
+            "label": inst.label,
+            "start_date": inst.start_date,
             "end_date": inst.start_date + float(offer.get("duration") or 0),
             "uptime_mins": (now - inst.start_date) / 60,
-            "extra_env": [[key, value] for key, value in inst.env.items()], "image_uuid": inst.body.get("image"),
-            "image_runtype": inst.body.get("runtype") or "ssh", "image_args": inst.body.get("args") or [],
-            "onstart": inst.body.get("onstart"), "template_id": None,
-            "template_hash_id": inst.body.get("template_hash_id"), "template_name": None, "jupyter_token": "",
-            "ssh_host": k["ssh_host"], "ssh_port": int(k["ssh_port"]), "ssh_idx": "1", "public_ipaddr": k["ssh_host"],
-            "local_ipaddrs": "127.0.0.1\n", "ports": ports, "direct_port_start": int(k["ssh_port"]),
-            "direct_port_end": int(k["ssh_port"]), "machine_dir_ssh_port": int(k["ssh_port"]),
-            "gpu_name": offer["gpu_name"], "num_gpus": offer["num_gpus"], "gpu_ram": offer["gpu_ram"],
-            "gpu_totalram": offer["gpu_total_ram"], "gpu_util": 0.0 if status == "running" else None,
-            "cuda_max_good": offer["cuda_max_good"], "driver_version": offer["driver_version"],
-            "cpu_cores_effective": offer["cpu_cores_effective"], "cpu_ram": offer["cpu_ram"],
-            "disk_space": float(inst.body.get("disk") or 10), "disk_util": 0.0,
-            "dph_total": offer["dph_total"], "dph_base": offer["dph_base"], "storage_cost": offer["storage_cost"],
-            "inet_up_cost": offer["inet_up_cost"], "inet_down_cost": offer["inet_down_cost"],
-            "is_bid": inst.body.get("price") is not None, "min_bid": offer["min_bid"],
-            "inet_up": offer["inet_up"], "inet_down": offer["inet_down"], "reliability2": offer["reliability2"],
-            "verification": offer["verification"], "geolocation": offer["geolocation"],
-            "hosting_type": offer["hosting_type"], "volume_info": inst.body.get("volume_info"),
-        }  # fmt: skip
+            "extra_env": [[key, value] for key, value in inst.env.items()],
+            "image_uuid": inst.body.get("image"),
+            "image_runtype": inst.body.get("runtype") or "ssh",
+            "image_args": inst.body.get("args") or [],
+            "onstart": inst.body.get("onstart"),
+            "template_id": None,
+            "template_hash_id": inst.body.get("template_hash_id"),
+            "template_name": None,
+            "jupyter_token": "",
+            "ssh_host": k["ssh_host"],
+            "ssh_port": int(k["ssh_port"]),
+            "ssh_idx": "1",
+            "public_ipaddr": k["ssh_host"],
+            "local_ipaddrs": "127.0.0.1\n",
+            "ports": ports,
+            "direct_port_start": int(k["ssh_port"]),
+            "direct_port_end": int(k["ssh_port"]),
+            "machine_dir_ssh_port": int(k["ssh_port"]),
+            "gpu_name": offer["gpu_name"],
+            "num_gpus": offer["num_gpus"],
+            "gpu_ram": offer["gpu_ram"],
+            "gpu_totalram": offer["gpu_total_ram"],
+            "gpu_util": 0.0 if status == "running" else None,
+            "cuda_max_good": offer["cuda_max_good"],
+            "driver_version": offer["driver_version"],
+            "cpu_cores_effective": offer["cpu_cores_effective"],
+            "cpu_ram": offer["cpu_ram"],
+            "disk_space": float(inst.body.get("disk") or 10),
+            "disk_util": 0.0,
+            "dph_total": offer["dph_total"],
+            "dph_base": offer["dph_base"],
+            "storage_cost": offer["storage_cost"],
+            "inet_up_cost": offer["inet_up_cost"],
+            "inet_down_cost": offer["inet_down_cost"],
+            "is_bid": inst.body.get("price") is not None,
+            "min_bid": offer["min_bid"],
+            "inet_up": offer["inet_up"],
+            "inet_down": offer["inet_down"],
+            "reliability2": offer["reliability2"],
+            "verification": offer["verification"],
+            "geolocation": offer["geolocation"],
+            "hosting_type": offer["hosting_type"],
+            "volume_info": inst.body.get("volume_info"),
+        }
 
     def _control(self, method: str, path: str, body: Any) -> Reply:
         """The test-only endpoints (research §1.4)."""
