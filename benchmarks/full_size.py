@@ -1,7 +1,7 @@
 """Full-size configs of the three models' components (random weights are built from these; nothing is downloaded).
 
-Sources: diffusers' conversion scripts, the official repos, the published config.json files (shared/research/models.md
-§4 and Appendix B.full_size_configs.py). Shared by gpu_models.py (whole pipelines) and gpu_clip.py (transformers).
+Sources: diffusers' conversion scripts, the official repos, the published config.json files (the transformers' are
+jobspecs/architectures.yaml's too). Shared by gpu_models.py (whole pipelines) and gpu_clip.py (transformers).
 """
 
 # Full-size configs (diffusers' conversion scripts, the official repos, the published config.json files).

@@ -903,25 +903,14 @@ def apply_adapter_knobs(model: str, transformer, device, fbc: bool) -> tuple[dic
     profile (with `fbc`: First Block Cache at threshold 1.0 on top). Returns (what was done, Hunyuan's PromptTrim)."""
     import types
 
-    import yaml
-
     stand_in_for_ffmpeg()
-    from jobspecs import validate
-    from remote.models.hf import apply_speed_knobs
+    from jobspecs import load_spec
+    from remote.models import load_adapter
 
-    data = yaml.safe_load((REPO / "jobspecs" / ADAPTER_SPECS[model]).read_text())
-    if fbc:
-        data.setdefault("generation", {})["first_block_cache"] = 1.0
-    spec = validate(data)
-    trim = None
-    if spec.effective("prompt_trim"):
-        from remote.models.hunyuan import PromptTrim
-
-        trim = PromptTrim(transformer)
-    done = apply_speed_knobs(types.SimpleNamespace(transformer=transformer), device, spec)
-    if trim is not None:
-        done["prompt_trim"] = PromptTrim.what
-    return done, trim
+    overrides = ("generation.first_block_cache=1.0",) if fbc else ()
+    adapter = load_adapter(load_spec(REPO / "jobspecs" / ADAPTER_SPECS[model], overrides).spec)
+    done = adapter.speed_knobs(types.SimpleNamespace(transformer=transformer), device)
+    return done, getattr(adapter, "trim", None)
 
 
 def measure_fbc(bench: Bench, transformer, inputs: dict, reps: int, enable: bool = True) -> dict:

@@ -7,8 +7,8 @@ clip (the profile's steps, its longest clip) next to the planner's prediction fo
     python benchmarks/gpu_models.py --dry-run [MODEL ...]   (this script's plumbing on tiny pipelines, CPU)
 
 No weights are downloaded (none can be on the benchmark machine, and speed and memory don't depend on their
-values). Each component is built from its full-size config (the real repos' configs; shared/research/models.md
-§4) directly on the GPU in its run dtype, then moved to the CPU, where from_pretrained leaves a pipeline; then
+values). Each component is built from its full-size config (the real repos' configs: benchmarks/full_size.py)
+directly on the GPU in its run dtype, then moved to the CPU, where from_pretrained leaves a pipeline; then
 the adapter's setup() (scheduler, prompt pre-encoding, memory plan) and generate() run exactly as on the rented
 RTX 4090. The cap (torch.cuda.set_per_process_memory_fraction) is set before setup(), so prompt encoding counts.
 Tokenizers are the tiny ones (remote/models/tiny.py): only their ids matter here. One JSON per model:
@@ -54,6 +54,7 @@ from benchmarks.full_size import (  # noqa: E402
     WAN_VAE,
 )
 from jobspecs import plan_clips, validate  # noqa: E402
+from jobspecs.config import architectures  # noqa: E402
 from jobspecs.plan import cache_hits, predict_clip, with_generation  # noqa: E402
 from remote.models import load_adapter  # noqa: E402
 from remote.models.hf import library_versions  # noqa: E402
@@ -86,7 +87,7 @@ def build_wan():
     import diffusers
     import transformers
 
-    tokenizer = t5_tokenizer(model_max_length=512)
+    tokenizer = t5_tokenizer(model_max_length=architectures()["wan22_ti2v_5b"].text_window)
     umt5 = transformers.UMT5Config(vocab_size=256384, **UMT5_XXL)
     return diffusers.WanImageToVideoPipeline(
         tokenizer=tokenizer,
@@ -157,7 +158,7 @@ def build_cogvideox():
 
     t5 = transformers.T5Config(**T5_XXL)
     return diffusers.CogVideoXImageToVideoPipeline(
-        tokenizer=t5_tokenizer(model_max_length=226),
+        tokenizer=t5_tokenizer(model_max_length=architectures()["cogvideox15_5b_i2v"].text_window),
         text_encoder=on_gpu_then_cpu(lambda: transformers.T5EncoderModel(t5), torch.bfloat16),
         vae=on_gpu_then_cpu(lambda: diffusers.AutoencoderKLCogVideoX(**COG_VAE), torch.bfloat16),
         transformer=on_gpu_then_cpu(lambda: diffusers.CogVideoXTransformer3DModel(**COG_TRANSFORMER), torch.bfloat16),

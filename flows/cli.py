@@ -217,7 +217,6 @@ def main(argv: list[str] | None = None) -> int:
     for key, value in PREFECT_DEFAULTS.items():
         os.environ.setdefault(key, value)
     from flows.shootout import shootout
-    from provisioning.vast import cost_line
 
     try:
         result = shootout(
@@ -228,7 +227,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     print(f"\nDONE {result['video']} ({result['seconds']:.2f} s)\nbundle {result['archive']} (verified)")
     for cost in result["costs"]:
-        print(f"cost {cost_line(cost)}")
+        print(f"cost {cost.line()}")
     return 0
 
 

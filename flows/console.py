@@ -7,6 +7,7 @@ import json
 import time
 import uuid
 from collections.abc import Callable
+from datetime import datetime
 
 from prefect.client.orchestration import SyncPrefectClient, get_client
 from prefect.client.schemas.filters import (
@@ -24,10 +25,13 @@ from prefect.client.schemas.filters import (
 from prefect.client.schemas.objects import FlowRun
 from prefect.client.schemas.sorting import FlowRunSort, LogSort
 
+from provisioning.polling import poll_until
+
 POLL_S = 2.0
 DRAIN_S = 10.0  # after the run's end: stop once no new log line came for this long (if no last line came)
 LOG_PAGE = 200
 ENGINE_LAST_LINE = "Finished in state"  # what Prefect's flow engine logs last, after the final state (tasks too)
+RUN_FLOWS = ["shootout", "overnight"]  # what `shootout runs` lists (flows/shootout.py, flows/overnight.py)
 
 
 class RunNotFound(LookupError):
@@ -50,6 +54,27 @@ def run_artifacts(client: SyncPrefectClient, flow_run_ids: list[uuid.UUID]) -> l
     return client.read_artifacts(artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=flow_run_ids)))
 
 
+def new_logs(client: SyncPrefectClient, flow_run_id: uuid.UUID, since: datetime | None, seen: set) -> list:
+    """The run's log lines from `since` on whose ids are not in `seen` yet (added there now), oldest first: every
+    page of them."""
+    new = []
+    while True:
+        page = client.read_logs(
+            LogFilter(
+                flow_run_id=LogFilterFlowRunId(any_=[flow_run_id]),
+                timestamp=LogFilterTimestamp(after_=since) if since else None,
+            ),
+            sort=LogSort.TIMESTAMP_ASC,
+            limit=LOG_PAGE,
+        )
+        fresh = [log for log in page if log.id not in seen]
+        seen.update(log.id for log in fresh)
+        new += fresh
+        if len(page) < LOG_PAGE or not fresh:
+            return new
+        since = fresh[-1].timestamp
+
+
 def watch(run: str, out: Callable[[str], None] = print, poll_s: float = POLL_S, drain_s: float = DRAIN_S) -> int:
     """Print the run's log lines (the box's clip progress is mirrored into them) and its progress until it ends;
     0 when it ends Completed, 1 otherwise. A run's last lines reach the server after its final state does, so the
@@ -60,20 +85,12 @@ def watch(run: str, out: Callable[[str], None] = print, poll_s: float = POLL_S, 
         out(f"watching flow run {flow_run.name} ({flow_run.id})")
         since, seen, progress = None, set(), None
         quiet_since, finished = None, False  # when the last new line came; the engine's last line seen
-        while True:
+        for _ in poll_until(None, poll_s):
+            flow_run = client.read_flow_run(flow_run.id)  # its state before its lines: none is missed after the end
             ended = flow_run.state is not None and flow_run.state.is_final()
-            logs = client.read_logs(
-                LogFilter(
-                    flow_run_id=LogFilterFlowRunId(any_=[flow_run.id]),
-                    timestamp=LogFilterTimestamp(after_=since) if since else None,
-                ),
-                sort=LogSort.TIMESTAMP_ASC,
-                limit=LOG_PAGE,
-            )
-            new = [log for log in logs if log.id not in seen]
+            new = new_logs(client, flow_run.id, since, seen)
             for log in new:
                 out(f"{log.timestamp:%H:%M:%S} {log.name.split('.')[-1]:>10} | {log.message}")
-                seen.add(log.id)
                 since = log.timestamp
                 finished = finished or (log.task_run_id is None and log.message.startswith(ENGINE_LAST_LINE))
             for artifact in run_artifacts(client, [flow_run.id]):
@@ -82,11 +99,8 @@ def watch(run: str, out: Callable[[str], None] = print, poll_s: float = POLL_S, 
                     out(f"progress: {float(progress):.0f} % ({artifact.description})")
             now = time.monotonic()
             quiet_since = quiet_since if not new and quiet_since is not None else now
-            if ended and len(logs) < LOG_PAGE and (finished or now - quiet_since >= drain_s):
+            if ended and (finished or now - quiet_since >= drain_s):
                 break
-            if len(logs) < LOG_PAGE:
-                time.sleep(poll_s)
-            flow_run = client.read_flow_run(flow_run.id)
         out(f"{flow_run.name}: {flow_run.state.type.value} {flow_run.state.message or ''}".rstrip())
         return 0 if flow_run.state.is_completed() else 1
 
@@ -101,10 +115,10 @@ def cost_row(artifacts: list) -> dict:
 
 
 def past_runs(limit: int = 20) -> list[dict]:
-    """The latest shootout runs, newest first: deployment, state, model, clips, wall time and cost."""
+    """The latest shootout and overnight runs, newest first: deployment, state, model, clips, wall time and cost."""
     with get_client(sync_client=True) as client:
         runs = client.read_flow_runs(
-            flow_filter=FlowFilter(name=FlowFilterName(any_=["shootout"])),
+            flow_filter=FlowFilter(name=FlowFilterName(any_=RUN_FLOWS)),
             sort=FlowRunSort.START_TIME_DESC,
             limit=limit,
         )

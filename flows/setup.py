@@ -2,8 +2,8 @@
 
 - the `shootout` process work pool;
 - the global concurrency limit on live rented instances (`shootout-live-instances`);
-- the automation that marks a shootout run Crashed when its heartbeats stop (a dead laptop); a crashed run
-  then starts `reaper/sweep` through the trigger in prefect.yaml;
+- the automation that marks a shootout or overnight run Crashed when its heartbeats stop (a dead laptop); a
+  crashed shootout run then starts `reaper/sweep` through the trigger in prefect.yaml;
 - with --secrets-from-env, the Vast API key and HF token as Secret blocks (VAST_API_KEY, HF_TOKEN).
 """
 
@@ -26,6 +26,7 @@ from tasks.providers import HF_TOKEN_BLOCK, LIVE_INSTANCES, VAST_KEY_BLOCK, ensu
 
 WORK_POOL = "shootout"
 ZOMBIE_AUTOMATION = "shootout: crash runs without heartbeats"
+HEARTBEAT_FLOWS = ["shootout", "overnight"]  # flows/shootout.py, flows/overnight.py
 SILENT_S = 90  # three missed heartbeats at PREFECT_FLOWS_HEARTBEAT_FREQUENCY=30 (prefect.yaml's work pool)
 FINAL_EVENTS = {f"prefect.flow-run.{state}" for state in ("Completed", "Failed", "Cancelled", "Crashed")}
 
@@ -40,26 +41,33 @@ def ensure_work_pool() -> str:
 
 
 def ensure_zombie_automation() -> str:
-    """A shootout run that stops sending heartbeats (its laptop or worker died) is marked Crashed."""
-    with get_client(sync_client=True) as client:
-        if client.read_automations_by_name(ZOMBIE_AUTOMATION):
-            return f"automation '{ZOMBIE_AUTOMATION}' exists"
-    Automation(
+    """A shootout or overnight run that stops sending heartbeats (its laptop or worker died) is marked Crashed. An
+    automation of that name made by an older `shootout setup` is brought up to date."""
+    automation = Automation(
         name=ZOMBIE_AUTOMATION,
         description=f"No heartbeat for {SILENT_S} s: the process running the flow is gone.",
         trigger=EventTrigger(
             after={"prefect.flow-run.heartbeat"},
             expect={"prefect.flow-run.heartbeat", *FINAL_EVENTS},
             match=ResourceSpecification({"prefect.resource.id": ["prefect.flow-run.*"]}),
-            match_related=ResourceSpecification({"prefect.resource.role": "flow", "prefect.resource.name": "shootout"}),
+            match_related=ResourceSpecification(
+                {"prefect.resource.role": "flow", "prefect.resource.name": HEARTBEAT_FLOWS}
+            ),
             for_each={"prefect.resource.id"},
             posture=Posture.Proactive,
             threshold=1,
             within=timedelta(seconds=SILENT_S),
         ),
         actions=[ChangeFlowRunState(state=StateType.CRASHED, message=f"no heartbeat for {SILENT_S} s")],
-    ).create()
-    return f"automation '{ZOMBIE_AUTOMATION}' created"
+    )
+    with get_client(sync_client=True) as client:
+        existing = client.read_automations_by_name(ZOMBIE_AUTOMATION)
+    if not existing:
+        automation.create()
+        return f"automation '{ZOMBIE_AUTOMATION}' created"
+    automation.id = existing[0].id
+    automation.update()
+    return f"automation '{ZOMBIE_AUTOMATION}' exists (updated)"
 
 
 def set_live_instances(limit: int) -> str:

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from jobspecs.config import Architecture
+
 
 @dataclass(frozen=True)
 class Forward:
@@ -138,9 +140,8 @@ def cogvideox(cfg: dict, grid: tuple[int, int, int], text_tokens: int) -> Forwar
 FAMILIES = {"wan": wan, "hunyuan": hunyuan, "cogvideox": cogvideox}
 
 
-def clip_forward(arch: dict, frames: int, width: int, height: int) -> Forward:
+def clip_forward(arch: Architecture, frames: int, width: int, height: int) -> Forward:
     """One forward of a full-size model (an entry of architectures.yaml) at a clip's shape."""
-    vae = arch["vae"]
-    grid = latent_grid(frames, width, height, vae["spatial"], vae["temporal"])
-    extra = {"per_token_timestep": arch["per_token_timestep"]} if "per_token_timestep" in arch else {}
-    return FAMILIES[arch["family"]](arch["transformer"], grid, arch["text_tokens"], **extra)
+    grid = latent_grid(frames, width, height, arch.vae.spatial, arch.vae.temporal)
+    extra = {"per_token_timestep": arch.per_token_timestep} if arch.per_token_timestep is not None else {}
+    return FAMILIES[arch.family](arch.transformer, grid, arch.text_tokens, **extra)

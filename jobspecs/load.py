@@ -1,4 +1,5 @@
-"""Read a job spec file, apply `--set key=value` overrides, validate, check and normalise the reference image."""
+"""Read a job spec file (and the base files it `extends`), apply `--set key=value` overrides, validate, check and
+normalise the reference image."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from jobspecs.schema import JobSpec, SpecError
 MAX_SPEC_BYTES = 256 * 1024  # a spec file; the demo is 3 KB
 MAX_YAML_NODES = 10_000  # scalars, lists and mappings of the document, aliases expanded (the demo has ~100)
 MAX_YAML_DEPTH = 32  # nesting of lists and mappings (a spec needs 4)
+MAX_EXTENDS = 4  # `extends` followed from one spec file: its base, the base's base, ... (the model specs use 1)
 MAX_ERRORS = 20  # validation errors listed in one refusal
 MAX_SHOWN = 80  # characters of a value echoed in a message
 MAX_IMAGE_BYTES = 50 * 1024 * 1024  # 50 MB
@@ -50,9 +52,7 @@ class Reference:
 def load_spec(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> LoadedSpec:
     """Load and validate; raises SpecError naming every bad field, its value and the rule."""
     source = Path(path)
-    data = read_yaml(read_spec_text(source), f"spec file {source}")
-    if not isinstance(data, dict):
-        raise SpecError(f"spec file {source}: must be a YAML mapping of fields")
+    data = read_spec(source)
     for item in overrides:
         apply_override(data, item)
     spec = validate(data, source=str(source))
@@ -64,22 +64,78 @@ def load_spec(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> 
     return LoadedSpec(spec=spec, reference=reference, source=source, overrides=tuple(overrides), notes=checked.notes)
 
 
-def read_spec_text(source: Path) -> str:
+def read_spec(source: Path, chain: tuple[Path, ...] = (), where: str = "") -> dict:
+    """A spec file's fields, with the base it names in `extends` merged under them, before validation.
+
+    `extends: demo.yaml` (a path relative to the file that names it) reads that base spec, which may extend another
+    (at most MAX_EXTENDS levels, no cycle), and merges this file's fields over it: mappings merge key by key, any
+    other value (a list such as `shots`, a number, a string) replaces the base's whole. A `reference_image` set in
+    a base stays relative to the base file. The result has no `extends` key. `chain` holds the files that extend
+    this one (for the cycle check); `where` is how messages name this file.
+    """
+    where = where or f"spec file {source}"
+    data = read_mapping(source, where)
+    if "extends" not in data:
+        return data
+    value = data.pop("extends")
+    field = f"extends = {shown(value)} in {source}"
+    if not isinstance(value, str) or not value.strip():
+        raise SpecError(f"{field}: the path of a base spec file expected, relative to this spec file")
+    base = source.parent / value
+    try:
+        here, there = source.resolve(), base.resolve()
+    except (OSError, RuntimeError) as exc:  # a symlink loop
+        raise SpecError(f"{field}: cannot be resolved ({exc})") from None
+    if there in (*chain, here):
+        cycle = " → ".join(path.name for path in (*chain, here, there))
+        raise SpecError(f"{field}: a cycle of extends ({cycle}); no spec may extend itself, directly or not")
+    if len(chain) >= MAX_EXTENDS:
+        raise SpecError(f"{field}: more than {MAX_EXTENDS} levels of extends (a base that extends a base ...)")
+    if not base.exists():
+        raise SpecError(f"{field}: file not found ({there}); the path is relative to the spec file that names it")
+    if not base.is_file():
+        raise SpecError(f"{field}: unreadable, not a regular file ({there})")
+    base_data = read_spec(base, (*chain, here), f"{field}: the base {base}")
+    reference, folder = base_data.get("reference_image"), Path(value).parent
+    if isinstance(reference, str) and folder != Path("."):  # relative to the base file: now relative to this one
+        base_data["reference_image"] = (folder / reference).as_posix()
+    return merged(base_data, data)
+
+
+def read_mapping(source: Path, where: str) -> dict:
+    """A spec file's top-level mapping, after the size, encoding and YAML checks (read_spec_text, read_yaml)."""
+    data = read_yaml(read_spec_text(source, where), where)
+    if not isinstance(data, dict):
+        raise SpecError(f"{where}: must be a YAML mapping of fields")
+    return data
+
+
+def merged(base: dict, override: dict) -> dict:
+    """`override`'s keys over `base`'s: mappings in both merge recursively; any other value replaces the base's."""
+    result = dict(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(result.get(key), dict):
+            result[key] = merged(result[key], value)
+        else:
+            result[key] = value
+    return result
+
+
+def read_spec_text(source: Path, where: str) -> str:
     """The spec file as text: at most MAX_SPEC_BYTES, UTF-8 (a UTF-8 byte-order mark is allowed)."""
     try:
         with source.open("rb") as file:
             raw = file.read(MAX_SPEC_BYTES + 1)
     except OSError as exc:
-        raise SpecError(f"spec file {source}: cannot be read ({exc.strerror or exc})") from None
+        raise SpecError(f"{where}: cannot be read ({exc.strerror or exc})") from None
     if len(raw) > MAX_SPEC_BYTES:
-        raise SpecError(f"spec file {source}: larger than the limit of {MAX_SPEC_BYTES // 1024} KB")
+        raise SpecError(f"{where}: larger than the limit of {MAX_SPEC_BYTES // 1024} KB")
     try:
         return raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         utf16 = " (it is UTF-16)" if raw[:2] in (b"\xff\xfe", b"\xfe\xff") else ""
         raise SpecError(
-            f"spec file {source}: not UTF-8 text{utf16}: byte 0x{raw[exc.start]:02x} at offset {exc.start}; "
-            "save the spec as UTF-8"
+            f"{where}: not UTF-8 text{utf16}: byte 0x{raw[exc.start]:02x} at offset {exc.start}; save the spec as UTF-8"
         ) from None
 
 

@@ -11,18 +11,14 @@ those two files.
 
 from __future__ import annotations
 
-import functools
 import math
 import re
-from dataclasses import asdict, dataclass, field, replace
-from pathlib import Path
+from dataclasses import dataclass, field, replace
 
-import yaml
-
+from jobspecs.config import architectures, throughput
 from jobspecs.flops import clip_forward
 from jobspecs.schema import Constants, JobSpec, Shot, SpecError, total_seconds
 
-HERE = Path(__file__).parent
 PIXELS_720P = 1280 * 720
 
 CAMERA_PHRASES = {
@@ -59,9 +55,6 @@ class ClipPlan:
         """Motion this clip adds to the film (frame 0 repeats the hand-off frame)."""
         return (self.frames - 1) / self.fps
 
-    def to_dict(self) -> dict:
-        return asdict(self) | {"seconds": round(self.seconds, 4)}
-
 
 def build_prompt(constants: Constants, shot: Shot) -> str:
     """prompt_i = shot card i + the global constants, in a fixed order and wording."""
@@ -72,11 +65,6 @@ def build_prompt(constants: Constants, shot: Shot) -> str:
     )
 
 
-# Each model's text-encoder window in tokens (remote/models/*.py MAX_SEQUENCE_LENGTH): its pipeline cuts a longer
-# prompt without a word. kenburns reads no prompt.
-PROMPT_WINDOWS = {"wan22_ti2v_5b": ("UMT5", 512), "cogvideox15_5b_i2v": ("T5", 226), "hunyuan_i2v": ("Llama", 256)}
-
-
 def estimate_tokens(text: str) -> int:
     """A rough token count, without the model's tokenizer (not available offline): 1.3 per word, 1 per punctuation
     mark, 1 for the end-of-text token."""
@@ -84,10 +72,12 @@ def estimate_tokens(text: str) -> int:
 
 
 def prompt_window_warnings(spec: JobSpec) -> list[str]:
-    """A warning for each prompt (and the negative prompt) estimated longer than the model's text window."""
-    if spec.model not in PROMPT_WINDOWS:
+    """A warning for each prompt (and the negative prompt) estimated longer than the model's text window
+    (architectures.yaml `text_window`: the pipeline cuts a longer prompt without a word; kenburns reads none)."""
+    arch = architectures()[spec.model]
+    if arch.text_window is None:
         return []
-    encoder, window = PROMPT_WINDOWS[spec.model]
+    encoder, window = arch.text_encoder, arch.text_window
     texts = [
         (f"shots.{i} (its prompt: the shot card + constants)", build_prompt(spec.constants, shot))
         for i, shot in enumerate(spec.shots)
@@ -149,16 +139,6 @@ def plan_table(spec: JobSpec) -> str:
 # --- the planner -----------------------------------------------------------------------------------
 
 
-@functools.cache
-def architectures() -> dict:
-    return yaml.safe_load((HERE / "architectures.yaml").read_text())
-
-
-@functools.cache
-def throughput() -> dict:
-    return yaml.safe_load((HERE / "throughput.yaml").read_text())
-
-
 @dataclass(frozen=True)
 class ClipPrediction:
     index: int
@@ -195,7 +175,7 @@ class RunPrediction:
 def plan_gpu(spec: JobSpec, gpu: str | None = None) -> str:
     """The device a plan is predicted for: kenburns renders on the CPU wherever it runs; the diffusers models on
     `gpu`, else infrastructure.gpu."""
-    if architectures()[spec.model]["family"] == "cpu":
+    if architectures()[spec.model].family == "cpu":
         return "cpu"
     return gpu or spec.infrastructure.gpu
 
@@ -203,43 +183,43 @@ def plan_gpu(spec: JobSpec, gpu: str | None = None) -> str:
 def gpu_throughput(model: str, gpu: str) -> tuple[float, float]:
     """(achieved TFLOP/s of the model's stock transformer, the GPU's peak) on `gpu`; SpecError for an unknown GPU."""
     table = throughput()
-    card = table["gpus"].get(gpu)
+    card = table.gpus.get(gpu)
     if card is None:
         raise SpecError(
             f"infrastructure.gpu = {gpu!r}: the planner has no throughput figures for it; known: "
-            f"{', '.join(table['gpus'])} (add it to jobspecs/throughput.yaml)"
+            f"{', '.join(table.gpus)} (add it to jobspecs/throughput.yaml)"
         )
-    efficiency = card["efficiency"] if isinstance(card["efficiency"], dict) else table["efficiency"]
-    return card["peak_bf16_tflops"] * efficiency[model], card["peak_bf16_tflops"]
+    return card.peak_bf16_tflops * table.stock_efficiency(gpu)[model], card.peak_bf16_tflops
 
 
 def offloaded(spec: JobSpec, gpu: str) -> bool:
     """Whether the box will group-offload the transformer: the 24gb plan of a model that offloads in it, asked for
     or picked by `auto` on a GPU with less memory than the model's full plan needs (architectures.yaml)."""
-    below = architectures()[spec.model].get("offloads_below_gib")
-    if not below or spec.generation.memory == "full":
+    arch = architectures()[spec.model]
+    if not arch.offloads_in_24gb or spec.generation.memory == "full":
         return False
-    return spec.generation.memory == "24gb" or throughput()["gpus"][gpu]["memory_gb"] < below
+    return spec.generation.memory == "24gb" or throughput().gpus[gpu].memory_gb < arch.full_plan_needs_gib
 
 
 def knob_speedup(spec: JobSpec, gpu: str) -> float:
     """How much faster than stock diffusers the spec's same-math knobs make a forward on `gpu` (throughput.yaml
     `knobs`; FlashAttention-4 only where the box turns it on: the GPUs listed, the transformer not offloaded)."""
-    knobs, speedup = throughput()["knobs"], 1.0
-    for name in ("compile", "prompt_trim"):
-        if spec.effective(name):
-            speedup *= knobs[name]["speedup"][spec.model]
-    if spec.effective("flash_attn_4") and gpu in knobs["flash_attn_4"]["gpus"] and not offloaded(spec, gpu):
-        speedup *= knobs["flash_attn_4"]["speedup"][spec.model]
+    knobs, speedup = throughput().knobs, 1.0
+    if spec.effective("compile"):
+        speedup *= knobs.compile.speedup[spec.model]
+    if spec.effective("prompt_trim"):
+        speedup *= knobs.prompt_trim.speedup[spec.model]
+    if spec.effective("flash_attn_4") and gpu in knobs.flash_attn_4.gpus and not offloaded(spec, gpu):
+        speedup *= knobs.flash_attn_4.speedup[spec.model]
     if spec.effective("attention_backend") not in (None, "native"):
-        speedup *= knobs["attention_backend"]["speedup"]
+        speedup *= knobs.attention_backend.speedup
     return speedup
 
 
 def cache_hits(threshold: float) -> float:
     """Assumed share of the forwards after the first step that First Block Cache skips (throughput.yaml)."""
-    knob = throughput()["knobs"]["first_block_cache"]
-    return knob["hits_at_reference"] * min(threshold / knob["reference_threshold"], 1.0) if threshold else 0.0
+    knob = throughput().knobs.first_block_cache
+    return knob.hits_at_reference * min(threshold / knob.reference_threshold, 1.0) if threshold else 0.0
 
 
 def predict_clip(
@@ -249,16 +229,16 @@ def predict_clip(
     first clip of its shape, which pays for the compile; `new_prompt`: a later one whose prompt is new to that shape,
     which pays for a recompile where the prompt's length is an input shape (prompt_trim)."""
     arch, table = architectures()[spec.model], throughput()
-    cpu = table["cpu"]
+    cpu = table.cpu
     pixels = clip.width * clip.height / PIXELS_720P
     written, written_fps = spec.clip_frames_written(clip.frames)
-    encode = written * cpu["encode_s_per_frame"] * pixels
-    if arch["family"] == "cpu":
-        render = clip.frames * cpu["kenburns_s_per_frame"] * pixels
+    encode = written * cpu.encode_s_per_frame * pixels
+    if arch.family == "cpu":
+        render = clip.frames * cpu.kenburns_s_per_frame * pixels
         phases = {"render": render, "encode": encode}
         return ClipPrediction(clip.index, clip.frames, clip.width, clip.height, 0, 0.0, render + encode, phases)
     stock, peak = gpu_throughput(spec.model, gpu)
-    knobs = table["knobs"]
+    knobs = table.knobs
     forward = clip_forward(arch, clip.frames, clip.width, clip.height)
     forward_s = forward.total / 1e12 / (stock * knob_speedup(spec, gpu))  # one computed forward
     steps = spec.effective("steps")
@@ -266,20 +246,20 @@ def predict_clip(
     forwards = steps * per_step
     hits = cache_hits(spec.effective("first_block_cache")) * (steps - 1) * per_step
     flop = (forwards - hits) * forward.total + hits * forward.cached  # the work; a hit's time is measured apart
-    cached_cost = knobs["first_block_cache"]["cached_cost"][spec.model] if hits else 0.0
-    reference = arch["reference"]
-    slower = table["gpus"][table["reference"]]["peak_bf16_tflops"] / peak  # reference-GPU seconds → this GPU
-    volume = clip.frames * clip.width * clip.height / (reference["frames"] * reference["width"] * reference["height"])
-    compile_s, compiling = 0.0, knobs["compile"]
+    cached_cost = knobs.first_block_cache.cached_cost[spec.model] if hits else 0.0
+    reference = arch.reference
+    slower = table.gpus[table.reference].peak_bf16_tflops / peak  # reference-GPU seconds → this GPU
+    volume = clip.frames * clip.width * clip.height / (reference.frames * reference.width * reference.height)
+    compile_s = 0.0
     if spec.effective("compile") and first_of_shape:
-        compile_s = compiling["warmup_s"][spec.model]
+        compile_s = knobs.compile.warmup_s[spec.model]
     elif spec.effective("compile") and new_prompt and spec.effective("prompt_trim"):
-        compile_s = compiling["recompile_s"][spec.model]
+        compile_s = knobs.compile.recompile_s[spec.model]
     phases = {
-        "prep": reference["prep_s"] * slower,
+        "prep": reference.prep_s * slower,
         "denoise": ((forwards - hits) + hits * cached_cost) * forward_s,
-        "decode": reference["decode_s"] * slower * volume,
-        "interpolate": written * cpu["interpolate_s_per_frame"] * pixels if written_fps != clip.fps else 0.0,
+        "decode": reference.decode_s * slower * volume,
+        "interpolate": written * cpu.interpolate_s_per_frame * pixels if written_fps != clip.fps else 0.0,
         "encode": encode,
         "compile": compile_s,
     }
@@ -299,7 +279,7 @@ def predict_run(spec: JobSpec, gpu: str | None = None) -> RunPrediction:
         first, new_prompt = shape not in seen, (shape, clip.prompt) not in seen
         clips.append(predict_clip(spec, clip, gpu, first_of_shape=first, new_prompt=new_prompt))
         seen |= {shape, (shape, clip.prompt)}
-    load_s = float(architectures()[spec.model]["load_s"])
+    load_s = float(architectures()[spec.model].load_s)
     return RunPrediction(
         model=spec.model,
         profile=spec.generation.profile,

@@ -5,15 +5,11 @@ Validated with pydantic before anything runs; every refusal names the field, the
 
 from __future__ import annotations
 
-import functools
 import math
 import re
 import unicodedata
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Annotated, Literal, get_args
 
-import yaml
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -24,6 +20,8 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+
+from jobspecs.config import Baseline, baselines
 
 MIN_TOTAL_S, MAX_TOTAL_S = 30.0, 60.0
 MIN_SHOT_S, MAX_SHOT_S = 5.0, 10.0
@@ -73,7 +71,7 @@ Text = Annotated[
 ]
 OptionalText = Annotated[str, StringConstraints(max_length=MAX_TEXT_CHARS), AfterValidator(plain_text)]
 # diffusers 0.42's attention backends (`set_attention_backend`); all but the native ones need a package or a
-# kernel download on the box (research/models.md §5).
+# kernel download on the box.
 AttentionBackend = Literal[
     "native",
     "_native_cudnn",
@@ -216,54 +214,6 @@ class Strict(BaseModel):
 def numeric(annotation: object) -> bool:
     """int, float, or either of them | None."""
     return annotation in (int, float) or any(arg in (int, float) for arg in get_args(annotation))
-
-
-# --- model baselines -------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Baseline:
-    """One model's locked settings (jobspecs/baselines.yaml)."""
-
-    id: str
-    built: bool
-    repo: str | None
-    pipeline: str | None
-    width: int
-    height: int
-    fps: int
-    frame_step: int
-    max_frames: int
-    steps: int | None
-    guidance: float | None
-    guidance_kind: str | None
-    scheduler: str | None
-    shift: float | None
-    negative_prompt: str | None
-    revision: str | None = None  # the Hugging Face commit to load (None: no weights)
-    size_step: int = 16  # width and height are multiples of this
-    issue: int | None = None
-    # Speed knobs (None: the model has no such setting). first_block_cache: the threshold, 0 = off;
-    # interpolate_to: the fps clips are written at after frame interpolation, 0 = off; prompt_trim: cut the
-    # prompt's padded tail and drop the attention mask (HunyuanVideo, batch 1: the same math).
-    first_block_cache: float | None = None
-    interpolate_to: int | None = None
-    attention_backend: str | None = None
-    compile: bool | None = None
-    prompt_trim: bool | None = None
-    flash_attn_4: bool | None = None
-    profiles: dict[str, dict] = field(default_factory=dict)  # profile name → overrides of the fields above
-
-
-@functools.cache
-def baselines() -> dict[str, Baseline]:
-    data = yaml.safe_load((Path(__file__).parent / "baselines.yaml").read_text())
-    for model_id, fields in data.items():
-        for name, settings in fields.get("profiles", {}).items():
-            unknown = set(settings) - set(Generation.model_fields)
-            if unknown:
-                raise ValueError(f"baselines.yaml: {model_id} profile {name}: not generation settings: {unknown}")
-    return {model_id: Baseline(id=model_id, **fields) for model_id, fields in data.items()}
 
 
 # --- the spec --------------------------------------------------------------------------------------
@@ -444,9 +394,6 @@ class Infrastructure(Strict):
         return self
 
 
-BUILT_PROVIDERS = {"local", "vast", "ssh"}
-
-
 class JobSpec(Strict):
     title: Text
     model: str = "kenburns"
@@ -471,15 +418,6 @@ class JobSpec(Strict):
         known = baselines()
         if value not in known:
             raise ValueError(f"unknown model; the models are {', '.join(known)}")
-        if not known[value].built:
-            raise ValueError(f"model '{value}' is not built yet (issue #{known[value].issue}); use 'kenburns' for now")
-        return value
-
-    @field_validator("infrastructure")
-    @classmethod
-    def built_provider(cls, value: Infrastructure) -> Infrastructure:
-        if value.provider not in BUILT_PROVIDERS:
-            raise ValueError(f"provider '{value.provider}' is not built yet (issue #3); use 'local' for now")
         return value
 
     @model_validator(mode="after")
@@ -532,7 +470,8 @@ class JobSpec(Strict):
     @property
     def profile_settings(self) -> dict:
         """What the spec's profile changes in the baseline (empty for `baseline`)."""
-        return self.baseline.profiles.get(self.generation.profile, {})
+        profile = self.baseline.profiles.get(self.generation.profile)
+        return profile.model_dump(exclude_none=True) if profile else {}
 
     @property
     def size(self) -> tuple[int, int]:

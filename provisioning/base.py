@@ -1,4 +1,5 @@
-"""The provider and transport interfaces every provider implements (local now; vast and ssh later)."""
+"""What every provider (local, ssh, vast) and transport implements, the box a run gets, and what a rented box
+costs."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
+
+from pydantic import BaseModel, ConfigDict
 
 
 class BoxError(RuntimeError):
@@ -66,6 +69,40 @@ class Box:
         return self.run([self.python, "-m", module, *args], timeout_s)
 
 
+class Estimate(BaseModel):
+    """What a run is predicted to cost on a box, made before it is rented: planned seconds and their price."""
+
+    model_config = ConfigDict(frozen=True)
+
+    seconds: int
+    usd: float
+
+
+class InstanceCost(BaseModel):
+    """What one rented instance cost: its price × billed seconds (create → confirmed destroy) + the data it moved at
+    the offer's per-GB prices; next to it, the estimate made before renting it (None: none was made)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    instance_id: int
+    gpu: str | None
+    usd_per_hour: float
+    billed_seconds: float
+    bytes_moved: int
+    usd_transfer: float
+    usd_total: float
+    destroyed: bool
+    estimate_s: int | None = None
+    estimate_usd: float | None = None
+
+    def line(self) -> str:
+        """'instance 7: 120 s at $0.420/h + $0.0001 transfer = $0.0141'"""
+        return (
+            f"instance {self.instance_id}: {self.billed_seconds:.0f} s at ${self.usd_per_hour:.3f}/h "
+            f"+ ${self.usd_transfer:.4f} transfer = ${self.usd_total:.4f}"
+        )
+
+
 class Provider(Protocol):
     name: str
 
@@ -75,3 +112,7 @@ class Provider(Protocol):
     def release(self, box: Box | None, run_id: str, fetched: bool) -> str:
         """Give the box back (`fetched`: the bundle is safely on this machine; `box` None: acquire failed, so
         destroy whatever the attempt created); says what was done."""
+
+    def costs(self) -> list[InstanceCost]:
+        """Every instance rented for this run, oldest first (the last is the one the box runs on; earlier ones were
+        attempts that never became ready), each one's cost so far. Empty where nothing is rented (local, ssh)."""

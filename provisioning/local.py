@@ -11,7 +11,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from provisioning.base import Box
+from provisioning.base import Box, InstanceCost
 
 
 class LocalTransport:
@@ -71,3 +71,6 @@ class LocalProvider:
             return f"kept {job_dir}: the bundle was not fetched, its finished clips are there"
         shutil.rmtree(job_dir, ignore_errors=True)
         return f"removed {job_dir}"
+
+    def costs(self) -> list[InstanceCost]:
+        return []  # nothing is rented

@@ -17,7 +17,8 @@ from pathlib import Path
 import paramiko
 from fabric import Connection
 
-from provisioning.base import Box
+from provisioning.base import Box, InstanceCost
+from provisioning.polling import poll_until
 
 CONNECT_TIMEOUT_S = 10
 
@@ -134,7 +135,7 @@ def wait_for_ssh(target: SshTarget, deadline: float) -> SshTransport:
     """Retry until SSH answers a command, or the monotonic deadline passes ('running' ≠ SSH works); tried at least
     once, however little time is left."""
     started, last_error = time.monotonic(), None
-    while True:
+    for _ in poll_until(deadline, interval_s=2.0):
         transport = SshTransport(target)
         try:
             done = transport.run(["true"], timeout_s=CONNECT_TIMEOUT_S, env={})
@@ -144,13 +145,10 @@ def wait_for_ssh(target: SshTarget, deadline: float) -> SshTransport:
         except (TimeoutError, OSError, EOFError, paramiko.SSHException) as exc:
             last_error = repr(exc)
         transport.close()
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            raise SshNotReady(
-                f"SSH at {target.user}@{target.host}:{target.port} did not answer within "
-                f"{time.monotonic() - started:.0f} s: {last_error}"
-            )
-        time.sleep(min(2.0, remaining))
+    raise SshNotReady(
+        f"SSH at {target.user}@{target.host}:{target.port} did not answer within "
+        f"{time.monotonic() - started:.0f} s: {last_error}"
+    )
 
 
 class SshProvider:
@@ -179,3 +177,6 @@ class SshProvider:
             message = f"removed {job_dir} on {self.target.host}"
         box.transport.close()
         return message
+
+    def costs(self) -> list[InstanceCost]:
+        return []  # your own box: nothing is rented

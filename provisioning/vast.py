@@ -9,22 +9,27 @@ can fail, so crash hooks and the reaper can find it. Only instances this attempt
 from __future__ import annotations
 
 import importlib.metadata
+import itertools
+import math
 import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Annotated
 from urllib.parse import urlsplit
 
 import requests
+from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationError
 from vastai import VastAI
 
-from provisioning.base import Box
+from provisioning.base import Box, Estimate, InstanceCost
+from provisioning.polling import poll_until, sleep_until_next
 from provisioning.ssh import SshNotReady, SshTarget, wait_for_ssh
 
-# actual_status values (None: still provisioning)
-PENDING_STATUSES = {None, "created", "loading", "rebooting"}
+# An instance's actual_status: running (usable once SSH answers), or failed for good (destroy it, try another
+# machine); anything else (none yet, created, loading, rebooting …) is still on its way.
 RUNNING_STATUS = "running"
 FAILED_STATUSES = {"exited", "unknown", "offline", "stopped", "frozen"}
 TRANSIENT_HTTP = {429, 500, 502, 503, 504}  # retried with backoff until the deadline (a daily quota 429 is not)
@@ -125,42 +130,83 @@ class OfferQuery:
         return " ".join(parts)
 
 
+def number_or_none(value: object) -> float | None:
+    """A number as Vast sends it (a number or a numeric string); None for null, a missing key, '' or a word."""
+    if value is None or isinstance(value, bool):
+        return None
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if math.isfinite(number) else None
+
+
+Number = Annotated[float | None, BeforeValidator(number_or_none)]
+WholeNumber = Annotated[int | None, BeforeValidator(number_or_none)]
+
+
+class VastOffer(BaseModel):
+    """One row of Vast's offer search, read once where the SDK answers: the fields this project uses (Vast sends
+    about a hundred more, ignored). A price or version that is missing, null or not a number is None."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    id: int  # the offer ("ask") that create rents
+    machine_id: WholeNumber = None  # the host; a machine that failed is not tried again in the same run
+    gpu_name: str | None = None
+    num_gpus: WholeNumber = None
+    dph_total: Number = None  # $/h, all in (GPU, CPU, disk)
+    cuda_max_good: Number = None  # the newest CUDA the host's driver runs
+    inet_up_cost: Number = None  # $/GB sent from the box
+    inet_down_cost: Number = None  # $/GB the box downloads
+
+    @property
+    def usd_per_hour(self) -> float:
+        """dph_total; 0 for an offer that states no price."""
+        return self.dph_total or 0.0
+
+
+def parse_offers(rows: object) -> list[VastOffer]:
+    """The SDK's search answer as offers; a row that cannot be rented (no offer id) is dropped."""
+    offers = []
+    for row in rows or []:
+        try:
+            offers.append(VastOffer.model_validate(row))
+        except ValidationError:
+            continue
+    return offers
+
+
 @dataclass
 class Rental:
     """One instance this run created: what it costs and since when."""
 
     instance_id: int
-    offer: dict
+    offer: VastOffer
     created_at: str
     created_monotonic: float
     destroyed_monotonic: float | None = None
     bytes_moved: int = 0
-    estimate: dict = field(default_factory=dict)  # what the run was predicted to cost at this offer, before renting
+    estimate: Estimate | None = None  # what the run was predicted to cost at this offer, before renting
 
-    def cost(self) -> dict:
+    def cost(self) -> InstanceCost:
         """dph_total × billed seconds (create → confirmed destroy) + the offer's per-GB transfer prices."""
         end = self.destroyed_monotonic or time.monotonic()
         billed_s = max(0.0, end - self.created_monotonic)
-        dph = float(self.offer.get("dph_total") or 0)
-        per_gb = float(self.offer.get("inet_down_cost") or 0) + float(self.offer.get("inet_up_cost") or 0)
-        transfer = self.bytes_moved / 1e9 * per_gb
-        return {
-            "instance_id": self.instance_id,
-            "gpu": self.offer.get("gpu_name"),
-            "usd_per_hour": dph,
-            "billed_seconds": round(billed_s, 1),
-            "bytes_moved": self.bytes_moved,
-            "usd_transfer": round(transfer, 6),
-            "usd_total": round(dph * billed_s / 3600 + transfer, 6),
-            "destroyed": self.destroyed_monotonic is not None,
-        } | self.estimate
-
-
-def cost_line(cost: dict) -> str:
-    return (
-        f"instance {cost['instance_id']}: {cost['billed_seconds']:.0f} s at ${cost['usd_per_hour']:.3f}/h "
-        f"+ ${cost['usd_transfer']:.4f} transfer = ${cost['usd_total']:.4f}"
-    )
+        price = self.offer.usd_per_hour
+        transfer = self.bytes_moved / 1e9 * ((self.offer.inet_down_cost or 0) + (self.offer.inet_up_cost or 0))
+        return InstanceCost(
+            instance_id=self.instance_id,
+            gpu=self.offer.gpu_name,
+            usd_per_hour=price,
+            billed_seconds=round(billed_s, 1),
+            bytes_moved=self.bytes_moved,
+            usd_transfer=round(transfer, 6),
+            usd_total=round(price * billed_s / 3600 + transfer, 6),
+            destroyed=self.destroyed_monotonic is not None,
+            estimate_s=self.estimate.seconds if self.estimate else None,
+            estimate_usd=self.estimate.usd if self.estimate else None,
+        )
 
 
 def error_body(exc: requests.RequestException) -> dict:
@@ -236,46 +282,47 @@ class VastClient:
         self.key_source = key_source  # where the key was read from, for the message when Vast refuses it
 
     def call(self, request: Callable[[], object], deadline: float) -> object:
-        started, tries, delay = time.monotonic(), 0, 1.0
-        while True:
-            tries += 1
+        started, delay = time.monotonic(), 1.0
+        for tries in itertools.count(1):
             try:
                 return request()
             except requests.RequestException as exc:
-                status, said = http_status(exc), f"{describe(exc)}{detail(exc)}"
-                if status in KEY_REFUSED_HTTP:
-                    raise KeyRefused(
-                        f"Vast refused the API key read from {self.key_source}: {said}; check or replace the key there"
-                    ) from None
-                if is_daily_quota(exc):
-                    raise VastApiError(
-                        f"Vast answered {describe(exc)} daily quota exceeded: not retried ({quota_reset(exc)})",
-                        status,
-                        error_body(exc),
-                    ) from None
-                if not is_transient(exc):
-                    raise VastApiError(f"Vast answered {said}: not retried", status, error_body(exc)) from None
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    waited = time.monotonic() - started
-                    message = f"{said}, retried {tries - 1} times over {waited:.0f} s"
-                    raise VastApiError(message, status, error_body(exc)) from None
-            time.sleep(min(delay, remaining))
+                self.refuse_unless_transient(exc)
+                failure = exc
+            if not sleep_until_next(delay, deadline):
+                waited = time.monotonic() - started
+                message = f"{describe(failure)}{detail(failure)}, retried {tries - 1} times over {waited:.0f} s"
+                raise VastApiError(message, http_status(failure), error_body(failure))
             delay = min(delay * 2, BACKOFF_CAP_S)
 
-    def search(self, query: OfferQuery, exclude_machines: set[int], deadline: float) -> list[dict]:
+    def refuse_unless_transient(self, exc: requests.RequestException) -> None:
+        """Raise what a failure not worth retrying means: a refused key, the daily quota, any other error answer."""
+        status, said = http_status(exc), f"{describe(exc)}{detail(exc)}"
+        if status in KEY_REFUSED_HTTP:
+            raise KeyRefused(
+                f"Vast refused the API key read from {self.key_source}: {said}; check or replace the key there"
+            ) from None
+        if is_daily_quota(exc):
+            raise VastApiError(
+                f"Vast answered {describe(exc)} daily quota exceeded: not retried ({quota_reset(exc)})",
+                status,
+                error_body(exc),
+            ) from None
+        if not is_transient(exc):
+            raise VastApiError(f"Vast answered {said}: not retried", status, error_body(exc)) from None
+
+    def search(self, query: OfferQuery, exclude_machines: set[int], deadline: float) -> list[VastOffer]:
         """Matching offers, cheapest first; hosts whose driver is below the query's CUDA are dropped here too (a
         filter the server does not apply must not rent a box the torch wheel can't use; an offer that does not say
         is left to the server's filter)."""
         text = query.text(exclude_machines)
-        offers = self.call(lambda: self.sdk.search_offers(query=text, order="dph_total", limit=20), deadline)
+        answer = self.call(lambda: self.sdk.search_offers(query=text, order="dph_total", limit=20), deadline)
         offers = [
-            o
-            for o in offers or []
-            if o.get("machine_id") not in exclude_machines
-            and float(o.get("cuda_max_good") or query.min_cuda) >= query.min_cuda
+            offer
+            for offer in parse_offers(answer)
+            if offer.machine_id not in exclude_machines and (offer.cuda_max_good or query.min_cuda) >= query.min_cuda
         ]
-        return sorted(offers, key=lambda o: float(o.get("dph_total") or 0))
+        return sorted(offers, key=lambda offer: offer.usd_per_hour)
 
     def show(self, instance_id: int, deadline: float) -> dict | None:
         """The instance's row; None when Vast does not list it (`{"instances": null}`, or a 404 for one gone)."""
@@ -304,7 +351,7 @@ class VastClient:
         deadline; DestroyFailed says what happened and how to destroy it by hand."""
         started = time.monotonic()
         try:
-            while True:
+            for _ in poll_until(deadline, interval_s=2.0):  # DELETE again while it is still listed
                 try:
                     self.call(lambda: self.sdk.destroy_instance(id=instance_id), deadline)
                 except VastApiError as exc:
@@ -312,10 +359,7 @@ class VastClient:
                         raise
                 if self.show(instance_id, deadline) is None:
                     return
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    raise VastError("it is still listed after DELETE answered")
-                time.sleep(min(2.0, remaining))  # then DELETE again
+            raise VastError("it is still listed after DELETE answered")
         except VastError as exc:
             raise DestroyFailed(
                 f"could not destroy instance {instance_id} (tried for {time.monotonic() - started:.0f}"
@@ -339,7 +383,7 @@ class VastProvider:
         key_file: Path,
         known_hosts: Path,
         on_created: Callable[[dict], None],
-        approve: Callable[[dict], dict] = lambda offer: {},
+        approve: Callable[[VastOffer], Estimate] | None = None,
         log: Callable[[str], None] = print,
         image: str = DEFAULT_IMAGE,
         disk_gb: float = 80,
@@ -351,18 +395,15 @@ class VastProvider:
         destroy_timeout_s: float = DESTROY_TIMEOUT_S,
         poll_s: float = 5,
     ) -> None:
-        self.client, self.query, self.label, self.key_file, self.known_hosts = (
-            client,
-            query,
-            label,
-            key_file,
-            known_hosts,
-        )
-        self.on_created, self.log, self.image, self.disk_gb = on_created, log, image, disk_gb
-        self.approve = approve  # offer → the cost estimate at its price; raises to refuse it before renting
-        self.remote_root, self.venv, self.ssh_user, self.max_attempts = remote_root, venv, ssh_user, max_attempts
-        self.ready_timeout_s, self.destroy_timeout_s, self.poll_s = ready_timeout_s, destroy_timeout_s, poll_s
-        self.rentals: list[Rental] = []  # every instance this attempt created, destroyed or not
+        self.client, self.query, self.label = client, query, label
+        self.key_file, self.known_hosts, self.ssh_user = key_file, known_hosts, ssh_user
+        self.on_created = on_created  # the instance's record, the moment it exists
+        self.approve = approve  # offer → the run's cost estimate at its price; raises to refuse it before renting
+        self.log = log
+        self.image, self.disk_gb, self.remote_root, self.venv = image, disk_gb, remote_root, venv
+        self.max_attempts, self.ready_timeout_s, self.poll_s = max_attempts, ready_timeout_s, poll_s
+        self.destroy_timeout_s = destroy_timeout_s
+        self.rentals: list[Rental] = []  # every instance this run created, destroyed or not
 
     def acquire(self, run_id: str) -> Box:
         failed_machines: set[int] = set()
@@ -376,7 +417,7 @@ class VastProvider:
             if not offers:
                 raise VastError(self.nothing_matches(given_up, failed_machines))
             offer = offers[0]
-            estimate = self.approve(offer)
+            estimate = self.estimate(offer)
             try:
                 rental = self.create(offer, run_id, deadline)
                 rental.estimate = estimate
@@ -391,10 +432,11 @@ class VastProvider:
                 target = SshTarget(host, port, self.ssh_user, self.key_file, self.known_hosts)
                 transport = wait_for_ssh(target, deadline)
             except (InstanceNotReady, SshNotReady) as exc:
-                why = f"instance {rental.instance_id} on machine {offer.get('machine_id')}: {exc}"
+                why = f"instance {rental.instance_id} on machine {offer.machine_id}: {exc}"
                 self.log(f"attempt {attempt}: {why}; destroying it")
                 given_up.append(why)
-                failed_machines.add(offer.get("machine_id"))
+                if offer.machine_id is not None:
+                    failed_machines.add(offer.machine_id)
                 self.destroy(rental)
                 continue
             except BaseException:  # anything else (the API gave up, a cancel): nothing this attempt made survives
@@ -411,6 +453,21 @@ class VastProvider:
                 instance_id=rental.instance_id,
             )
         raise VastError(f"no instance became ready in {self.max_attempts} attempts: {self.tried(given_up)}")
+
+    def estimate(self, offer: VastOffer) -> Estimate | None:
+        """Before the instance is created: the run's cost at this offer's price, logged (`approve` raises to refuse
+        it)."""
+        if self.approve is None:
+            return None
+        estimate = self.approve(offer)
+        self.log(
+            f"estimate before renting: ${estimate.usd:.2f} for {estimate.seconds:.0f} s at "
+            f"${offer.usd_per_hour:.3f}/h (offer {offer.id}, {offer.gpu_name})"
+        )
+        return estimate
+
+    def costs(self) -> list[InstanceCost]:
+        return [rental.cost() for rental in self.rentals]
 
     def tried(self, given_up: list[str]) -> str:
         return f"{len(self.rentals)} tried and destroyed ({'; '.join(given_up)})"
@@ -437,7 +494,7 @@ class VastProvider:
                 raise  # the API gave up, not this instance
             raise InstanceNotReady(f"attaching the SSH key failed: {exc}") from None
 
-    def create(self, offer: dict, run_id: str, deadline: float) -> Rental:
+    def create(self, offer: VastOffer, run_id: str, deadline: float) -> Rental:
         """Create the instance; record it the moment it exists (also a `success: false` one, then destroy it)."""
         kwargs = dict(
             image=self.image,
@@ -449,13 +506,13 @@ class VastProvider:
             onstart_cmd="touch ~/.no_auto_tmux",
         )
         try:
-            answer = self.client.create(offer["id"], deadline, **kwargs)
+            answer = self.client.create(offer.id, deadline, **kwargs)
         except VastApiError as exc:
             if exc.status in (404, 410):
                 raise OfferUnavailable(
-                    f"offer {offer['id']} is gone ({exc.body.get('msg') or exc.body.get('error')})"
+                    f"offer {offer.id} is gone ({exc.body.get('msg') or exc.body.get('error')})"
                 ) from None
-            raise VastError(f"create on offer {offer['id']} failed: {exc}") from None
+            raise VastError(f"create on offer {offer.id} failed: {exc}") from None
         instance_id = answer.get("new_contract")
         if instance_id is not None:
             rental = Rental(int(instance_id), offer, datetime.now(UTC).isoformat(timespec="seconds"), time.monotonic())
@@ -466,28 +523,28 @@ class VastProvider:
                     "label": self.label,
                     "run_id": run_id,
                     "created_at": rental.created_at,
-                    "usd_per_hour": offer.get("dph_total"),
+                    "usd_per_hour": offer.dph_total,
                 }
             )
         if not answer.get("success"):
-            why = f"offer {offer['id']}: create failed ({answer.get('msg') or answer.get('error')})"
+            why = f"offer {offer.id}: create failed ({answer.get('msg') or answer.get('error')})"
             if instance_id is not None:
                 self.log(f"create answered success=false but made instance {instance_id}; destroying it")
                 self.destroy(rental)
-                why = f"instance {instance_id} on machine {offer.get('machine_id')}: create answered success=false"
+                why = f"instance {instance_id} on machine {offer.machine_id}: create answered success=false"
             raise OfferUnavailable(why)
         if instance_id is None:  # nothing to record or destroy: an answer the client cannot use
-            raise OfferUnavailable(f"offer {offer['id']}: create answered success without an instance id")
+            raise OfferUnavailable(f"offer {offer.id}: create answered success without an instance id")
         self.log(
-            f"created instance {instance_id} on offer {offer['id']} (machine {offer.get('machine_id')}, "
-            f"${float(offer.get('dph_total') or 0):.3f}/h), label {self.label}"
+            f"created instance {instance_id} on offer {offer.id} (machine {offer.machine_id}, "
+            f"${offer.usd_per_hour:.3f}/h), label {self.label}"
         )
         return rental
 
     def wait_running(self, instance_id: int, deadline: float) -> dict:
         """Poll until running with an SSH endpoint; fail fast on a failed state; give up at the deadline."""
         status = "not visible yet"
-        while True:
+        for _ in poll_until(deadline, self.poll_s):
             row = self.client.show(instance_id, deadline)
             if row is not None:
                 status = row.get("actual_status") or "provisioning"
@@ -496,10 +553,7 @@ class VastProvider:
                     raise InstanceNotReady(f"{status}: {message}" if message else status)
                 if status == RUNNING_STATUS and ssh_endpoint(row):
                     return row
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise InstanceNotReady(f"stuck {status!r} at the deadline ({self.ready_timeout_s:g} s)")
-            time.sleep(min(self.poll_s, remaining))
+        raise InstanceNotReady(f"stuck {status!r} at the deadline ({self.ready_timeout_s:g} s)")
 
     def destroy(self, rental: Rental) -> None:
         self.client.destroy(rental.instance_id, time.monotonic() + self.destroy_timeout_s)
@@ -521,4 +575,4 @@ class VastProvider:
                     failures.append(str(exc))
         if failures:
             raise DestroyFailed("; ".join(failures))
-        return "; ".join(cost_line(r.cost()) for r in self.rentals)
+        return "; ".join(cost.line() for cost in self.costs())

@@ -5,7 +5,8 @@
 verify_bundle() (on the laptop) checks the archive's hash, refuses unsafe members (absolute paths, `..`,
 links, devices), extracts and checks every file against SHA256SUMS, and every sha256 the manifest and the clip
 logs state against the bytes of the file they name; an error names the file. Every path in the manifest and
-logs is relative to the run directory.
+logs is relative to the run directory. The manifest and the logs are read through their models
+(jobspecs.contracts.Manifest, ClipLog): a field that is missing or of the wrong type is refused by name.
 """
 
 from __future__ import annotations
@@ -22,12 +23,26 @@ import sys
 import tarfile
 import tempfile
 from pathlib import Path, PurePosixPath
-from typing import Annotated
 
 import yaml
-from pydantic import BaseModel, Field, StringConstraints, ValidationError
+from pydantic import BaseModel, ValidationError
 
 from jobspecs import plan_clips, validate
+from jobspecs.contracts import (
+    MANIFEST_VERSION,
+    BundleSummary,
+    ClipLog,
+    Environment,
+    FfmpegBuild,
+    GuardrailOutcome,
+    Manifest,
+    ManifestClip,
+    ManifestClips,
+    ModelInfo,
+    SpecRecord,
+    StitchSummary,
+    VideoFile,
+)
 from jobspecs.schema import OUTPUT_FPS
 from remote.ffmpeg import ffmpeg_build
 from remote.layout import JobPaths, written_atomically
@@ -72,22 +87,14 @@ def installed_versions(names: tuple[str, ...]) -> dict[str, str]:
     return versions
 
 
-def environment() -> dict:
+def environment() -> Environment:
     """The box: Python, OS, libraries, GPU and driver (where there is one), the ffmpeg build."""
     libraries = installed_versions(LIBRARIES)
-    env = {
-        "python": platform.python_version(),
-        "os": platform.platform(),
-        "machine": platform.machine(),
-        "cpus": os.cpu_count(),
-        "libraries": libraries,
-        "ffmpeg": ffmpeg_build(),
-        "gpus": [],
-    }
+    gpus, cuda = [], None
     if shutil.which("nvidia-smi"):
         query = "--query-gpu=name,driver_version,memory.total"
         out = subprocess.run(["nvidia-smi", query, "--format=csv,noheader"], capture_output=True, text=True)
-        env["gpus"] = [
+        gpus = [
             dict(zip(("name", "driver", "memory"), (f.strip() for f in line.split(",")), strict=False))
             for line in out.stdout.splitlines()
             if line.strip()
@@ -95,22 +102,31 @@ def environment() -> dict:
         if "torch" in libraries:
             import torch
 
-            env["cuda"] = torch.version.cuda
-    return env
+            cuda = torch.version.cuda
+    return Environment(
+        python=platform.python_version(),
+        os=platform.platform(),
+        machine=platform.machine(),
+        cpus=os.cpu_count(),
+        libraries=libraries,
+        ffmpeg=FfmpegBuild.model_validate(ffmpeg_build()),
+        gpus=gpus,
+        cuda=cuda,
+    )
 
 
-def final_video_info(paths: JobPaths) -> dict | None:
+def final_video_info(paths: JobPaths) -> VideoFile | None:
     if not paths.final_video.exists():
         return None
     import imageio_ffmpeg
 
     frames, _ = imageio_ffmpeg.count_frames_and_secs(str(paths.final_video))
-    return {
-        "path": "final/final_stitched.mp4",
-        "frames": frames,
-        "seconds": round(frames / OUTPUT_FPS, 4),
-        "sha256": sha256_file(paths.final_video),
-    }
+    return VideoFile(
+        path="final/final_stitched.mp4",
+        frames=frames,
+        seconds=round(frames / OUTPUT_FPS, 4),
+        sha256=sha256_file(paths.final_video),
+    )
 
 
 def run_files(run_dir: Path) -> list[str]:
@@ -119,52 +135,53 @@ def run_files(run_dir: Path) -> list[str]:
     return sorted(n for n in names if n not in (MANIFEST, SUMS))
 
 
-def write_manifest(paths: JobPaths, stitch_summary: dict | None) -> dict:
+def write_manifest(paths: JobPaths, stitch_summary: StitchSummary | None) -> Manifest:
     run = paths.run_info()
     spec = validate(yaml.safe_load(paths.job_yaml.read_text()), source=str(paths.job_yaml))
     logs = paths.finished_logs()
     status = read_status(paths.run_dir)
-    model = logs[0]["model"] if logs else {"id": spec.model, "repo": spec.baseline.repo, "revision": None}
+    model = logs[0].model if logs else ModelInfo(id=spec.model, repo=spec.baseline.repo, revision=None)
     files = {name: sha256_file(paths.run_dir / name) for name in run_files(paths.run_dir)}
-    manifest = {
-        "run_id": paths.run_id,
-        "title": spec.title,
-        "created_at": run["created_at"],
-        "bundled_at": now_iso(),
-        "model": model,
-        "pipeline_commit": run["commit"],
-        "spec": {"file": run["spec_file"], "overrides": run["overrides"], "job_yaml_sha256": files["job.yaml"]},
-        "reference_image": run["reference"],
-        "environment": environment(),
-        "stitch": stitch_summary,
-        "final_video": final_video_info(paths),
-        "clips": {
-            "planned": len(plan_clips(spec)),
-            "finished": len(logs),
-            "list": [
-                {
-                    "clip": log["clip"],
-                    "shot": log["shot"],
-                    "camera": log["shot_card"]["camera"],
-                    "seed": log["seed"],
-                    "file": log["clip_file"],
-                    "last_frame": log["last_frame"],
-                    "seconds": log["clip_file"]["seconds"],
-                    "timings_s": log["timings_s"],
-                }
+    manifest = Manifest(
+        schema_version=MANIFEST_VERSION,
+        run_id=paths.run_id,
+        title=spec.title,
+        created_at=run.created_at,
+        bundled_at=now_iso(),
+        model=model,
+        pipeline_commit=run.commit,
+        spec=SpecRecord(file=run.spec_file, overrides=run.overrides, job_yaml_sha256=files["job.yaml"]),
+        reference_image=run.reference,
+        environment=environment(),
+        stitch=stitch_summary,
+        final_video=final_video_info(paths),
+        clips=ManifestClips(
+            planned=len(plan_clips(spec)),
+            finished=len(logs),
+            entries=[
+                ManifestClip(
+                    clip=log.clip,
+                    shot=log.shot,
+                    camera=log.shot_card.camera,
+                    seed=log.seed,
+                    file=log.clip_file,
+                    last_frame=log.last_frame,
+                    seconds=log.clip_file.seconds,
+                    timings_s=log.timings_s,
+                )
                 for log in logs
             ],
-        },
-        "guardrails": {
-            "clip_limit_s": spec.guardrails.clip_limit_s,
-            "run_limit_s": spec.run_limit_s,
-            "outcome": "ok" if status.get("state") == "generated" else status.get("state"),
-            "reason": status.get("reason"),
-        },
-        "files": files,
-    }
+        ),
+        guardrails=GuardrailOutcome(
+            clip_limit_s=spec.guardrails.clip_limit_s,
+            run_limit_s=spec.run_limit_s,
+            outcome="ok" if status.state == "generated" else status.state,
+            reason=status.reason,
+        ),
+        files=files,
+    )
     with written_atomically(paths.run_dir / MANIFEST) as part:
-        part.write_text(json.dumps(manifest, indent=2, sort_keys=True))
+        part.write_text(manifest.to_json())
     return manifest
 
 
@@ -175,10 +192,12 @@ def write_sums(run_dir: Path) -> None:
         part.write_text(lines)
 
 
-def make_bundle(job_dir: Path) -> dict:
+def make_bundle(job_dir: Path) -> BundleSummary:
     """manifest.json, SHA256SUMS, then <run_id>.tar (sums and manifest first) and its .sha256."""
     paths = JobPaths(job_dir.resolve())
-    stitch_summary = json.loads(paths.stitch_json.read_text()) if paths.stitch_json.exists() else None
+    stitch_summary = None
+    if paths.stitch_json.exists():
+        stitch_summary = StitchSummary.model_validate_json(paths.stitch_json.read_text())
     write_manifest(paths, stitch_summary)
     write_sums(paths.run_dir)
     names = [SUMS, MANIFEST, *run_files(paths.run_dir)]
@@ -192,58 +211,11 @@ def make_bundle(job_dir: Path) -> dict:
                 tar.addfile(info, f)
     digest = sha256_file(paths.archive)
     Path(f"{paths.archive}.sha256").write_text(f"{digest}  {paths.archive.name}\n")
-    return {"archive": paths.archive.name, "sha256": digest, "files": len(names)}
+    return BundleSummary(archive=paths.archive.name, sha256=digest, files=len(names))
 
 
 class BundleInputError(BundleError):
     """What was given is not a bundle to read or a folder to extract into: a missing path, a folder, a file."""
-
-
-Sha256 = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
-
-
-class Hashed(BaseModel):
-    """A file that the manifest or a clip log names, with the sha256 it states for it."""
-
-    path: str
-    sha256: Sha256
-
-
-class ClipEntry(BaseModel):
-    file: Hashed
-    last_frame: Hashed
-
-
-class Clips(BaseModel):
-    entries: list[ClipEntry] = Field(alias="list")
-
-
-class SpecEntry(BaseModel):
-    job_yaml_sha256: Sha256
-
-
-class Reference(BaseModel):
-    sha256: Sha256
-
-
-class Manifest(BaseModel):
-    """What verify_bundle checks of manifest.json (write_manifest writes more)."""
-
-    run_id: str
-    files: dict[str, Sha256]
-    spec: SpecEntry
-    reference_image: Reference
-    final_video: Hashed | None
-    clips: Clips
-
-
-class ClipLog(BaseModel):
-    """What verify_bundle checks of a clip's log (logs/log_NNN.json)."""
-
-    clip: int
-    input_image: Hashed
-    last_frame: Hashed
-    clip_file: Hashed
 
 
 def is_sha256(text: str) -> bool:
@@ -271,7 +243,8 @@ def refuse_constant(name: str) -> None:
 
 
 def read_json(path: Path, name: str, model: type[BaseModel]) -> tuple[dict, BaseModel]:
-    """The file as a JSON object, and that object checked against `model`; BundleError names what is wrong."""
+    """The file as a JSON object, and that object read as `model`; BundleError names what is wrong (the first
+    wrong field). Parsed by json first, so that NaN and Infinity are refused as not JSON."""
     try:
         data = json.loads(path.read_text(), parse_constant=refuse_constant)
     except (ValueError, RecursionError) as exc:  # not UTF-8, not JSON, NaN or Infinity, nested too deep
@@ -376,7 +349,8 @@ def expected_archive_hash(archive: Path) -> str | None:
 
 
 def verify_bundle(archive: Path, dest: Path | None = None, expected_sha256: str | None = None) -> dict:
-    """Check everything; extract to dest/<run_id>/ if dest is given. Returns the manifest.
+    """Check everything; extract to dest/<run_id>/ if dest is given. Returns the manifest as read: its JSON
+    object, which has passed Manifest's validation.
 
     BundleInputError: the archive is not a readable file, or dest cannot be extracted into. BundleError: the
     bundle is damaged, unsafe, or its manifest states a hash its bytes do not have."""
@@ -450,7 +424,7 @@ def main(argv: list[str] | None = None) -> int:
     if len(args) != 1:
         print("usage: python -m remote.bundle JOB_DIR", file=sys.stderr)
         return 2
-    print(json.dumps(make_bundle(Path(args[0]))))
+    print(make_bundle(Path(args[0])).model_dump_json())
     return 0
 
 

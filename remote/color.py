@@ -2,41 +2,36 @@
 
 Reinhard transfer: each LAB channel's mean and standard deviation moved toward the anchor's, by `strength`.
 Matching to the fixed reference, not to the previous clip, stops drift instead of following it.
+
+The colour science is scikit-image's (`skimage.color`): sRGB (IEC 61966-2-1) ↔ CIELAB under illuminant D65 with
+the 2° observer, its defaults.
 """
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 from PIL import Image
-
-_M_RGB_TO_XYZ = np.array(
-    [[0.4124564, 0.3575761, 0.1804375], [0.2126729, 0.7151522, 0.0721750], [0.0193339, 0.1191920, 0.9503041]]
-)
-_WHITE_D65 = np.array([0.95047, 1.0, 1.08883])
+from skimage.color import deltaE_cie76, lab2rgb, rgb2lab
 
 
 def rgb_to_lab(rgb: np.ndarray) -> np.ndarray:
-    """uint8 sRGB (..., 3) → CIELAB (D65) float64."""
-    c = rgb.astype(np.float64) / 255
-    linear = np.where(c <= 0.04045, c / 12.92, ((c + 0.055) / 1.055) ** 2.4)
-    xyz = linear @ _M_RGB_TO_XYZ.T / _WHITE_D65
-    f = np.where(xyz > (6 / 29) ** 3, np.cbrt(xyz), xyz / (3 * (6 / 29) ** 2) + 4 / 29)
-    return np.stack([116 * f[..., 1] - 16, 500 * (f[..., 0] - f[..., 1]), 200 * (f[..., 1] - f[..., 2])], axis=-1)
+    """uint8 sRGB (..., 3) → CIELAB (D65, 2°) float64: L* 0–100."""
+    return rgb2lab(np.asarray(rgb, dtype=np.float64) / 255)
 
 
 def lab_to_rgb(lab: np.ndarray) -> np.ndarray:
-    """CIELAB (D65) → uint8 sRGB, clipped to the gamut."""
-    fy = (lab[..., 0] + 16) / 116
-    f = np.stack([fy + lab[..., 1] / 500, fy, fy - lab[..., 2] / 200], axis=-1)
-    xyz = np.where(f > 6 / 29, f**3, 3 * (6 / 29) ** 2 * (f - 4 / 29)) * _WHITE_D65
-    linear = np.clip(xyz @ np.linalg.inv(_M_RGB_TO_XYZ).T, 0, 1)
-    c = np.where(linear <= 0.0031308, 12.92 * linear, 1.055 * linear ** (1 / 2.4) - 0.055)
-    return np.clip(np.round(c * 255), 0, 255).astype(np.uint8)
+    """CIELAB (D65, 2°) → uint8 sRGB, clipped to the gamut and rounded to the nearest code value."""
+    with warnings.catch_warnings():  # lab2rgb warns each time it clips a colour outside XYZ (Z < 0): intended here
+        warnings.simplefilter("ignore", UserWarning)
+        rgb = lab2rgb(lab)  # 0–1
+    return np.round(rgb * 255).astype(np.uint8)
 
 
 def mean_delta_e(a: np.ndarray, b: np.ndarray) -> float:
     """ΔE76 between the mean LAB colours of two LAB images."""
-    return float(np.linalg.norm(a.reshape(-1, 3).mean(0) - b.reshape(-1, 3).mean(0)))
+    return float(deltaE_cie76(a.reshape(-1, 3).mean(0), b.reshape(-1, 3).mean(0)))
 
 
 def match_colors(image: Image.Image, reference: Image.Image, strength: float) -> tuple[Image.Image, dict]:

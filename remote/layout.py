@@ -1,10 +1,11 @@
 """Where everything lives on the box for one run (JOB_DIR = <box root>/<run_id>):
 
 <box root>/worker.lock          one worker per box
-JOB_DIR/input/run.json          run id, spec file name, --set overrides, reference hash, code commit
+JOB_DIR/input/run.json          run id, spec file name, --set overrides, reference hash, code commit (RunInfo)
 JOB_DIR/input/reference.png     the reference image, normalised: upright, 8-bit RGB, opaque (jobspecs.load)
-JOB_DIR/run/                    the run directory; becomes the bundle (see DESIGN.md)
-JOB_DIR/stitch.json             what the stitch did, for the manifest
+JOB_DIR/run/                    the run directory, which becomes the bundle: job.yaml, clips/, frames/, logs/,
+                                status/, final/, and at the end manifest.json and SHA256SUMS
+JOB_DIR/stitch.json             what the stitch did, for the manifest (StitchSummary)
 JOB_DIR/<run_id>.tar(.sha256)   the bundle and its hash
 """
 
@@ -19,6 +20,7 @@ from pathlib import Path
 
 import yaml
 
+from jobspecs.contracts import ClipLog, RunInfo
 from jobspecs.load import normalised_png
 
 
@@ -85,24 +87,29 @@ class JobPaths:
     def log(self, index: int) -> Path:
         return self.run_dir / clip_files(index)[2]
 
-    def run_info(self) -> dict:
-        return json.loads(self.run_json.read_text())
+    def run_info(self) -> RunInfo:
+        return RunInfo.model_validate_json(self.run_json.read_text())
 
-    def finished_logs(self) -> list[dict]:
+    def finished_logs(self) -> list[ClipLog]:
         """The logs of finished clips, in chain order, up to the first gap."""
         logs = []
         while self.log(len(logs)).exists():
-            logs.append(json.loads(self.log(len(logs)).read_text()))
+            logs.append(ClipLog.model_validate_json(self.log(len(logs)).read_text()))
         return logs
 
 
-def stage_job(job_dir: Path, spec_data: dict, reference: Path | bytes, run_info: dict) -> list[Path]:
+def stage_job(job_dir: Path, spec_data: dict, reference: Path | bytes, run_info: RunInfo | dict) -> list[Path]:
     """Lay out a new job dir (input/run.json, input/reference.png, run/job.yaml); returns the files. `reference`:
-    the normalised PNG's bytes (jobspecs.load.reference_png), or an image file, normalised here.
+    the normalised PNG's bytes (jobspecs.load.reference_png), or an image file, normalised here. `run_info`: a
+    RunInfo, or a dict written as given (the worker reads it back as a RunInfo).
 
     The laptop stages a job in a temporary folder and copies these files to the box as they are."""
+    if isinstance(run_info, RunInfo):
+        run_json = run_info.to_json()
+    else:
+        run_json = json.dumps(run_info, indent=2, sort_keys=True, allow_nan=False)
     files = {
-        job_dir / "input" / "run.json": json.dumps(run_info, indent=2, sort_keys=True, allow_nan=False).encode(),
+        job_dir / "input" / "run.json": run_json.encode(),
         job_dir / "input" / "reference.png": reference if isinstance(reference, bytes) else normalised_png(reference),
         job_dir / "run" / "job.yaml": yaml.safe_dump(spec_data, sort_keys=False, allow_unicode=True).encode(),
     }

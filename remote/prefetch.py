@@ -10,13 +10,13 @@ Later loads run with HF_HUB_OFFLINE=1. --smoke-seconds checks that the repo answ
 
 from __future__ import annotations
 
-import json
 import multiprocessing
 import sys
 import time
 from pathlib import Path
 
 from jobspecs import baselines
+from jobspecs.contracts import PrefetchResult, SmokeResult
 
 PIPELINE_FILES = [
     "model_index.json",
@@ -35,26 +35,26 @@ PIPELINE_FILES = [
 ]
 
 
-def prefetch(model_id: str, token: str | None = None) -> dict:
+def prefetch(model_id: str, token: str | None = None) -> PrefetchResult:
     """Download (or find in the cache) what the pipeline needs; returns what the manifest and the cost need.
     `token`: the Hugging Face token (None: huggingface_hub's own lookup, HF_TOKEN first)."""
     base = baselines()[model_id]
     if base.repo is None:
-        return {"model": model_id, "repo": None, "files": 0, "bytes": 0, "seconds": 0.0}
+        return PrefetchResult(model=model_id, repo=None, files=0, bytes=0, seconds=0.0)
     from huggingface_hub import snapshot_download
 
     start = time.monotonic()
     revision = getattr(base, "revision", None)
     folder = Path(snapshot_download(repo_id=base.repo, revision=revision, allow_patterns=PIPELINE_FILES, token=token))
     files = [p for p in folder.rglob("*") if p.is_file()]
-    return {
-        "model": model_id,
-        "repo": base.repo,
-        "revision": folder.name,
-        "files": len(files),
-        "bytes": sum(p.stat().st_size for p in files),
-        "seconds": round(time.monotonic() - start, 1),
-    }
+    return PrefetchResult(
+        model=model_id,
+        repo=base.repo,
+        revision=folder.name,
+        files=len(files),
+        bytes=sum(p.stat().st_size for p in files),
+        seconds=round(time.monotonic() - start, 1),
+    )
 
 
 def _fetch_index(repo: str, revision: str | None) -> None:
@@ -63,11 +63,11 @@ def _fetch_index(repo: str, revision: str | None) -> None:
     hf_hub_download(repo, "model_index.json", revision=revision)
 
 
-def smoke(model_id: str, seconds: float) -> dict:
+def smoke(model_id: str, seconds: float) -> SmokeResult:
     """Does the repo answer within `seconds`? Fetches model_index.json in a process that is killed at the limit."""
     base = baselines()[model_id]
     if base.repo is None:
-        return {"model": model_id, "ok": True, "seconds": 0.0}
+        return SmokeResult(model=model_id, ok=True, seconds=0.0)
     start = time.monotonic()
     process = multiprocessing.get_context("spawn").Process(
         target=_fetch_index, args=(base.repo, getattr(base, "revision", None))
@@ -77,16 +77,15 @@ def smoke(model_id: str, seconds: float) -> dict:
     if process.is_alive():
         process.kill()
         process.join()
-    ok = process.exitcode == 0
-    return {"model": model_id, "ok": ok, "seconds": round(time.monotonic() - start, 1)}
+    return SmokeResult(model=model_id, ok=process.exitcode == 0, seconds=round(time.monotonic() - start, 1))
 
 
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     if len(args) == 3 and args[1] == "--smoke-seconds":
         result = smoke(args[0], float(args[2]))
-        print(json.dumps(result))
-        return 0 if result["ok"] else 1
+        print(result.model_dump_json())
+        return 0 if result.ok else 1
     token = None
     if len(args) == 2 and args[1] == "--token-on-stdin":
         token = sys.stdin.readline().strip() or None
@@ -94,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
     if len(args) != 1:
         print("usage: python -m remote.prefetch MODEL_ID [--token-on-stdin | --smoke-seconds N]", file=sys.stderr)
         return 2
-    print(json.dumps(prefetch(args[0], token)))
+    print(prefetch(args[0], token).model_dump_json())
     return 0
 
 

@@ -1,16 +1,17 @@
-"""The worker's status on the box: status/status.json (atomic rewrites) and status/progress.log lines
-`ISO8601 | stage | clip=<i|-> | msg=...`, read by the laptop over SSH (or a local read)."""
+"""The worker's status on the box: status/status.json (jobspecs.contracts.WorkerStatus, rewritten atomically) and
+status/progress.log lines `ISO8601 | stage | clip=<i|-> | msg=...`, read by the laptop over SSH (or a local read)."""
 
 from __future__ import annotations
 
-import json
 import os
 from datetime import UTC, datetime
 from pathlib import Path
 
-# The states of a run on the box. Terminal ones end the supervisor.
-RUNNING_STATES = {"starting", "loading", "generating"}
-TERMINAL_STATES = {"generated", "stopped", "failed"}
+from jobspecs.contracts import TERMINAL_STATES, WorkerStatus
+
+# TERMINAL_STATES: the states in which the worker is gone, imported from here by the laptop's follow_worker
+__all__ = ["PARENT_TASK_RUN", "TERMINAL_STATES", "log_progress", "now_iso", "read_status", "update_status"]
+
 # Set by the laptop only where the box reports to the laptop's own Prefect API (the local provider): the task run
 # that started the worker, whose subflow the worker's flow run becomes.
 PARENT_TASK_RUN = "SHOOTOUT_PARENT_TASK_RUN_ID"
@@ -20,20 +21,27 @@ def now_iso() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
-def read_status(run_dir: Path) -> dict:
+def status_path(run_dir: Path) -> Path:
+    return run_dir / "status" / "status.json"
+
+
+def read_status(run_dir: Path) -> WorkerStatus:
+    """The status so far; before the first write, a status with nothing set."""
     try:
-        return json.loads((run_dir / "status" / "status.json").read_text())
+        return WorkerStatus.model_validate_json(status_path(run_dir).read_text())
     except FileNotFoundError:
-        return {}
+        return WorkerStatus()
 
 
-def update_status(run_dir: Path, **fields: object) -> dict:
-    """Merge fields into status.json; written to a temporary file and renamed, so readers never see half."""
-    path = run_dir / "status" / "status.json"
+def update_status(run_dir: Path, **fields: object) -> WorkerStatus:
+    """Set `fields` (WorkerStatus fields) in status.json, keeping the others; written to a temporary file and
+    renamed, so readers never see half. The file holds only the fields ever set."""
+    path = status_path(run_dir)
     path.parent.mkdir(parents=True, exist_ok=True)
-    status = read_status(run_dir) | fields | {"updated_at": now_iso()}
+    so_far = read_status(run_dir).model_dump(exclude_unset=True)
+    status = WorkerStatus.model_validate(so_far | fields | {"updated_at": now_iso()})
     tmp = path.with_name(f".status.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(status, indent=2, sort_keys=True))
+    tmp.write_text(status.to_json(exclude_unset=True))
     os.replace(tmp, path)
     return status
 

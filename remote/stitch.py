@@ -10,7 +10,6 @@ encode uses the pinned libx264 settings of remote.ffmpeg: the same clips give th
 
 from __future__ import annotations
 
-import json
 import sys
 import tempfile
 from dataclasses import dataclass
@@ -21,6 +20,7 @@ import yaml
 from PIL import Image
 
 from jobspecs import validate
+from jobspecs.contracts import FfmpegBuild, StitchSummary
 from jobspecs.schema import OUTPUT_FPS, OUTPUT_SIZE, Stitch
 from remote.ffmpeg import ACCURATE_SWS, decode_frames, ffmpeg_build, run_ffmpeg, x264_args
 from remote.layout import JobPaths, written_atomically
@@ -114,7 +114,7 @@ def bridge_frames(left: ClipInput, right: ClipInput, settings: Stitch, work: Pat
     return frames[count + 2 : 2 * count + 2]
 
 
-def stitch_clips(clips: list[ClipInput], out: Path, settings: Stitch) -> dict:
+def stitch_clips(clips: list[ClipInput], out: Path, settings: Stitch) -> StitchSummary:
     """Stitch `clips` (in chain order) into `out`; returns what the manifest records."""
     if not clips:
         raise StitchError("no finished clips to stitch")
@@ -137,29 +137,29 @@ def stitch_clips(clips: list[ClipInput], out: Path, settings: Stitch) -> dict:
         encoder = x264_args(OUTPUT_FPS, settings.preset, settings.crf, settings.threads)
         with written_atomically(out) as part:
             run_ffmpeg([*inputs, "-filter_complex", graph, "-map", "[out]", *encoder, "-f", "mp4", str(part)])
-    return {
-        "clips": len(clips),
-        "fps": OUTPUT_FPS,
-        "size": f"{OUTPUT_SIZE[0]}x{OUTPUT_SIZE[1]}",
-        "settings": settings.model_dump(mode="json"),
-        "encoder": encoder,
-        "filtergraph": graph,
-        "ffmpeg": ffmpeg_build(),
-    }
+    return StitchSummary(
+        clips=len(clips),
+        fps=OUTPUT_FPS,
+        size=f"{OUTPUT_SIZE[0]}x{OUTPUT_SIZE[1]}",
+        settings=settings,
+        encoder=encoder,
+        filtergraph=graph,
+        ffmpeg=FfmpegBuild.model_validate(ffmpeg_build()),
+    )
 
 
 def clip_inputs(paths: JobPaths) -> list[ClipInput]:
     return [
-        ClipInput(paths.run_dir / log["clip_file"]["path"], log["params"]["frames"], log["params"]["fps"])
+        ClipInput(paths.run_dir / log.clip_file.path, log.params.frames, log.params.fps)
         for log in paths.finished_logs()
     ]
 
 
-def stitch(job_dir: Path) -> dict:
+def stitch(job_dir: Path) -> StitchSummary:
     paths = JobPaths(job_dir.resolve())
     spec = validate(yaml.safe_load(paths.job_yaml.read_text()), source=str(paths.job_yaml))
     summary = stitch_clips(clip_inputs(paths), paths.final_video, spec.stitch)
-    paths.stitch_json.write_text(json.dumps(summary, indent=2))
+    paths.stitch_json.write_text(summary.to_json())
     return summary
 
 
@@ -168,7 +168,7 @@ def main(argv: list[str] | None = None) -> int:
     if len(args) != 1:
         print("usage: python -m remote.stitch JOB_DIR", file=sys.stderr)
         return 2
-    print(json.dumps(stitch(Path(args[0]))))
+    print(stitch(Path(args[0])).model_dump_json())
     return 0
 
 

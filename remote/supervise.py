@@ -20,8 +20,9 @@ from pathlib import Path
 import yaml
 
 from jobspecs import validate
+from jobspecs.contracts import TERMINAL_STATES
 from remote.layout import JobPaths
-from remote.status import TERMINAL_STATES, log_progress, now_iso, read_status, update_status
+from remote.status import log_progress, now_iso, read_status, update_status
 
 EXIT_STOPPED = 3  # a guardrail or a stop request ended the run
 POLL_S = 0.5
@@ -52,8 +53,9 @@ def remove_partial_files(paths: JobPaths) -> list[str]:
 
 def mark_stopped(paths: JobPaths, reason: str) -> None:
     removed = remove_partial_files(paths)
-    update_status(paths.run_dir, state="stopped", reason=reason, stopped_at_clip=read_status(paths.run_dir).get("clip"))
-    log_progress(paths.run_dir, "stopped", read_status(paths.run_dir).get("clip"), reason)
+    clip = read_status(paths.run_dir).clip
+    update_status(paths.run_dir, state="stopped", reason=reason, stopped_at_clip=clip)
+    log_progress(paths.run_dir, "stopped", clip, reason)
     if removed:
         log_progress(paths.run_dir, "stopped", None, f"removed unfinished files: {', '.join(removed)}")
 
@@ -91,7 +93,7 @@ def supervise(job_dir: Path, worker_argv: list[str] | None = None) -> int:
     current_clip, clip_since = None, time.monotonic()
     while worker.poll() is None:
         status = read_status(paths.run_dir)
-        clip = status.get("clip") if status.get("state") == "generating" else None
+        clip = status.clip if status.state == "generating" else None
         if clip != current_clip:
             current_clip, clip_since = clip, time.monotonic()
         reason = None
@@ -108,7 +110,7 @@ def supervise(job_dir: Path, worker_argv: list[str] | None = None) -> int:
             return EXIT_STOPPED
         time.sleep(POLL_S)
 
-    state = read_status(paths.run_dir).get("state")
+    state = read_status(paths.run_dir).state
     if worker.returncode == 0 and state == "generated":
         return 0
     if state not in TERMINAL_STATES:
@@ -122,15 +124,14 @@ def stop(job_dir: Path) -> None:
     """Ask the supervisor to stop (it kills the worker and records why); kill the worker itself if alone."""
     paths = JobPaths(job_dir.resolve())
     status = read_status(paths.run_dir)
-    supervisor = status.get("supervisor_pid")
-    if supervisor and status.get("state") not in TERMINAL_STATES:
+    if status.supervisor_pid and status.state not in TERMINAL_STATES:
         try:
-            os.kill(supervisor, signal.SIGTERM)
+            os.kill(status.supervisor_pid, signal.SIGTERM)
             return
         except ProcessLookupError:
             pass
-    if status.get("worker_pid") and status.get("state") not in TERMINAL_STATES:
-        kill_group(status["worker_pid"])
+    if status.worker_pid and status.state not in TERMINAL_STATES:
+        kill_group(status.worker_pid)
         mark_stopped(paths, "stopped from outside; the supervisor was gone")
 
 

@@ -11,7 +11,6 @@ The loop is a Prefect flow against a Prefect of the box's own: nothing here talk
 from __future__ import annotations
 
 import fcntl
-import json
 import os
 import platform
 import sys
@@ -29,6 +28,7 @@ from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 
 from jobspecs import ClipPlan, JobSpec, plan_clips, validate
+from jobspecs.contracts import ClipLog, ClipParams, HashedFile, ModelInfo, RunInfo, Timings, VideoFile
 from jobspecs.load import to_rgb
 from jobspecs.schema import SPEED_KNOBS, Stitch
 from remote.bundle import sha256_file
@@ -105,15 +105,10 @@ def encode_interpolated(frames: np.ndarray, path: Path, fps: int, target_fps: in
     return written
 
 
-def write_json(path: Path, data: dict) -> None:
-    with written_atomically(path) as part:
-        part.write_text(json.dumps(data, indent=2, sort_keys=True))
-
-
 @task(name="generate-clip", cache_policy=NO_CACHE)
 def generate_clip(
-    adapter: ModelAdapter, spec: JobSpec, clip: ClipPlan, paths: JobPaths, run: dict, load_s: float
-) -> dict:
+    adapter: ModelAdapter, spec: JobSpec, clip: ClipPlan, paths: JobPaths, run: RunInfo, load_s: float
+) -> ClipLog:
     run_dir = paths.run_dir
     started, started_at = time.monotonic(), now_iso()
     update_status(run_dir, state="generating", clip=clip.index, clip_started_at=started_at)
@@ -157,65 +152,65 @@ def generate_clip(
         Image.fromarray(result.frames[-1]).save(part, format="PNG", compress_level=6)
 
     info = adapter.info()
-    shot = spec.shots[clip.shot_index]
-    log = {
-        "run_id": paths.run_id,
-        "clip": clip.index,
-        "shot": clip.shot_index,
-        "part": clip.part,
-        "parts": clip.parts,
-        "prompt": clip.prompt,
-        "negative_prompt": spec.effective("negative_prompt"),
-        "shot_card": shot.model_dump(mode="json"),
-        "seed": clip.seed,
-        "params": {
-            "width": clip.width,
-            "height": clip.height,
-            "frames": written,  # of the clip file (the stitch reads these two)
-            "fps": written_fps,
-            "generated_frames": clip.frames,
-            "generated_fps": clip.fps,
-            "interpolation": f"{INTERPOLATE}:fps={written_fps}" if written_fps != clip.fps else None,
-            "profile": spec.generation.profile,
+    model_info = {key: value for key, value in info.items() if key != "libraries"}
+    log = ClipLog(
+        run_id=paths.run_id,
+        clip=clip.index,
+        shot=clip.shot_index,
+        part=clip.part,
+        parts=clip.parts,
+        prompt=clip.prompt,
+        negative_prompt=spec.effective("negative_prompt"),
+        shot_card=spec.shots[clip.shot_index],
+        seed=clip.seed,
+        params=ClipParams(
+            width=clip.width,
+            height=clip.height,
+            frames=written,
+            fps=written_fps,
+            generated_frames=clip.frames,
+            generated_fps=clip.fps,
+            interpolation=f"{INTERPOLATE}:fps={written_fps}" if written_fps != clip.fps else None,
+            profile=spec.generation.profile,
             **{name: spec.effective(name) for name in SPEED_KNOBS},
-            "steps": spec.effective("steps"),
-            "guidance": spec.effective("guidance"),
-            "guidance_kind": spec.baseline.guidance_kind,
-            "scheduler": spec.effective("scheduler"),
-            "shift": spec.effective("shift"),
-            "adapter": result.params,
-        },
-        "input_image": {
-            "path": spec.reference_image if clip.index == 0 else input_path.relative_to(run_dir).as_posix(),
-            "sha256": sha256_file(input_path),
-        },
-        "color_match": color_log,
-        "last_frame": {
-            "path": f"frames/{paths.last_frame(clip.index).name}",
-            "sha256": sha256_file(paths.last_frame(clip.index)),
-        },
-        "clip_file": {
-            "path": f"clips/{paths.clip(clip.index).name}",
-            "sha256": sha256_file(paths.clip(clip.index)),
-            "frames": written,
-            "seconds": round(clip.seconds, 4),
-        },
-        "timings_s": {
-            "load": round(load_s, 3),
+            steps=spec.effective("steps"),
+            guidance=spec.effective("guidance"),
+            guidance_kind=spec.baseline.guidance_kind,
+            scheduler=spec.effective("scheduler"),
+            shift=spec.effective("shift"),
+            adapter=result.params,
+        ),
+        input_image=HashedFile(
+            path=spec.reference_image if clip.index == 0 else input_path.relative_to(run_dir).as_posix(),
+            sha256=sha256_file(input_path),
+        ),
+        color_match=color_log,
+        last_frame=HashedFile(
+            path=f"frames/{paths.last_frame(clip.index).name}", sha256=sha256_file(paths.last_frame(clip.index))
+        ),
+        clip_file=VideoFile(
+            path=f"clips/{paths.clip(clip.index).name}",
+            sha256=sha256_file(paths.clip(clip.index)),
+            frames=written,
+            seconds=round(clip.seconds, 4),
+        ),
+        timings_s=Timings(
+            load=round(load_s, 3),
             **{k: round(v, 3) for k, v in result.timings_s.items()},
-            "encode": round(encode_s, 3),
-            "clip_total": round(time.monotonic() - started, 3),
-        },
-        "peak_vram_bytes": result.peak_vram_bytes,
-        "model": {"repo": None, "revision": None} | {k: v for k, v in info.items() if k != "libraries"},
-        "libraries": {"python": platform.python_version(), **info.get("libraries", {})},
-        "commit": run.get("commit"),
-        "started_at": started_at,
-        "finished_at": now_iso(),
-    }
-    write_json(paths.log(clip.index), log)  # last: the clip is finished once its log exists
+            encode=round(encode_s, 3),
+            clip_total=round(time.monotonic() - started, 3),
+        ),
+        peak_vram_bytes=result.peak_vram_bytes,
+        model=ModelInfo.model_validate({"repo": None, "revision": None} | model_info),
+        libraries={"python": platform.python_version(), **info.get("libraries", {})},
+        commit=run.commit,
+        started_at=started_at,
+        finished_at=now_iso(),
+    )
+    with written_atomically(paths.log(clip.index)) as part:  # last: the clip is finished once its log exists
+        part.write_text(log.to_json())
     update_status(run_dir, clips_done=clip.index + 1)
-    log_progress(run_dir, "clip", clip.index, f"done in {log['timings_s']['clip_total']:.1f} s")
+    log_progress(run_dir, "clip", clip.index, f"done in {log.timings_s.clip_total:.1f} s")
     return log
 
 

@@ -22,14 +22,26 @@ import io
 import json
 import math
 import statistics
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
 import yaml
 from PIL import Image, ImageDraw
+from pydantic import ValidationError
 
+from jobspecs.contracts import (
+    ClipLog,
+    ClipRow,
+    FilmLightness,
+    Manifest,
+    Metric,
+    Report,
+    RunRow,
+    RunSettings,
+    SeamRow,
+    Timing,
+)
 from remote.ffmpeg import FfmpegError
 from report import metrics as m
 
@@ -38,105 +50,94 @@ class ReportError(RuntimeError):
     """A run directory that can't be read, or weights that don't fit; the message says which and why."""
 
 
-@dataclass(frozen=True)
-class Metric:
-    key: str
-    label: str
-    unit: str
-    higher_is_better: bool
-    tolerance: float  # the smallest difference that means something (see the module's docstring)
-    missing: str  # "worst": a run without a value scores 0; "exclude": the metric leaves the score
-    definition: str
-
-
 METRICS = [
     Metric(
-        "completion",
-        "clips finished",
-        "fraction",
-        True,
-        1e-9,
-        "worst",
-        "finished clips / planned clips (a run stopped by a guardrail finishes fewer)",
+        key="completion",
+        label="clips finished",
+        unit="fraction",
+        higher_is_better=True,
+        tolerance=1e-9,
+        missing="worst",
+        definition="finished clips / planned clips (a run stopped by a guardrail finishes fewer)",
     ),
     Metric(
-        "seam_ssim_ratio",
-        "seam SSIM ratio",
-        "ratio",
-        True,
-        0.02,
-        "worst",
-        "mean over seams of SSIM(last frame of clip i, first shown frame of clip i+1) / median SSIM of the 6 "
-        "consecutive-frame pairs nearest the seam inside each of clips i and i+1 (luma, 7×7 window, frames at "
+        key="seam_ssim_ratio",
+        label="seam SSIM ratio",
+        unit="ratio",
+        higher_is_better=True,
+        tolerance=0.02,
+        missing="worst",
+        definition="mean over seams of SSIM(last frame of clip i, first shown frame of clip i+1) / median SSIM of "
+        "the 6 consecutive-frame pairs nearest the seam inside each of clips i and i+1 (luma, 7×7 window, frames at "
         "320 px wide); 1 = the seam looks like any other frame step there",
     ),
     Metric(
-        "seam_psnr_drop_db",
-        "seam PSNR drop",
-        "dB",
-        False,
-        1.0,
-        "worst",
-        "mean over seams of (median PSNR of the same nearest consecutive-frame pairs) − (PSNR across the seam), "
-        "RGB at 320 px wide; a difference, not a ratio, since PSNR is already logarithmic",
+        key="seam_psnr_drop_db",
+        label="seam PSNR drop",
+        unit="dB",
+        higher_is_better=False,
+        tolerance=1.0,
+        missing="worst",
+        definition="mean over seams of (median PSNR of the same nearest consecutive-frame pairs) − (PSNR across the "
+        "seam), RGB at 320 px wide; a difference, not a ratio, since PSNR is already logarithmic",
     ),
     Metric(
-        "flash",
-        "seam flash",
-        "× median",
-        False,
-        1.0,
-        "worst",
-        "worst seam: the largest |Δ mean L*| over the 4 frame steps from clip i's last frame into clip i+1, "
+        key="flash",
+        label="seam flash",
+        unit="× median",
+        higher_is_better=False,
+        tolerance=1.0,
+        missing="worst",
+        definition="worst seam: the largest |Δ mean L*| over the 4 frame steps from clip i's last frame into clip i+1, "
         "divided by the median |Δ mean L*| of the nearest consecutive-frame pairs (floor 0.5 L*)",
     ),
     Metric(
-        "flicker",
-        "flicker",
-        "L*",
-        False,
-        0.1,
-        "worst",
-        "mean over every frame inside a clip of |L*_t − (L*_{t−1} + L*_{t+1})/2|, L* the frame's mean CIE "
+        key="flicker",
+        label="flicker",
+        unit="L*",
+        higher_is_better=False,
+        tolerance=0.1,
+        missing="worst",
+        definition="mean over every frame inside a clip of |L*_t − (L*_{t−1} + L*_{t+1})/2|, L* the frame's mean CIE "
         "lightness: the high-pass part of the brightness series (smooth changes ≈ 0)",
     ),
     Metric(
-        "color_drift",
-        "colour drift ΔE00",
-        "ΔE00",
-        False,
-        1.0,
-        "worst",
-        "mean over clips of CIEDE2000 between the mean CIELAB colour of the clip's lossless last frame and "
+        key="color_drift",
+        label="colour drift ΔE00",
+        unit="ΔE00",
+        higher_is_better=False,
+        tolerance=1.0,
+        missing="worst",
+        definition="mean over clips of CIEDE2000 between the mean CIELAB colour of the clip's lossless last frame and "
         "the reference's (resized and centre-cropped to the frame)",
     ),
     Metric(
-        "sharpness_slope",
-        "sharpness trend",
-        "per clip",
-        True,
-        0.02,
-        "worst",
-        "least-squares slope across clips of var(Laplacian of luma) of the last frame / the same of the "
+        key="sharpness_slope",
+        label="sharpness trend",
+        unit="per clip",
+        higher_is_better=True,
+        tolerance=0.02,
+        missing="worst",
+        definition="least-squares slope across clips of var(Laplacian of luma) of the last frame / the same of the "
         "reference at that size; negative = detail lost clip after clip",
     ),
     Metric(
-        "speed",
-        "generation s per video s",
-        "s/s",
-        False,
-        1.0,
-        "worst",
-        "(model load + Σ clip generation time) / seconds of film",
+        key="speed",
+        label="generation s per video s",
+        unit="s/s",
+        higher_is_better=False,
+        tolerance=1.0,
+        missing="worst",
+        definition="(model load + Σ clip generation time) / seconds of film",
     ),
     Metric(
-        "cost",
-        "$ per video s",
-        "USD/s",
-        False,
-        0.001,
-        "exclude",
-        "usd_total / seconds of film, from <run_dir>.cost.json (a local run costs 0)",
+        key="cost",
+        label="$ per video s",
+        unit="USD/s",
+        higher_is_better=False,
+        tolerance=0.001,
+        missing="exclude",
+        definition="usd_total / seconds of film, from <run_dir>.cost.json (a local run costs 0)",
     ),
 ]
 METRIC_BY_KEY = {metric.key: metric for metric in METRICS}
@@ -147,7 +148,7 @@ DEFAULT_WEIGHTS = {
     "seam_psnr_drop_db": 1.0,
     "flash": 2.0,
     "flicker": 1.0,
-    "color_drift": 2.0,  # the cumulative burn-in users complain about most (anchors.md §2.1)
+    "color_drift": 2.0,  # colour that drifts further clip after clip: what chained generation is known for
     "sharpness_slope": 1.0,
     "speed": 1.0,
     "cost": 1.0,
@@ -158,30 +159,41 @@ FLASH_WINDOW = 4  # frame steps after a seam in which a flash is looked for
 FLASH_FLOOR = 0.5  # L*: the smallest median frame-to-frame change a flash is measured against
 DECODE_NOTE = (
     "Clips decoded through one ffmpeg pipe each (rgb24) as bt709 limited range with swscale accurate_rnd + "
-    "full_chroma_int (no −1 colour bias, anchors.md §2.3); SSIM, PSNR, flash and flicker on frames scaled "
-    f"(area) to {m.ANALYSIS_WIDTH} px wide; colour drift and sharpness on the full-size lossless last-frame PNGs."
+    "full_chroma_int (no −1 colour bias: ffmpeg's default conversion decodes about one level dark); SSIM, PSNR, "
+    f"flash and flicker on frames scaled (area) to {m.ANALYSIS_WIDTH} px wide; colour drift and sharpness on the "
+    "full-size lossless last-frame PNGs."
 )
 
 
 # --- reading a run -----------------------------------------------------------------------------------
 
 
-def read_logs(run_dir: Path) -> list[dict]:
+def read_model(path: Path, model: type[Manifest] | type[ClipLog]) -> Manifest | ClipLog:
+    """The file read as `model`; ReportError names the file and its first wrong field."""
+    try:
+        return model.model_validate_json(path.read_text())
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        field = ".".join(str(part) for part in error["loc"])
+        raise ReportError(f"{path}: {field}: {error['msg']}" if field else f"{path}: {error['msg']}") from None
+
+
+def read_logs(run_dir: Path) -> list[ClipLog]:
     """The finished clips' logs in chain order, up to the first gap."""
     logs = []
     while (path := run_dir / "logs" / f"log_{len(logs):03d}.json").exists():
-        logs.append(json.loads(path.read_text()))
+        logs.append(read_model(path, ClipLog))
     return logs
 
 
-def read_run(run_dir: Path) -> tuple[dict, dict, list[dict]]:
+def read_run(run_dir: Path) -> tuple[Manifest, dict, list[ClipLog]]:
     """manifest.json, job.yaml (raw: report_weights may sit beside the spec's fields) and the logs."""
     if not (run_dir / "manifest.json").exists():
         raise ReportError(
             f"{run_dir}: not a run directory (no manifest.json); extract a bundle with `shootout verify BUNDLE "
             "--extract DIR` and pass DIR/<run_id>"
         )
-    manifest = json.loads((run_dir / "manifest.json").read_text())
+    manifest = read_model(run_dir / "manifest.json", Manifest)
     job = yaml.safe_load((run_dir / "job.yaml").read_text()) if (run_dir / "job.yaml").exists() else {}
     return manifest, job or {}, read_logs(run_dir)
 
@@ -209,36 +221,36 @@ def num(value: float | None, digits: int = 4) -> float | None:
     return round(float(value), digits)
 
 
-def film_seconds(manifest: dict, logs: list[dict]) -> float:
+def film_seconds(manifest: Manifest, logs: list[ClipLog]) -> float:
     """Seconds of the film: the final video's where it was stitched, else the clips as a cut would join them."""
-    if (manifest.get("final_video") or {}).get("seconds"):
-        return float(manifest["final_video"]["seconds"])
+    if manifest.final_video is not None and manifest.final_video.seconds:
+        return manifest.final_video.seconds
     if not logs:
         return 0.0
-    frames = logs[0]["params"]["frames"] + sum(log["params"]["frames"] - 1 for log in logs[1:])
-    return frames / logs[0]["params"]["fps"]
+    frames = logs[0].params.frames + sum(log.params.frames - 1 for log in logs[1:])
+    return frames / logs[0].params.fps
 
 
-def settings_of(job: dict, logs: list[dict], manifest: dict) -> dict:
+def settings_of(job: dict, logs: list[ClipLog], manifest: Manifest) -> RunSettings:
     """What made the clips: the spec's generation block, the effective parameters, the memory plan, a profile."""
     generation = job.get("generation") or {}
-    params = logs[0]["params"] if logs else {}
-    model = logs[0].get("model", {}) if logs else manifest.get("model", {})
+    params = logs[0].params if logs else None
+    model = (logs[0].model if logs else manifest.model).model_extra  # the adapter's own keys
     keys = ("width", "height", "frames", "fps", "steps", "guidance", "guidance_kind", "scheduler", "shift")
-    effective = {k: params.get(k) for k in keys if params.get(k) is not None}
+    effective = {k: getattr(params, k) for k in keys if params is not None and getattr(params, k) is not None}
     memory = model.get("memory")
-    profile = generation.get("profile") or params.get("profile") or model.get("profile")
-    return {
-        "generation": generation,
-        "effective": effective,
-        "profile": profile,
-        "source": model.get("source"),
-        "memory_plan": memory.get("plan") if isinstance(memory, dict) else memory,
-    }
+    profile = generation.get("profile") or (params.profile if params else None) or model.get("profile")
+    return RunSettings(
+        generation=generation,
+        effective=effective,
+        profile=profile,
+        source=model.get("source"),
+        memory_plan=memory.get("plan") if isinstance(memory, dict) else memory,
+    )
 
 
-def settings_text(settings: dict) -> str:
-    e = settings["effective"]
+def settings_text(settings: RunSettings) -> str:
+    e = settings.effective
     parts = []
     if "width" in e:
         parts.append(f"{e['width']}×{e['height']}, {e.get('frames', '?')} f @ {e.get('fps', '?')} fps")
@@ -250,8 +262,8 @@ def settings_text(settings: dict) -> str:
         if e.get(key) is not None:
             parts.append(f"{key} {e[key]}")
     for key in ("memory_plan", "profile", "source"):
-        if settings.get(key):
-            parts.append(f"{key.replace('_', ' ')} {settings[key]}")
+        if getattr(settings, key):
+            parts.append(f"{key.replace('_', ' ')} {getattr(settings, key)}")
     return ", ".join(parts) or "n/a"
 
 
@@ -284,14 +296,14 @@ def contact_sheet_image(run_dir: Path, thumb_width: int = 240, columns: int = 3)
     label_h, gap = 16, 12
     cells = []
     for log in logs:
-        width, height = log["params"]["width"], log["params"]["height"]
-        first = m.decode(run_dir / log["clip_file"]["path"], width, height, limit=1)[0]
-        last = m.load_rgb(run_dir / log["last_frame"]["path"])
+        width, height = log.params.width, log.params.height
+        first = m.decode(run_dir / log.clip_file.path, width, height, limit=1)[0]
+        last = m.load_rgb(run_dir / log.last_frame.path)
         thumb_h = max(1, round(thumb_width * height / width))
         pair = side_by_side([np.asarray(Image.fromarray(f).resize((thumb_width, thumb_h))) for f in (first, last)])
         cell = Image.new("RGB", (pair.width, pair.height + label_h), (24, 24, 24))
         cell.paste(pair, (0, label_h))
-        ImageDraw.Draw(cell).text((2, 2), f"clip {log['clip']}: first | last", fill=(230, 230, 230))
+        ImageDraw.Draw(cell).text((2, 2), f"clip {log.clip}: first | last", fill=(230, 230, 230))
         cells.append(cell)
     columns = min(columns, len(cells))
     rows = math.ceil(len(cells) / columns)
@@ -313,14 +325,14 @@ def contact_sheet(run_dir: Path, dest: Path, thumb_width: int = 240) -> Path:
 # --- one run ------------------------------------------------------------------------------------------
 
 
-def reference_frame(run_dir: Path, logs: list[dict], reference: Path | None) -> tuple[np.ndarray | None, str]:
+def reference_frame(run_dir: Path, logs: list[ClipLog], reference: Path | None) -> tuple[np.ndarray | None, str]:
     """The colour and sharpness reference: the given image, else clip 0's first frame decoded (unbiased)."""
     if reference is not None:
         return m.load_rgb(reference), f"{Path(reference).name} (given)"
     if not logs:
         return None, "none (no clip)"
-    params = logs[0]["params"]
-    frame = m.decode(run_dir / logs[0]["clip_file"]["path"], params["width"], params["height"], limit=1)[0]
+    params = logs[0].params
+    frame = m.decode(run_dir / logs[0].clip_file.path, params.width, params.height, limit=1)[0]
     return frame, "clip 0's first frame, decoded (no reference image given)"
 
 
@@ -360,23 +372,24 @@ def seam_numbers(index: int, left: dict, right: dict) -> tuple[dict, np.ndarray]
     return seam, shown
 
 
-def analyse_clips(run_dir: Path, logs: list[dict], reference: np.ndarray | None) -> tuple[list, list, dict]:
-    """Per clip and per seam numbers, the lightness series of the film as cut, and the seam strip images."""
+def analyse_clips(run_dir: Path, logs: list[ClipLog], reference: np.ndarray | None) -> tuple[list, list, dict]:
+    """Per clip and per seam numbers (unrounded), the lightness series of the film as cut, and the seam strip
+    images."""
     clips, edges, references = [], [], {}
     for log in logs:
-        width, height = log["params"]["width"], log["params"]["height"]
-        frames = m.decode(run_dir / log["clip_file"]["path"], *m.analysis_size(width, height))
+        width, height = log.params.width, log.params.height
+        frames = m.decode(run_dir / log.clip_file.path, *m.analysis_size(width, height))
         series = m.clip_series(frames)
-        last = m.load_rgb(run_dir / log["last_frame"]["path"])
+        last = m.load_rgb(run_dir / log.last_frame.path)
         if last.shape not in references:  # the reference at this frame size: its mean colour and sharpness
             ref = m.fit(reference, last.shape[1], last.shape[0])
             references[last.shape] = (m.mean_lab(ref), m.laplacian_variance(ref))
         (ref_lab, ref_sharp), lab, sharp = references[last.shape], m.mean_lab(last), m.laplacian_variance(last)
         clips.append(
             {
-                "clip": log["clip"],
+                "clip": log.clip,
                 "frames_decoded": len(frames),
-                "seconds_generating": log["timings_s"].get("clip_total"),
+                "seconds_generating": log.timings_s.clip_total,
                 "intra_ssim_median": statistics.median(series["ssim"]) if series["ssim"] else None,
                 "intra_psnr_median_db": statistics.median(series["psnr"]) if series["psnr"] else None,
                 "flicker": float(np.mean(m.luma_flicker(series["lightness"]))) if len(frames) > 2 else None,
@@ -395,10 +408,10 @@ def analyse_clips(run_dir: Path, logs: list[dict], reference: np.ndarray | None)
         seam, shown = seam_numbers(i, edges[i], edges[i + 1])
         seams.append(seam)
         strips.append(jpeg_bytes(side_by_side([edges[i]["last"], shown])))
-    fps = logs[0]["params"]["fps"] if logs else 24
+    fps = logs[0].params.fps if logs else 24
     film = [v for i, e in enumerate(edges) for v in (e["series"]["lightness"][0 if i == 0 else 1 :])]
     starts = np.cumsum([0] + [len(e["series"]["lightness"]) - (0 if i == 0 else 1) for i, e in enumerate(edges)])
-    series = {"fps": fps, "lightness": [round(v, 3) for v in film], "seam_frames": [int(s) for s in starts[1:-1]]}
+    series = FilmLightness(fps=fps, lightness=[round(v, 3) for v in film], seam_frames=[int(s) for s in starts[1:-1]])
     return clips, seams, {"series": series, "strips": strips}
 
 
@@ -407,23 +420,27 @@ def mean_of(rows: list[dict], key: str) -> float | None:
     return float(np.mean(values)) if values else None
 
 
-def analyse_run(run_dir: Path, reference: Path | None = None) -> tuple[dict, dict]:
+def rounded(row: dict, digits: int = 4) -> dict:
+    """The row's floats rounded for the report (None where not finite)."""
+    return {key: num(value, digits) if isinstance(value, float) else value for key, value in row.items()}
+
+
+def analyse_run(run_dir: Path, reference: Path | None = None) -> tuple[RunRow, dict]:
     """Everything the report says about one run, and its images (kept out of the JSON)."""
     run_dir = Path(run_dir).resolve()
     manifest, job, logs = read_run(run_dir)
     ref, reference_note = reference_frame(run_dir, logs, reference)
     clips, seams, extra = analyse_clips(run_dir, logs, ref)
     video_s = film_seconds(manifest, logs)
-    totals = [log["timings_s"].get("clip_total") or 0.0 for log in logs]
-    load_s = logs[0]["timings_s"].get("load") if logs else None
+    totals = [log.timings_s.clip_total for log in logs]
+    load_s = logs[0].timings_s.load if logs else None
     generation_s = (load_s or 0.0) + sum(totals) if logs else None
     provider = (job.get("infrastructure") or {}).get("provider", "local")
     cost = read_cost(run_dir, provider)
     if cost.get("usd_per_video_s") is None and cost.get("usd_total") is not None and video_s:
         cost["usd_per_video_s"] = cost["usd_total"] / video_s
-    vram = [log["peak_vram_bytes"] for log in logs if log.get("peak_vram_bytes")]
-    guard = manifest.get("guardrails") or {}
-    planned = (manifest.get("clips") or {}).get("planned") or len(logs) or 1
+    vram = [log.peak_vram_bytes for log in logs if log.peak_vram_bytes]
+    planned = manifest.clips.planned or len(logs) or 1
     settings = settings_of(job, logs, manifest)
     values = {
         "completion": len(logs) / planned,
@@ -436,47 +453,39 @@ def analyse_run(run_dir: Path, reference: Path | None = None) -> tuple[dict, dic
         "speed": generation_s / video_s if generation_s is not None and video_s else None,
         "cost": cost.get("usd_per_video_s"),
     }
-    run = {
-        "run_id": manifest.get("run_id", run_dir.name),
-        "run_dir": str(run_dir),
-        "model": (manifest.get("model") or {}).get("id") or job.get("model"),
-        "model_info": manifest.get("model"),
-        "title": manifest.get("title") or job.get("title"),
-        "provider": provider,
-        "settings": settings,
-        "settings_text": settings_text(settings),
-        "guardrails": {
-            "outcome": guard.get("outcome"),
-            "reason": guard.get("reason"),
-            "clip_limit_s": guard.get("clip_limit_s"),
-            "run_limit_s": guard.get("run_limit_s"),
-        },
-        "clips_finished": len(logs),
-        "clips_planned": planned,
-        "timing": {
-            "clip_s_mean": num(float(np.mean(totals))) if totals else None,
-            "clip_s_max": num(max(totals)) if totals else None,
-            "load_s": num(load_s),
-            "generation_s": num(generation_s),
-            "generation_wall_s": num(
-                seconds_between(logs[0].get("started_at"), logs[-1].get("finished_at")) + (load_s or 0.0)
-                if logs and logs[0].get("started_at") and logs[-1].get("finished_at")
-                else None
-            ),
-            "run_wall_s": num(seconds_between(manifest.get("created_at"), manifest.get("bundled_at"))),
-            "video_s": num(video_s),
-        },
-        "cost": {k: (num(v, 6) if isinstance(v, float) else v) for k, v in cost.items()},
-        "peak_vram_gib": num(max(vram) / 2**30, 2) if vram else None,
-        "reference": reference_note,
-        "clips": [{k: num(v) if isinstance(v, float) else v for k, v in c.items()} for c in clips],
-        "seams": [{k: num(v) if isinstance(v, float) else v for k, v in s.items()} for s in seams],
-        "vbench_temporal_flickering": num((255 - mean_of(clips, "mean_abs_frame_diff")) / 255)
-        if mean_of(clips, "mean_abs_frame_diff") is not None
-        else None,
-        "film_lightness": extra["series"],
-        "metrics": {k: num(v, 6) for k, v in values.items()},
-    }
+    frame_diff = mean_of(clips, "mean_abs_frame_diff")
+    run = RunRow(
+        run_id=manifest.run_id,
+        run_dir=str(run_dir),
+        model=manifest.model.id,
+        model_info=manifest.model,
+        title=manifest.title,
+        provider=provider,
+        settings=settings,
+        settings_text=settings_text(settings),
+        guardrails=manifest.guardrails,
+        clips_finished=len(logs),
+        clips_planned=planned,
+        timing=Timing(
+            clip_s_mean=num(float(np.mean(totals))) if totals else None,
+            clip_s_max=num(max(totals)) if totals else None,
+            load_s=num(load_s),
+            generation_s=num(generation_s),
+            generation_wall_s=num(seconds_between(logs[0].started_at, logs[-1].finished_at) + (load_s or 0.0))
+            if logs
+            else None,
+            run_wall_s=num(seconds_between(manifest.created_at, manifest.bundled_at)),
+            video_s=num(video_s),
+        ),
+        cost=rounded(cost, 6),
+        peak_vram_gib=num(max(vram) / 2**30, 2) if vram else None,
+        reference=reference_note,
+        clips=[ClipRow(**rounded(c)) for c in clips],
+        seams=[SeamRow(**rounded(s)) for s in seams],
+        vbench_temporal_flickering=num((255 - frame_diff) / 255) if frame_diff is not None else None,
+        film_lightness=extra["series"],
+        metrics={k: num(v, 6) for k, v in values.items()},
+    )
     return run, {"strips": extra["strips"]}
 
 
@@ -536,38 +545,37 @@ def normalise(values: list[float | None], metric: Metric) -> list[float | None]:
     return [None if v is None else 1 - abs(best - v) / spread for v in values]
 
 
-def score_runs(runs: list[dict], weights: dict[str, float]) -> tuple[list[str], list[str]]:
+def score_runs(runs: list[RunRow], weights: dict[str, float]) -> tuple[list[str], list[str]]:
     """Fill each run's `normalised` and `score`; returns the metrics used and those left out (with why)."""
     used, left_out = [], []
     for metric in METRICS:
-        values = [run["metrics"][metric.key] for run in runs]
+        values = [run.metrics[metric.key] for run in runs]
         if weights.get(metric.key, 0) <= 0:
             left_out.append(f"{metric.key}: weight 0")
         elif all(v is None for v in values):
             left_out.append(f"{metric.key}: no run has a value")
         elif metric.missing == "exclude" and any(v is None for v in values):
-            lacking = ", ".join(r["run_id"] for r, v in zip(runs, values, strict=True) if v is None)
+            lacking = ", ".join(r.run_id for r, v in zip(runs, values, strict=True) if v is None)
             left_out.append(f"{metric.key}: n/a for {lacking}")
         else:
             used.append(metric.key)
             for run, n in zip(runs, normalise(values, metric), strict=True):
-                run.setdefault("normalised", {})[metric.key] = num(0.0 if n is None else n)
+                run.normalised[metric.key] = num(0.0 if n is None else n)
     total = sum(weights[k] for k in used)
     for run in runs:
-        run.setdefault("normalised", {})
-        gained = sum(weights[k] * run["normalised"][k] for k in used)
-        run["score"] = num(100 * gained / total, 2) if total else None
+        gained = sum(weights[k] * run.normalised[k] for k in used)
+        run.score = num(100 * gained / total, 2) if total else None
     return used, left_out
 
 
-def winner_of(runs: list[dict]) -> str | None:
+def winner_of(runs: list[RunRow]) -> str | None:
     """The best score's model id (its run id where two runs share the model); the first run on a tie."""
-    scored = [r for r in runs if r["score"] is not None]
+    scored = [r for r in runs if r.score is not None]
     if not scored:
         return None
-    best = max(scored, key=lambda r: r["score"])
-    models = [r["model"] for r in runs]
-    return best["model"] if best["model"] and models.count(best["model"]) == 1 else best["run_id"]
+    best = max(scored, key=lambda r: r.score)
+    models = [r.model for r in runs]
+    return best.model if best.model and models.count(best.model) == 1 else best.run_id
 
 
 # --- the report ----------------------------------------------------------------------------------------
@@ -578,7 +586,8 @@ def compare_runs(
 ) -> dict:
     """Compare finished runs; writes out_dir/report.html, report.json, report.md.
 
-    Returns {"html": Path, "json": Path, "markdown": str, "runs": [per-run dict], "winner": model or run id}."""
+    Returns {"html": Path, "json": Path, "markdown": str, "runs": [each run as report.json holds it], "winner":
+    model or run id}."""
     from report.page import html_page, markdown_text
 
     if not run_dirs:
@@ -592,44 +601,34 @@ def compare_runs(
         except (FfmpegError, OSError) as exc:  # a clip that won't decode, a file missing from the run
             raise ReportError(f"{run_dir}: {exc}") from None
     runs = [run for run, _ in analysed]
-    jobs = [(run["run_id"], read_run(Path(run["run_dir"]))[1]) for run in runs]
+    jobs = [(run.run_id, read_run(Path(run.run_dir))[1]) for run in runs]
     resolved, source = resolve_weights(jobs, weights)
     used, left_out = score_runs(runs, resolved)
     winner = winner_of(runs)
-    report = {
-        "generated_at": datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
-        "title": next((r["title"] for r in runs if r["title"]), "runs"),
-        "winner": winner,
-        "reference": f"{Path(reference).name} (given)" if reference else "each run's clip 0 first frame, decoded",
-        "decode": DECODE_NOTE,
-        "normalisation": NORMALISATION,
-        "weights": resolved,
-        "weights_source": source,
-        "metrics_used": used,
-        "metrics_left_out": left_out,
-        "metrics": [
-            {
-                "key": x.key,
-                "label": x.label,
-                "unit": x.unit,
-                "higher_is_better": x.higher_is_better,
-                "tolerance": x.tolerance,
-                "missing": x.missing,
-                "definition": x.definition,
-            }
-            for x in METRICS
-        ],
-        "runs": runs,
-    }
+    report = Report(
+        generated_at=datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
+        title=next((r.title for r in runs if r.title), "runs"),
+        winner=winner,
+        reference=f"{Path(reference).name} (given)" if reference else "each run's clip 0 first frame, decoded",
+        decode=DECODE_NOTE,
+        normalisation=NORMALISATION,
+        weights=resolved,
+        weights_source=source,
+        metrics_used=used,
+        metrics_left_out=left_out,
+        metrics=METRICS,
+        runs=runs,
+    )
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     json_path, html_path = out_dir / "report.json", out_dir / "report.html"
-    json_path.write_text(json.dumps(report, indent=2, ensure_ascii=False, allow_nan=False, default=str))
+    data = report.model_dump(mode="json")
+    json_path.write_text(json.dumps(data, indent=2, ensure_ascii=False, allow_nan=False))
     markdown = markdown_text(report)
     (out_dir / "report.md").write_text(markdown)
     images = {}
     for run, extra in zip(runs, [e for _, e in analysed], strict=True):
-        sheet = jpeg_bytes(contact_sheet_image(Path(run["run_dir"]))) if run["clips_finished"] else None
-        images[run["run_id"]] = {"contact": sheet, "strips": extra["strips"]}
+        sheet = jpeg_bytes(contact_sheet_image(Path(run.run_dir))) if run.clips_finished else None
+        images[run.run_id] = {"contact": sheet, "strips": extra["strips"]}
     html_path.write_text(html_page(report, images))
-    return {"html": html_path, "json": json_path, "markdown": markdown, "runs": runs, "winner": winner}
+    return {"html": html_path, "json": json_path, "markdown": markdown, "runs": data["runs"], "winner": winner}

@@ -9,6 +9,7 @@ import base64
 import html
 import math
 
+from jobspecs.contracts import Metric, Report, RunRow
 from report.compare import METRICS
 
 DASHES = ["none", "6 3", "2 2", "9 3 2 3"]
@@ -27,12 +28,10 @@ figcaption, .note { color: #555; font-size: 12px; }
 """
 
 
-def display_names(runs: list[dict]) -> list[str]:
+def display_names(runs: list[RunRow]) -> list[str]:
     """The model id, or model · run id where two runs share a model."""
-    models = [r["model"] or r["run_id"] for r in runs]
-    return [
-        name if models.count(name) == 1 else f"{name} · {r['run_id']}" for name, r in zip(models, runs, strict=True)
-    ]
+    models = [r.model or r.run_id for r in runs]
+    return [name if models.count(name) == 1 else f"{name} · {r.run_id}" for name, r in zip(models, runs, strict=True)]
 
 
 def fmt(value: object, digits: int = 3) -> str:
@@ -43,73 +42,66 @@ def fmt(value: object, digits: int = 3) -> str:
     return str(value)
 
 
-def metric_label(metric) -> str:
+def metric_label(metric: Metric) -> str:
     return f"{metric.label} ({metric.unit}, {'↑' if metric.higher_is_better else '↓'} better)"
 
 
-def summary_rows(report: dict) -> list[tuple[str, list[str]]]:
+def summary_rows(report: Report) -> list[tuple[str, list[str]]]:
     """(row label, one cell per run): what both the markdown and the HTML tables show."""
-    runs = report["runs"]
 
     def row(label: str, cells) -> tuple[str, list[str]]:
-        return label, [cells(r) for r in runs]
+        return label, [cells(r) for r in report.runs]
 
-    def guard(r: dict) -> str:
-        g = r["guardrails"]
-        return f"{g['outcome']}" + (f" — {g['reason']}" if g.get("reason") else "")
+    def guard(r: RunRow) -> str:
+        return f"{r.guardrails.outcome}" + (f" — {r.guardrails.reason}" if r.guardrails.reason else "")
 
     rows = [
-        row("model", lambda r: fmt(r["model"])),
-        row("run", lambda r: r["run_id"]),
-        row("score (0–100)", lambda r: fmt(r["score"], 4)),
-        row("settings", lambda r: r["settings_text"]),
+        row("model", lambda r: fmt(r.model)),
+        row("run", lambda r: r.run_id),
+        row("score (0–100)", lambda r: fmt(r.score, 4)),
+        row("settings", lambda r: r.settings_text),
         row("guardrails", guard),
-        row("clips finished", lambda r: f"{r['clips_finished']}/{r['clips_planned']}"),
-        row(
-            "s per clip (mean / max)",
-            lambda r: fmt(r["timing"]["clip_s_mean"]) + " / " + fmt(r["timing"]["clip_s_max"]),
-        ),
-        row("model load s", lambda r: fmt(r["timing"]["load_s"])),
-        row("generation wall s", lambda r: fmt(r["timing"]["generation_wall_s"])),
-        row("run wall s (staged → bundled)", lambda r: fmt(r["timing"]["run_wall_s"])),
-        row("film s", lambda r: fmt(r["timing"]["video_s"])),
-        row("$ total", lambda r: fmt(r["cost"].get("usd_total"))),
-        row("$ per video s", lambda r: fmt(r["cost"].get("usd_per_video_s"))),
-        row("peak VRAM GiB", lambda r: fmt(r["peak_vram_gib"])),
+        row("clips finished", lambda r: f"{r.clips_finished}/{r.clips_planned}"),
+        row("s per clip (mean / max)", lambda r: fmt(r.timing.clip_s_mean) + " / " + fmt(r.timing.clip_s_max)),
+        row("model load s", lambda r: fmt(r.timing.load_s)),
+        row("generation wall s", lambda r: fmt(r.timing.generation_wall_s)),
+        row("run wall s (staged → bundled)", lambda r: fmt(r.timing.run_wall_s)),
+        row("film s", lambda r: fmt(r.timing.video_s)),
+        row("$ total", lambda r: fmt(r.cost.get("usd_total"))),
+        row("$ per video s", lambda r: fmt(r.cost.get("usd_per_video_s"))),
+        row("peak VRAM GiB", lambda r: fmt(r.peak_vram_gib)),
     ]
     for metric in METRICS:
         if metric.key not in ("completion", "cost"):
-            rows.append(row(metric_label(metric), lambda r, k=metric.key: fmt(r["metrics"][k])))
-    rows.append(row("VBench temporal flickering (info, ↑)", lambda r: fmt(r["vbench_temporal_flickering"], 4)))
+            rows.append(row(metric_label(metric), lambda r, k=metric.key: fmt(r.metrics[k])))
+    rows.append(row("VBench temporal flickering (info, ↑)", lambda r: fmt(r.vbench_temporal_flickering, 4)))
     return rows
 
 
-def notes(report: dict) -> list[str]:
-    weights = ", ".join(f"{k}={v:g}" for k, v in report["weights"].items())
+def notes(report: Report) -> list[str]:
+    weights = ", ".join(f"{k}={v:g}" for k, v in report.weights.items())
     lines = [
-        f"Colour and sharpness reference: {report['reference']}.",
-        report["decode"],
-        f"Score: {report['normalisation']} (tolerance per metric in report.json).",
-        f"Weights ({report['weights_source']}): {weights}.",
+        f"Colour and sharpness reference: {report.reference}.",
+        report.decode,
+        f"Score: {report.normalisation} (tolerance per metric in report.json).",
+        f"Weights ({report.weights_source}): {weights}.",
     ]
-    if report["metrics_left_out"]:
-        lines.append("Left out of the score: " + "; ".join(report["metrics_left_out"]) + ".")
+    if report.metrics_left_out:
+        lines.append("Left out of the score: " + "; ".join(report.metrics_left_out) + ".")
     return lines
 
 
-def markdown_text(report: dict) -> str:
-    runs = report["runs"]
-    winner = next((r for r in runs if report["winner"] in (r["model"], r["run_id"])), None)
-    lines = [f"# Shootout report — {report['title']}", ""]
+def markdown_text(report: Report) -> str:
+    runs = report.runs
+    winner = next((r for r in runs if report.winner in (r.model, r.run_id)), None)
+    lines = [f"# Shootout report — {report.title}", ""]
     if winner:
-        lines.append(
-            f"**Winner: {report['winner']}** (score {fmt(winner['score'], 4)} of 100), {len(runs)} runs compared."
-        )
+        lines.append(f"**Winner: {report.winner}** (score {fmt(winner.score, 4)} of 100), {len(runs)} runs compared.")
     lines += ["", "| | " + " | ".join(display_names(runs)) + " |", "|---" * (len(runs) + 1) + "|"]
     for label, cells in summary_rows(report):
         lines.append(f"| {label} | " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
     lines += ["", *(f"- {line}" for line in notes(report)), "", "Metrics:"]
-    lines += [f"- `{x['key']}`: {x['definition']}" for x in report["metrics"]]
+    lines += [f"- `{x.key}`: {x.definition}" for x in report.metrics]
     return "\n".join(lines) + "\n"
 
 
@@ -219,48 +211,46 @@ def table(header: list[str], rows: list[tuple[str, list[str]]], winner_col: int 
     return "\n".join(out)
 
 
-def run_section(run: dict, name: str, images: dict) -> str:
+def run_section(run: RunRow, name: str, images: dict) -> str:
     out = [
-        f"<h3>{html.escape(run['model'] or '')} — <code>{html.escape(run['run_id'])}</code></h3>",
-        f"<p>{html.escape(run['settings_text'])}</p>",
+        f"<h3>{html.escape(run.model or '')} — <code>{html.escape(run.run_id)}</code></h3>",
+        f"<p>{html.escape(run.settings_text)}</p>",
     ]
     if images.get("contact"):
         out += [
             '<p class="note">Each clip: first frame (decoded) | last frame (lossless PNG).</p>',
-            img(images["contact"], f"contact sheet of {run['run_id']}"),
+            img(images["contact"], f"contact sheet of {run.run_id}"),
         ]
-    series = run["film_lightness"]
-    if series["lightness"]:
-        fps = series["fps"]
-        xs = [i / fps for i in range(len(series["lightness"]))]
-        line = [(name, xs, series["lightness"])]
-        seams = [f / fps for f in series["seam_frames"]]
+    series = run.film_lightness
+    if series.lightness:
+        xs = [i / series.fps for i in range(len(series.lightness))]
+        line = [(name, xs, series.lightness)]
+        seams = [f / series.fps for f in series.seam_frames]
         out.append(svg_plot("mean L* per frame (seams dashed)", line, "film seconds (clips cut together)", "L*", seams))
-    if run["seams"]:
+    if run.seams:
         keys = ("ssim", "ssim_ratio", "psnr_db", "psnr_drop_db", "flash_jump_l", "flash_ratio", "handoff_psnr_db")
-        rows = [(k, [fmt(s[k]) for s in run["seams"]]) for k in keys]
-        out.append(table([f"seam {s['seam']} → {s['seam'] + 1}" for s in run["seams"]], rows))
+        rows = [(k, [fmt(getattr(s, k)) for s in run.seams]) for k in keys]
+        out.append(table([f"seam {s.seam} → {s.seam + 1}" for s in run.seams], rows))
         out.append('<p class="note">Seam strips: last frame of clip i | first frame of clip i+1 shown in the film.</p>')
-        for seam, strip in zip(run["seams"], images["strips"], strict=True):
+        for seam, strip in zip(run.seams, images["strips"], strict=True):
             out.append(
-                f"<figure>{img(strip, 'seam ' + str(seam['seam']))}<figcaption>seam {seam['seam']} → "
-                f"{seam['seam'] + 1}: SSIM ratio {fmt(seam['ssim_ratio'])}, flash "
-                f"{fmt(seam['flash_ratio'])}×</figcaption></figure>"
+                f"<figure>{img(strip, f'seam {seam.seam}')}<figcaption>seam {seam.seam} → {seam.seam + 1}: SSIM "
+                f"ratio {fmt(seam.ssim_ratio)}, flash {fmt(seam.flash_ratio)}×</figcaption></figure>"
             )
     return "\n".join(out)
 
 
-def definition(x: dict) -> str:
+def definition(x: Metric) -> str:
     return (
-        f"<li><b>{html.escape(x['key'])}</b> ({html.escape(x['unit'])}, tolerance {x['tolerance']:g}): "
-        f"{html.escape(x['definition'])}</li>"
+        f"<li><b>{html.escape(x.key)}</b> ({html.escape(x.unit)}, tolerance {x.tolerance:g}): "
+        f"{html.escape(x.definition)}</li>"
     )
 
 
-def html_page(report: dict, images: dict[str, dict]) -> str:
-    runs = report["runs"]
+def html_page(report: Report, images: dict[str, dict]) -> str:
+    runs = report.runs
     names = display_names(runs)
-    winner_col = next((i for i, r in enumerate(runs) if report["winner"] in (r["model"], r["run_id"])), None)
+    winner_col = next((i for i, r in enumerate(runs) if report.winner in (r.model, r.run_id)), None)
     per_clip = []
     plots = [
         ("delta_e2000", "colour drift: ΔE00 of each clip's last frame vs the reference", "ΔE00"),
@@ -268,25 +258,25 @@ def html_page(report: dict, images: dict[str, dict]) -> str:
     ]
     for key, title, unit in plots:
         series = [
-            (n, [c["clip"] for c in r["clips"]], [c[key] for c in r["clips"]]) for n, r in zip(names, runs, strict=True)
+            (n, [c.clip for c in r.clips], [getattr(c, key) for c in r.clips]) for n, r in zip(names, runs, strict=True)
         ]
         per_clip.append(svg_plot(title, series, "clip", unit))
     parts = [
         "<!doctype html>",
         '<html lang="en"><head><meta charset="utf-8">',
-        f"<title>Shootout report — {html.escape(report['title'])}</title><style>{STYLE}</style></head><body>",
-        f"<h1>Shootout report — {html.escape(report['title'])}</h1>",
-        f"<p>Winner: <b>{html.escape(str(report['winner']))}</b>. {len(runs)} runs compared; generated "
-        f"{html.escape(report['generated_at'])}.</p>",
+        f"<title>Shootout report — {html.escape(report.title)}</title><style>{STYLE}</style></head><body>",
+        f"<h1>Shootout report — {html.escape(report.title)}</h1>",
+        f"<p>Winner: <b>{html.escape(str(report.winner))}</b>. {len(runs)} runs compared; generated "
+        f"{html.escape(report.generated_at)}.</p>",
         "<h2>Summary</h2>",
         table(names, summary_rows(report), winner_col),
         "<h2>Per clip</h2>",
         *per_clip,
         "<h2>Runs</h2>",
-        *(run_section(r, n, images.get(r["run_id"], {})) for r, n in zip(runs, names, strict=True)),
+        *(run_section(r, n, images.get(r.run_id, {})) for r, n in zip(runs, names, strict=True)),
         "<h2>How the numbers are made</h2>",
         "<ul>" + "".join(f"<li>{html.escape(line)}</li>" for line in notes(report)) + "</ul>",
-        "<ul>" + "".join(definition(x) for x in report["metrics"]) + "</ul>",
+        "<ul>" + "".join(definition(x) for x in report.metrics) + "</ul>",
         "</body></html>",
     ]
     return "\n".join(parts) + "\n"

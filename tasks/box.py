@@ -1,9 +1,11 @@
-"""Tasks that work on the box: upload the job, start and follow the worker, stitch, bundle, fetch, release."""
+"""Tasks that work on the box: set it up, upload the job, start the worker and follow it, stitch, bundle, fetch.
+(Getting the box and giving it back: tasks/providers.py.)"""
 
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import shutil
 import subprocess
@@ -24,7 +26,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 import remote
 from jobspecs import LoadedSpec
 from jobspecs.load import open_reference, reference_png
-from provisioning.base import Box, BoxError, Provider
+from provisioning.base import Box, BoxError
+from provisioning.polling import poll_until
 from remote.bundle import sha256_file
 from remote.layout import clip_files, stage_job
 from remote.status import PARENT_TASK_RUN, TERMINAL_STATES, now_iso
@@ -35,13 +38,6 @@ POLL_S = 1.0
 START_TIMEOUT_S = 180  # the supervisor must have written its first status by then
 STOP_GRACE_S = 60  # the laptop's deadline is the run limit plus this
 UNREACHABLE_S = 120  # a box that doesn't answer this long is lost
-
-
-@task(name="acquire-box", cache_policy=NO_CACHE)
-def acquire_box(provider: Provider, run_id: str) -> Box:
-    box = provider.acquire(run_id)
-    get_run_logger().info(f"box: {box.provider} at {box.root}")
-    return box
 
 
 @task(name="upload-job", cache_policy=NO_CACHE)
@@ -231,63 +227,115 @@ class ClipProgress:
             update_progress_artifact(self.id, 100.0 * done / self.total, description=f"{done} of {self.total} clips")
 
 
+class WorkerFollower:
+    """One worker, followed from this machine a poll at a time: read the box's status and progress log, mirror the
+    log's new lines into the run's log, copy finished clips here, and decide when the run is over. The box never
+    talks to Prefect itself: this process mirrors it.
+
+    The run deadline is enforced here too (the box's supervisor is the first line; this one holds if the box's clock
+    or supervisor fails): past the run limit plus STOP_GRACE_S the worker is asked to stop, and STOP_GRACE_S after
+    that request the run ends here as stopped, whether or not the request reached the box."""
+
+    def __init__(
+        self, box: Box, job_dir: str, run_limit_s: float, keep: Path | None, log: logging.LoggerAdapter
+    ) -> None:
+        self.box, self.job_dir, self.run_limit_s, self.keep, self.log = box, job_dir, run_limit_s, keep, log
+        self.started_at = time.monotonic()
+        self.deadline = self.started_at + run_limit_s + STOP_GRACE_S
+        self.stop_requested_at: float | None = None
+        self.unreachable_since: float | None = None
+        self.mirrored = 0  # characters of progress.log already in the run's log
+        self.kept: int | None = None  # clips copied into `keep` so far (counted there at the first status)
+        self.worker_seen = False  # the supervisor has written the run's status
+
+    def read(self) -> tuple[str, dict] | None:
+        """The box's progress.log and status.json ({} until the supervisor writes it), read once. None when the box
+        did not answer (an SSH drop: the next poll reconnects, the detached worker goes on); BoxError once it has
+        not answered for UNREACHABLE_S."""
+        try:
+            progress_log = self.box.transport.read_text(f"{self.job_dir}/run/status/progress.log") or ""
+            status = json.loads(self.box.transport.read_text(f"{self.job_dir}/run/status/status.json") or "{}")
+        except Exception as exc:
+            self.unreachable_since = self.unreachable_since or time.monotonic()
+            if time.monotonic() - self.unreachable_since > UNREACHABLE_S:
+                raise BoxError(f"the box has not answered for {UNREACHABLE_S} s ({exc!r}); lost") from None
+            self.log.warning(f"the box did not answer ({type(exc).__name__}); retrying")
+            self.box.transport.close()
+            return None
+        self.unreachable_since = None
+        return progress_log, status
+
+    def mirror(self, progress_log: str) -> None:
+        """Each complete line of progress.log not logged yet, into the run's log."""
+        complete = progress_log[: progress_log.rfind("\n") + 1]
+        for line in complete[self.mirrored :].splitlines():
+            self.log.info(line)
+        self.mirrored = len(complete)
+
+    def check_run_exists(self, status: dict) -> None:
+        """A status that is gone after it was there: the box lost the run (its disk, its folder)."""
+        if self.worker_seen and not status:
+            raise BoxError(f"the run's status on the box is gone: the box lost the run ({self.kept or 0} clips kept)")
+        self.worker_seen = self.worker_seen or bool(status)
+
+    def keep_finished_clips(self, status: dict) -> None:
+        """With `keep`, each clip is copied here as soon as it is finished: a lost box loses at most the clip in
+        progress."""
+        if self.keep is None or not status:
+            return
+        if self.kept is None:
+            self.kept = len(list((self.keep / "logs").glob("log_*.json")))
+        if status.get("clips_done", 0) > self.kept:
+            fetch_finished_clips(self.box, self.job_dir, self.keep, self.kept, status["clips_done"])
+            self.kept = status["clips_done"]
+
+    def outcome(self, status: dict) -> dict | None:
+        """The final status once the worker has ended (or the local deadline has ended the run); None while it
+        runs. BoxError when the worker never started."""
+        if status.get("state") in TERMINAL_STATES:
+            return status
+        if not status and time.monotonic() - self.started_at > START_TIMEOUT_S:
+            log = self.box.transport.read_text(f"{self.job_dir}/supervisor.log") or "(empty)"
+            raise BoxError(f"the worker did not start within {START_TIMEOUT_S} s:\n{log[-2000:]}")
+        if time.monotonic() > self.deadline and self.stop_requested_at is None:
+            self.request_stop()
+        if self.stop_requested_at is not None and time.monotonic() - self.stop_requested_at > STOP_GRACE_S:
+            return status | {"state": "stopped", "reason": "stopped by the local deadline; the box did not answer"}
+        return None
+
+    def request_stop(self) -> None:
+        """Ask the box's supervisor to stop the worker; a request that fails (an SSH drop) is logged, and the grace
+        period still ends the run."""
+        self.log.error(f"the run passed its limit of {self.run_limit_s:g} s here; stopping the worker")
+        self.stop_requested_at = time.monotonic()
+        try:
+            self.box.python_module("remote.supervise", "--stop", self.job_dir, timeout_s=60)
+        except Exception as exc:
+            self.log.warning(f"the stop request did not reach the box ({type(exc).__name__}: {exc})")
+
+
 @task(name="follow-worker", cache_policy=NO_CACHE)
 def follow_worker(
-    box: Box, job_dir: str, clips_total: int, run_limit_s: float, keep: Path | None = None, progress_key: str = ""
+    box: Box, job_dir: str, clips_total: int, run_limit_s: float, keep: Path | None, progress_key: str
 ) -> dict:
-    """Mirror the box's progress.log into the run's logs (and its clip count into the progress artifact) until the
-    worker ends; enforce the run deadline here too (the box's supervisor is the first line; this one holds if the
-    box's clock or supervisor fails). With `keep`, every clip is copied here as soon as it is finished: a lost box
-    loses at most the clip in progress. The box never talks to Prefect itself: this process mirrors it."""
-    logger = get_run_logger()
-    progress = ClipProgress(progress_key or "progress", clips_total)
-    status_path, progress_path = f"{job_dir}/run/status/status.json", f"{job_dir}/run/status/progress.log"
-    start, seen, stop_sent, kept, started = time.monotonic(), 0, None, None, False
-    deadline = start + run_limit_s + STOP_GRACE_S
-    unreachable_since: float | None = None
+    """Follow the worker until its run ends (WorkerFollower), its clips shown in the terminal and in the run's
+    progress artifact (`progress_key`); with `keep`, every finished clip is copied there. Returns the final status."""
+    follower = WorkerFollower(box, job_dir, run_limit_s, keep, get_run_logger())
+    progress = ClipProgress(progress_key, clips_total)
     with ClipBar(clips_total) as bar:
-        while True:
-            try:
-                text = box.transport.read_text(progress_path) or ""
-                status = json.loads(box.transport.read_text(status_path) or "{}")
-            except Exception as exc:  # an SSH drop: reconnect on the next poll; the detached worker goes on
-                unreachable_since = unreachable_since or time.monotonic()
-                if time.monotonic() - unreachable_since > UNREACHABLE_S:
-                    raise BoxError(f"the box has not answered for {UNREACHABLE_S} s ({exc!r}); lost") from None
-                logger.warning(f"the box did not answer ({type(exc).__name__}); retrying")
-                box.transport.close()
-                time.sleep(POLL_S)
+        for _ in poll_until(None, POLL_S):
+            reading = follower.read()
+            if reading is None:
                 continue
-            unreachable_since = None
-            complete = text[: text.rfind("\n") + 1]
-            for line in complete[seen:].splitlines():
-                logger.info(line)
-            seen = len(complete)
-            if started and not status:
-                raise BoxError(f"the run's status on the box is gone: the box lost the run ({kept or 0} clips kept)")
-            started = started or bool(status)
+            progress_log, status = reading
+            follower.mirror(progress_log)
+            follower.check_run_exists(status)
             bar.update(status)
             progress.update(status)
-            if keep is not None and status:
-                kept = kept if kept is not None else len(list((keep / "logs").glob("log_*.json")))
-                if status.get("clips_done", 0) > kept:
-                    fetch_finished_clips(box, job_dir, keep, kept, status["clips_done"])
-                    kept = status["clips_done"]
-            if status.get("state") in TERMINAL_STATES:
-                return status
-            if not status and time.monotonic() - start > START_TIMEOUT_S:
-                log = box.transport.read_text(f"{job_dir}/supervisor.log") or "(empty)"
-                raise BoxError(f"the worker did not start within {START_TIMEOUT_S} s:\n{log[-2000:]}")
-            if time.monotonic() > deadline and stop_sent is None:
-                logger.error(f"the run passed its limit of {run_limit_s:g} s here; stopping the worker")
-                stop_sent = time.monotonic()
-                try:
-                    box.python_module("remote.supervise", "--stop", job_dir, timeout_s=60)
-                except Exception as exc:  # an SSH drop or a failed stop: the grace period below still ends the run
-                    logger.warning(f"the stop request did not reach the box ({type(exc).__name__}: {exc})")
-            if stop_sent is not None and time.monotonic() - stop_sent > STOP_GRACE_S:
-                return status | {"state": "stopped", "reason": "stopped by the local deadline; the box did not answer"}
-            time.sleep(POLL_S)
+            follower.keep_finished_clips(status)
+            final = follower.outcome(status)
+            if final is not None:
+                return final
 
 
 @task(name="stitch", cache_policy=NO_CACHE)
@@ -311,8 +359,3 @@ def fetch_bundle(box: Box, job_dir: str, archive_name: str, out_dir: Path) -> Pa
     box.transport.get(f"{job_dir}/{archive_name}.sha256", Path(f"{local}.sha256"))
     get_run_logger().info(f"fetched {local}")
     return local
-
-
-@task(name="release-box", cache_policy=NO_CACHE)
-def release_box(provider: Provider, box: Box | None, run_id: str, fetched: bool) -> None:
-    get_run_logger().info(provider.release(box, run_id, fetched))

@@ -15,6 +15,7 @@ from prefect.runtime import deployment
 
 from jobspecs import JobSpec
 from jobspecs.plan import RunPrediction, check_plan
+from provisioning.base import Estimate, InstanceCost
 
 # Create → running → SSH → setup.sh → prefetch → bundle → fetch, on top of the planned clip time. An assumption
 # (a fresh Vast 4090 with a ~30 GB download at ~1 Gbit/s), not a measurement; the cost table shows how it held.
@@ -39,7 +40,7 @@ def plan_run(spec: JobSpec) -> RunPrediction:
     return prediction
 
 
-def estimate_at(prediction: RunPrediction, usd_per_hour: float, budget_usd: float | None) -> dict:
+def estimate_at(prediction: RunPrediction, usd_per_hour: float, budget_usd: float | None) -> Estimate:
     """The run's cost at an offer's price: planned seconds plus provisioning, × $/h. Raises OverBudget."""
     seconds = prediction.total_s + PROVISIONING_S
     usd = usd_per_hour * seconds / 3600
@@ -49,28 +50,30 @@ def estimate_at(prediction: RunPrediction, usd_per_hour: float, budget_usd: floa
             f"({seconds:.0f} s at ${usd_per_hour:.3f}/h: {prediction.total_s:.0f} s planned + {PROVISIONING_S:.0f} s "
             "provisioning); raise the budget, lower infrastructure.max_usd_per_hour or shorten the film"
         )
-    return {"estimate_s": round(seconds), "estimate_usd": round(usd, 4)}
+    return Estimate(seconds=round(seconds), usd=round(usd, 4))
 
 
 def artifact_key(kind: str, model: str) -> str:
-    """A stable key per deployment (`cost-wan`, `progress-overnight`), else per model; Prefect allows a-z0-9-."""
+    """A stable key per deployment (`cost-wan`, `progress-demo`), else per model; Prefect allows a-z0-9-."""
     name = deployment.name or model
     return f"{kind}-" + re.sub(r"[^a-z0-9-]+", "-", name.lower()).strip("-")
 
 
-def cost_summary(rentals: list[dict], video_s: float, wall_s: float, estimate: dict, provider: str) -> dict:
-    """One run's cost: every rental summed (a run may have destroyed a failed instance before the one it used).
-    Without rentals (local, ssh) the box costs nothing here and the wall time stands in for the billed time."""
-    total = sum(r["usd_total"] for r in rentals)
+def cost_summary(costs: list[InstanceCost], video_s: float, wall_s: float, estimate: Estimate, provider: str) -> dict:
+    """One run's cost: every rented instance summed (a run may have destroyed a failed instance before the one it
+    used), the estimate made before renting the last. Without an instance (local, ssh) the box costs nothing here,
+    the wall time stands in for the billed time and `estimate` (the planner's) for the estimate."""
+    total = sum(cost.usd_total for cost in costs)
+    last = costs[-1] if costs else None
     return {
-        "instances": [r["instance_id"] for r in rentals] or [provider],
-        "gpu": rentals[-1]["gpu"] if rentals else ("this machine" if provider == "local" else "your box"),
-        "usd_per_hour": rentals[-1]["usd_per_hour"] if rentals else 0.0,
-        "billed_s": round(sum(r["billed_seconds"] for r in rentals), 1) if rentals else round(wall_s, 1),
+        "instances": [cost.instance_id for cost in costs] or [provider],
+        "gpu": last.gpu if last else ("this machine" if provider == "local" else "your box"),
+        "usd_per_hour": last.usd_per_hour if last else 0.0,
+        "billed_s": round(sum(cost.billed_seconds for cost in costs), 1) if costs else round(wall_s, 1),
         "usd_total": round(total, 4),
         "usd_per_video_s": round(total / video_s, 5) if video_s else None,
-        "estimate_s": (rentals[-1] if rentals else estimate).get("estimate_s"),
-        "estimate_usd": (rentals[-1] if rentals else estimate).get("estimate_usd"),
+        "estimate_s": last.estimate_s if last else estimate.seconds,
+        "estimate_usd": last.estimate_usd if last else estimate.usd,
     }
 
 

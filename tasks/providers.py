@@ -1,4 +1,6 @@
-"""Which box a run gets, the durable record of a rented instance, and the secrets it needs.
+"""Which box a run gets and how it is given back, the durable record of a rented instance, and the secrets.
+
+    with rented(provider, run_id, record) as box:   # acquire-box … release-box, whatever happens in between
 
 The record (a Prefect Variable per flow run, plus the instance's label `shootout:<flow-run-id>`) is written
 the moment an instance exists, so the crash/cancel hooks and the reaper can destroy it when this process can't.
@@ -15,8 +17,9 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
-from prefect import get_run_logger
+from prefect import get_run_logger, task
 from prefect.blocks.system import Secret
+from prefect.cache_policies import NO_CACHE
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate
 from prefect.concurrency.sync import concurrency
@@ -25,11 +28,11 @@ from prefect.logging import get_logger
 from prefect.variables import Variable
 
 from jobspecs import JobSpec
-from provisioning.base import Provider
+from provisioning.base import Box, Estimate, Provider
 from provisioning.keys import config_dir, project_key
 from provisioning.local import LocalProvider
 from provisioning.ssh import SshProvider, SshTarget
-from provisioning.vast import LABEL_PREFIX, OfferQuery, VastClient, VastProvider
+from provisioning.vast import LABEL_PREFIX, OfferQuery, VastClient, VastOffer, VastProvider
 
 VAST_KEY_BLOCK = "vast-api-key"  # a Prefect Secret block; VAST_API_KEY in the environment is the fallback
 HF_TOKEN_BLOCK = "hf-token"  # likewise; HF_TOKEN is the fallback
@@ -156,18 +159,6 @@ def destroy_recorded(flow_run_id: str) -> str:
     return f"flow run {flow_run_id}: destroyed instance {record['instance_id']}"
 
 
-def log_estimate(log: Callable[[str], None], offer: dict, approve: Callable[[dict], dict] | None) -> dict:
-    """Before the instance is created: the estimate at this offer's price (approve raises to refuse it)."""
-    estimate = approve(offer) if approve else {}
-    if estimate:
-        price = float(offer.get("dph_total") or 0)
-        log(
-            f"estimate before renting: ${estimate['estimate_usd']:.2f} for {estimate['estimate_s']:.0f} s at "
-            f"${price:.3f}/h (offer {offer.get('id')}, {offer.get('gpu_name')})"
-        )
-    return estimate
-
-
 def local_api_url() -> str:
     with get_client(sync_client=True) as client:
         return str(client.api_url)
@@ -204,9 +195,11 @@ def make_provider(
     flow_run_id: str,
     run_id: str,
     out_dir: Path,
-    approve: Callable[[dict], dict] | None = None,
-    on_created: Callable[[dict], None] = lambda record: None,
+    on_created: Callable[[dict], None],
+    approve: Callable[[VastOffer], Estimate] | None = None,
 ) -> Provider:
+    """The spec's provider. A rented instance is reported to `on_created` the moment it exists; `approve` gives
+    the run's estimate at an offer's price before it is rented, and raises to refuse it."""
     infra = spec.infrastructure
     if infra.provider == "local":
         # This machine is the box, so its worker flow may report to the same Prefect API as this flow.
@@ -217,10 +210,8 @@ def make_provider(
         target = SshTarget(infra.host, infra.port, infra.user, key_file, known_hosts)
         root = infra.remote_root or "i2v-shootout"  # relative: under the user's home on the box
         return SshProvider(target, root=root, venv=infra.venv, ready_timeout_s=infra.ready_timeout_s)
-    logger = get_run_logger()
-    client = vast_client()
     return VastProvider(
-        client,
+        vast_client(),
         OfferQuery(
             gpu=infra.gpu,
             max_usd_per_hour=infra.max_usd_per_hour,
@@ -231,11 +222,41 @@ def make_provider(
         key_file=key_file,
         known_hosts=known_hosts,
         on_created=on_created,
-        approve=lambda offer: log_estimate(logger.info, offer, approve),
-        log=logger.info,
+        approve=approve,
+        log=get_run_logger().info,
         image=infra.image,
         disk_gb=infra.disk_gb,
         remote_root=infra.remote_root or "/workspace/i2v-shootout",
         venv=infra.venv,
         ready_timeout_s=infra.ready_timeout_s,
     )
+
+
+@task(name="acquire-box", cache_policy=NO_CACHE)
+def acquire_box(provider: Provider, run_id: str) -> Box:
+    box = provider.acquire(run_id)
+    get_run_logger().info(f"box: {box.provider} at {box.root}")
+    return box
+
+
+@task(name="release-box", cache_policy=NO_CACHE)
+def release_box(provider: Provider, box: Box | None, run_id: str, fetched: bool) -> None:
+    get_run_logger().info(provider.release(box, run_id, fetched))
+
+
+@contextmanager
+def rented(provider: Provider, run_id: str, record: InstanceRecord) -> Iterator[Box]:
+    """The run's box, from acquire-box to release-box, holding a slot of the live-instance limit throughout (rented
+    boxes only). The release runs however the block ends (an error, a cancel), told `fetched` (the box's copy of the
+    run may go) only when the block ran to its end: end it once the bundle is here and verified. The instance's
+    record is dropped only after a release that succeeded; a destroy that failed leaves it to the crash hooks and
+    the reaper (its lease lapses once this process is gone)."""
+    with live_instance_slot(provider.name), record:
+        box, fetched = None, False
+        try:
+            box = acquire_box(provider, run_id)
+            yield box
+            fetched = True
+        finally:
+            release_box(provider, box, run_id, fetched)
+            record.forget()

@@ -1,10 +1,9 @@
-"""Tasks after the bundle is here: verify every hash, extract, publish the summary; and, side by side, run several
-deployments at once and publish the comparison report over their verified runs."""
+"""Tasks after the bundle is here: verify every hash, extract, publish the summary; and, for the overnight, run
+several deployments at once and publish the comparison report over their verified runs."""
 
 from __future__ import annotations
 
 import base64
-import time
 from pathlib import Path
 
 from prefect import get_run_logger, task
@@ -14,11 +13,13 @@ from prefect.client.orchestration import get_client
 from prefect.deployments import run_deployment
 
 from jobspecs import load_spec
+from provisioning.polling import poll_until
 from remote.bundle import verify_bundle
 from report import compare_runs, contact_sheet
 from tasks.costs import artifact_key
 
 POLL_S = 5.0
+REPORT_KEY = "report-overnight"  # the comparison report's markdown artifact: one history, whatever started it
 
 
 @task(name="verify-bundle")
@@ -95,7 +96,7 @@ def run_side_by_side(deployments: list[str], night: Path, overrides: list[str], 
         logger.info(f"started {name}: flow run {started[name]}")
     states: dict[str, str] = {}
     with get_client(sync_client=True) as client:
-        while True:
+        for _ in poll_until(None, POLL_S):
             for name in started.keys() - states.keys():
                 state = client.read_flow_run(started[name]).state
                 if state is not None and state.is_final():
@@ -103,7 +104,6 @@ def run_side_by_side(deployments: list[str], night: Path, overrides: list[str], 
                     logger.info(f"{name}: {state.type.value} {state.message or ''}".strip())
             if len(states) == len(started):
                 return states
-            time.sleep(POLL_S)
 
 
 @task(name="compare-runs", cache_policy=NO_CACHE)
@@ -115,7 +115,7 @@ def compare_runs_task(night: Path, deployments: list[str]) -> dict:
     reference = load_spec(spec).reference if spec else None
     report = compare_runs(run_dirs, night / "report", reference=reference)
     create_markdown_artifact(
-        key=artifact_key("report", "compare"),
+        key=REPORT_KEY,
         markdown=report["markdown"],
         description=f"winner: {report['winner']} ({len(run_dirs)} runs)",
     )

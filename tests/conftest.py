@@ -149,7 +149,7 @@ def prefect_api(prefect_server_log: Path) -> str:
 
 
 @pytest.fixture(scope="session")
-def prefect_worker(prefect_api, sshd_server, box_venv, tmp_path_factory: pytest.TempPathFactory):
+def prefect_worker(prefect_api, sshd_server, tmp_path_factory: pytest.TempPathFactory):
     """The README's laptop recipe on the session's server: `shootout setup`, `prefect deploy --all` (prefect.yaml),
     `prefect worker start --pool shootout` — with a fake Vast API in the worker's environment. Stopped by pid."""
     from fakes.vast_api import FakeVast

@@ -139,7 +139,7 @@ def test_overnight_runs_the_three_models_side_by_side_and_reports(prefect_worker
     for offer in (5001, 5002, 5003):  # three good machines (Hunyuan's query also asks for 96 GB of RAM)
         fake.update_offer(offer, cpu_ram=128000, cuda_max_good=13.0, reliability=0.995, reliability2=0.995)
     params = {"out_dir": str(tmp_path), "overrides": [*TINY, *vast_overrides(sshd_server, box_venv, tmp_path / "box")]}
-    done = run_deployment_cli(prefect_worker["env"], "shootout/overnight", params, timeout_s=1200)
+    done = run_deployment_cli(prefect_worker["env"], "overnight/nightly", params, timeout_s=1200)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     (night,) = tmp_path.glob("compare-*")
     archives = sorted(night.glob("*/*.tar"))

@@ -1,5 +1,5 @@
 """The README demo end to end, as the shootout/demo deployment run by a process worker (tests/conftest.py) → a
-verified bundle with exactly the files DESIGN.md lists, recorded in Prefect."""
+verified bundle with exactly the files the README's run directory lists, recorded in Prefect."""
 
 from __future__ import annotations
 

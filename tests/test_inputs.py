@@ -11,7 +11,6 @@ from conftest import demo_data, shootout_cli, write_spec
 from PIL import Image, PngImagePlugin
 
 from jobspecs.load import CROP_REFUSE, MAX_SPEC_BYTES, MIN_IMAGE_SIDE, open_reference, reference_png
-from jobspecs.plan import PROMPT_WINDOWS
 from jobspecs.schema import MAX_TEXT_CHARS
 from remote.layout import JobPaths, stage_job
 from remote.worker import fit_to_clip
@@ -269,11 +268,16 @@ def test_a_prompt_longer_than_the_text_window_is_warned_at_validate_and_plan() -
 
 
 def test_the_prompt_windows_are_the_models_own() -> None:
-    from remote.models import cogvideox, hunyuan, wan22
+    from jobspecs import validate
+    from jobspecs.config import architectures
+    from remote.models import load_adapter
 
-    windows = {"wan22_ti2v_5b": wan22, "cogvideox15_5b_i2v": cogvideox, "hunyuan_i2v": hunyuan}
-    assert {model: PROMPT_WINDOWS[model][1] for model in windows} == {
-        model: module.MAX_SEQUENCE_LENGTH for model, module in windows.items()
+    adapters = {
+        model: load_adapter(validate(dict(demo_data(), model=model)))
+        for model in ("wan22_ti2v_5b", "cogvideox15_5b_i2v", "hunyuan_i2v")
+    }
+    assert {model: architectures()[model].text_window for model in adapters} == {
+        model: adapter.max_sequence_length for model, adapter in adapters.items()
     }
 
 

@@ -14,8 +14,9 @@ from conftest import REPO, demo_data
 from PIL import Image
 
 from jobspecs import SpecError, validate
+from jobspecs.config import architectures, throughput
 from jobspecs.flops import FAMILIES, clip_forward, latent_grid
-from jobspecs.plan import architectures, check_plan, plan_clips, predict_clip, predict_run, throughput
+from jobspecs.plan import check_plan, plan_clips, predict_clip, predict_run
 
 DIFFUSERS = ("wan22_ti2v_5b", "hunyuan_i2v", "cogvideox15_5b_i2v")
 LIMIT_FAST_S = 9 * 60  # what the fast profiles promise on an RTX 4090
@@ -93,7 +94,7 @@ def test_flops_match_torch_flop_counter_on_the_tiny_transformers(model) -> None:
         grid = (latents.shape[1], latents.shape[3], latents.shape[4])
     else:  # (B, C, F, H, W)
         grid = tuple(latents.shape[2:])
-    family = architectures()[model]["family"]
+    family = architectures()[model].family
     ours = FAMILIES[family](dict(transformer.config), grid, text.shape[1])
     assert ours.total * batch == pytest.approx(counted, rel=0.02)
     assert ours.tokens * batch * transformer.config.num_attention_heads > 0
@@ -111,15 +112,15 @@ def test_flops_match_torch_flop_counter_on_the_full_size_transformers(model) -> 
     arch = architectures()[model]
     width, height = validate(dict(demo_data(), model=model)).size  # the baseline's 720p-class size
     frames = {"wan22_ti2v_5b": 121, "hunyuan_i2v": 129, "cogvideox15_5b_i2v": 81}[model]
-    t, h, w = latent_grid(frames, width, height, arch["vae"]["spatial"], arch["vae"]["temporal"])
-    text = arch["text_tokens"]
+    t, h, w = latent_grid(frames, width, height, arch.vae.spatial, arch.vae.temporal)
+    text = arch.text_tokens
     with torch.device("meta"):
         inputs = {"encoder_hidden_states": torch.empty(1, text, 4096), "timestep": torch.empty(1)}
         if model == "wan22_ti2v_5b":
-            transformer = diffusers.WanTransformer3DModel(**arch["transformer"])
+            transformer = diffusers.WanTransformer3DModel(**arch.transformer)
             inputs |= {"hidden_states": torch.empty(1, 48, t, h, w), "timestep": torch.empty(1, t * h * w // 4)}
         elif model == "hunyuan_i2v":
-            transformer = diffusers.HunyuanVideoTransformer3DModel(**arch["transformer"])
+            transformer = diffusers.HunyuanVideoTransformer3DModel(**arch.transformer)
             mask, pooled = torch.ones(1, text), torch.empty(1, 768)
             inputs |= {
                 "hidden_states": torch.empty(1, 16, t, h, w),
@@ -128,7 +129,7 @@ def test_flops_match_torch_flop_counter_on_the_full_size_transformers(model) -> 
                 "pooled_projections": pooled,
             }
         else:  # (B, F, C, H, W), the latent frames padded to even
-            transformer = diffusers.CogVideoXTransformer3DModel(**arch["transformer"])
+            transformer = diffusers.CogVideoXTransformer3DModel(**arch.transformer)
             inputs |= {"hidden_states": torch.empty(1, t + t % 2, 32, h, w), "ofs": torch.empty(1)}
     with torch.no_grad(), sdpa_kernel(SDPBackend.MATH), FlopCounterMode(display=False) as counter:
         transformer(**inputs)
@@ -136,7 +137,7 @@ def test_flops_match_torch_flop_counter_on_the_full_size_transformers(model) -> 
 
 
 def test_flops_match_the_full_size_measurements_on_the_h200() -> None:
-    """measurements.md: FlopCounterMode on the full-size transformers at the native shapes, 521, 1,479 and
+    """FlopCounterMode on the full-size transformers at the native shapes, measured on an H200: 521, 1,479 and
     12,069 TFLOP per forward (Hunyuan measured with 256 text tokens; the pipeline feeds 396)."""
     arch = architectures()
     measured = {
@@ -148,7 +149,7 @@ def test_flops_match_the_full_size_measurements_on_the_h200() -> None:
         assert clip_forward(arch[model], frames, width, height).total / 1e12 == pytest.approx(tflop, rel=0.05), model
     hunyuan = arch["hunyuan_i2v"]
     grid = latent_grid(129, 1280, 720, 8, 4)
-    assert FAMILIES["hunyuan"](hunyuan["transformer"], grid, 256).total / 1e12 == pytest.approx(12069, rel=0.001)
+    assert FAMILIES["hunyuan"](hunyuan.transformer, grid, 256).total / 1e12 == pytest.approx(12069, rel=0.001)
     tokens = {model: clip_forward(arch[model], f, w, h).tokens for model, (w, h, f, _) in measured.items()}
     assert tokens == {"wan22_ti2v_5b": 27280, "cogvideox15_5b_i2v": 44880, "hunyuan_i2v": 118800}
 
@@ -192,7 +193,7 @@ def test_the_prediction_is_within_15_percent_of_the_h100_measurements(model) -> 
             clip = replace(plan_clips(spec)[0], frames=shape["frames"], **size)
             computed = predict_clip(model_spec(model, **size, **no_fa4), clip, "H100").phases["denoise"]
             computed /= predicted.forwards
-            cached = throughput()["knobs"]["first_block_cache"]["cached_cost"][model] * computed
+            cached = throughput().knobs.first_block_cache.cached_cost[model] * computed
             assert cached == pytest.approx(fbc["cached_s_per_forward"], rel=0.15), name
 
 
@@ -226,7 +227,7 @@ def test_flash_attention_4_on_the_h100_the_same_math_within_15_percent(model) ->
     baseline = model_spec(model, memory="full")
     clip = plan_clips(baseline)[0]
     without = model_spec(model, memory="full", flash_attn_4=False)
-    speedup = throughput()["knobs"]["flash_attn_4"]["speedup"][model]
+    speedup = throughput().knobs.flash_attn_4.speedup[model]
     h100 = (
         predict_clip(without, clip, "H100").phases["denoise"] / predict_clip(baseline, clip, "H100").phases["denoise"]
     )
@@ -272,9 +273,10 @@ def test_the_planner_is_within_15_percent_of_whole_clips_on_the_h100() -> None:
 def test_flash_attention_4_is_credited_where_the_box_runs_it() -> None:
     """Hopper GPUs only, and not where the box group-offloads the transformer (Hunyuan's 24gb plan, which `auto`
     picks below the memory its full plan needs: the same figure as the adapter's)."""
-    from remote.models.hunyuan import FULL_NEEDS_GIB
+    from remote.models.hunyuan import HunyuanI2V
 
-    assert architectures()["hunyuan_i2v"]["offloads_below_gib"] == FULL_NEEDS_GIB
+    adapter = HunyuanI2V(model_spec("hunyuan_i2v"))
+    assert architectures()["hunyuan_i2v"].full_plan_needs_gib == adapter.architecture.full_plan_needs_gib
 
     def credited(model: str, gpu: str, memory: str = "auto") -> bool:
         on, off = (model_spec(model, memory=memory, flash_attn_4=fa4) for fa4 in (True, False))
@@ -318,27 +320,27 @@ def test_every_knob_is_accounted_for() -> None:
     no_cfg = predict_clip(model_spec("wan22_ti2v_5b", guidance=1.0), clip, "RTX 4090")
     assert no_cfg.forwards == 50
     cached = predict_clip(model_spec("wan22_ti2v_5b", first_block_cache=0.07), clip, "RTX 4090")
-    knobs = throughput()["knobs"]
-    hits = knobs["first_block_cache"]["hits_at_reference"] * 49 * 2
+    knobs = throughput().knobs
+    hits = knobs.first_block_cache.hits_at_reference * 49 * 2
     forward = clip_forward(architectures()["wan22_ti2v_5b"], clip.frames, clip.width, clip.height)
     assert cached.tflop * 1e12 == pytest.approx((100 - hits) * forward.total + hits * forward.cached)
-    cost = knobs["first_block_cache"]["cached_cost"]["wan22_ti2v_5b"]  # a hit's seconds over a forward's, measured
+    cost = knobs.first_block_cache.cached_cost["wan22_ti2v_5b"]  # a hit's seconds over a forward's, measured
     assert cached.phases["denoise"] == pytest.approx(baseline.phases["denoise"] * (100 - hits + hits * cost) / 100)
     uncompiled = predict_clip(model_spec("wan22_ti2v_5b", compile=False), clip, "RTX 4090")
-    speedup = knobs["compile"]["speedup"]["wan22_ti2v_5b"]
+    speedup = knobs.compile.speedup["wan22_ti2v_5b"]
     assert uncompiled.phases["denoise"] == pytest.approx(baseline.phases["denoise"] * speedup)
     compiled = predict_run(base, "RTX 4090").clips  # the baseline compiles: once per clip shape
-    warmup = knobs["compile"]["warmup_s"]
+    warmup = knobs.compile.warmup_s
     assert compiled[0].phases["compile"] == warmup["wan22_ti2v_5b"] and compiled[1].phases["compile"] == 0
     assert predict_run(model_spec("wan22_ti2v_5b", compile=False), "RTX 4090").clips[0].phases["compile"] == 0
     # Hunyuan's trimmed prompt is an input shape: a recompile per prompt new to the shape (8 s shots: 3 clips each)
     chained = model_spec("hunyuan_i2v", duration_s=8, profile="fast")
     charged = [clip.phases["compile"] for clip in predict_run(chained, "RTX 4090").clips]
-    recompile = knobs["compile"]["recompile_s"]["hunyuan_i2v"]
+    recompile = knobs.compile.recompile_s["hunyuan_i2v"]
     assert charged[:6] == [warmup["hunyuan_i2v"], 0, 0, recompile, 0, 0] and charged.count(recompile) == 5
     trimmed = model_spec("hunyuan_i2v")
     untrimmed = predict_clip(model_spec("hunyuan_i2v", prompt_trim=False), plan_clips(trimmed)[0], "RTX 4090")
-    trim = knobs["prompt_trim"]["speedup"]["hunyuan_i2v"]
+    trim = knobs.prompt_trim.speedup["hunyuan_i2v"]
     assert untrimmed.phases["denoise"] == pytest.approx(
         predict_clip(trimmed, plan_clips(trimmed)[0], "RTX 4090").phases["denoise"] * trim
     )
@@ -351,7 +353,7 @@ def test_kenburns_plans_on_the_cpu_and_the_run_costs_money_at_a_rate() -> None:
     spec = validate(demo_data())
     prediction = check_plan(spec, "RTX 4090")  # kenburns renders on the CPU whatever the box has
     assert prediction.gpu == "cpu" and len(prediction.clips) == 6
-    per_frame = throughput()["cpu"]["kenburns_s_per_frame"] + throughput()["cpu"]["encode_s_per_frame"]
+    per_frame = throughput().cpu.kenburns_s_per_frame + throughput().cpu.encode_s_per_frame
     assert prediction.clips[0].seconds == pytest.approx(145 * per_frame)
     assert prediction.total_s == pytest.approx(6 * 145 * per_frame)
     assert prediction.estimate_usd(0.5) == pytest.approx(prediction.total_s / 3600 * 0.5)

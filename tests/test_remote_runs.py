@@ -350,3 +350,46 @@ def test_a_lost_box_loses_at_most_the_clip_in_progress(prefect_api, fake, sshd_s
     assert sha256_file(kept / "frames" / "last_frame_000.png") == log["last_frame"]["sha256"]
     assert (kept / "job.yaml").exists()  # enough to resume on a new box
     assert fake.live_instances() == []
+
+
+def test_a_stop_request_that_fails_at_the_local_deadline_still_ends_the_run(tmp_path, monkeypatch) -> None:
+    """The box's supervisor missed the run limit and the stop request this machine sends fails (an SSH drop): the
+    grace period after the request ends the run here, as stopped, with what the box said last."""
+    import tasks.box
+    from provisioning.base import Box
+    from provisioning.local import LocalTransport
+    from provisioning.polling import poll_until
+
+    class StopDropped(LocalTransport):
+        def run(self, argv: list[str], timeout_s: float, env: dict[str, str], stdin: str | None = None):  # noqa: ANN201
+            if "--stop" in argv:
+                raise ConnectionResetError("the connection dropped")
+            return super().run(argv, timeout_s, env, stdin)
+
+    class RunLog(list):  # what the follower logs, as the run's log would show it
+        def info(self, message: str) -> None:
+            self.append(message)
+
+        warning = error = info
+
+    monkeypatch.setattr(tasks.box, "STOP_GRACE_S", 0.2)
+    status = tmp_path / "job" / "run" / "status"
+    status.mkdir(parents=True)
+    (status / "status.json").write_text(json.dumps({"state": "generating", "clip": 1, "clips_done": 1}))
+    (status / "progress.log").write_text("clip=0 done\nclip=1 half a li")
+    box = Box(provider="local", root=str(tmp_path), transport=StopDropped())
+    said = RunLog()
+    follower = tasks.box.WorkerFollower(box, str(tmp_path / "job"), run_limit_s=0.1, keep=None, log=said)
+    for _ in poll_until(None, 0.05):
+        progress_log, seen = follower.read()
+        follower.mirror(progress_log)
+        if (final := follower.outcome(seen)) is not None:
+            break
+    assert final == {
+        "state": "stopped",
+        "clip": 1,
+        "clips_done": 1,
+        "reason": "stopped by the local deadline; the box did not answer",
+    }
+    assert said.count("clip=0 done") == 1 and not any("half a li" in line for line in said)
+    assert "the stop request did not reach the box (ConnectionResetError: the connection dropped)" in said

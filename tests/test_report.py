@@ -15,6 +15,23 @@ from conftest import REPO, demo_data
 from PIL import Image
 
 from flows.cli import main
+from jobspecs.contracts import (
+    ClipLog,
+    ClipParams,
+    Commit,
+    Environment,
+    FfmpegBuild,
+    GuardrailOutcome,
+    HashedFile,
+    Manifest,
+    ManifestClips,
+    ModelInfo,
+    ReferenceImage,
+    SpecRecord,
+    Timings,
+    VideoFile,
+)
+from jobspecs.schema import SPEED_KNOBS, Shot
 from remote.bundle import sha256_file
 from remote.ffmpeg import encode_frames
 from remote.models.kenburns import render
@@ -28,6 +45,80 @@ CAMERAS = ["push-in", "pan right", "tilt up"]
 
 def reference_image() -> np.ndarray:
     return m.fit(Image.open(REPO / "jobspecs" / "espresso.png"), W, H)
+
+
+def clip_log(run, run_id: str, i: int, camera: str, model: str, provider: str) -> ClipLog:
+    """Clip i's log, as the worker writes it, for the clip and last frame already in `run`."""
+    clip, last = run / f"clips/clip_{i:03d}.mp4", run / f"frames/last_frame_{i:03d}.png"
+    source = REPO / "jobspecs" / "espresso.png" if i == 0 else run / f"frames/last_frame_{i - 1:03d}.png"
+    return ClipLog(
+        run_id=run_id,
+        clip=i,
+        shot=i,
+        part=0,
+        parts=1,
+        prompt=f"shot {i}",
+        negative_prompt=None,
+        shot_card=Shot.model_validate(demo_data()["shots"][i] | {"camera": camera}),
+        seed=7 + i,
+        params=ClipParams(
+            width=W,
+            height=H,
+            frames=FRAMES,
+            fps=FPS,
+            generated_frames=FRAMES,
+            generated_fps=FPS,
+            interpolation=None,
+            profile="baseline",
+            **dict.fromkeys(SPEED_KNOBS),
+            steps=None,
+            guidance=None,
+            guidance_kind=None,
+            scheduler=None,
+            shift=None,
+            adapter={},
+        ),
+        input_image=HashedFile(path=source.name, sha256=sha256_file(source)),
+        color_match=None,
+        last_frame=HashedFile(path=f"frames/{last.name}", sha256=sha256_file(last)),
+        clip_file=VideoFile(path=f"clips/{clip.name}", sha256=sha256_file(clip), frames=FRAMES, seconds=FRAMES / FPS),
+        timings_s=Timings(load=1.0, render=1.5, encode=0.5, clip_total=2.0 + 0.5 * i),
+        peak_vram_bytes=3 * 2**30 if provider == "vast" else None,
+        model=ModelInfo(id=model, repo=None, revision="builtin"),
+        libraries={},
+        commit=Commit(sha=None),
+        started_at=f"2026-01-01T00:00:{10 + 3 * i:02d}Z",
+        finished_at=f"2026-01-01T00:00:{12 + 3 * i:02d}Z",
+    )
+
+
+def manifest_of(run_id: str, logs: list[ClipLog]) -> Manifest:
+    """The manifest of a run of these logs, with nothing stitched (the report joins the clips as a cut would)."""
+    reference = REPO / "jobspecs" / "espresso.png"
+    return Manifest(
+        run_id=run_id,
+        title="Tiny espresso",
+        created_at="2026-01-01T00:00:00Z",
+        bundled_at="2026-01-01T00:00:30Z",
+        model=logs[0].model,
+        pipeline_commit=Commit(sha=None),
+        spec=SpecRecord(file="demo.yaml", overrides=[], job_yaml_sha256="0" * 64),
+        reference_image=ReferenceImage(file=reference.name, sha256=sha256_file(reference)),
+        environment=Environment(
+            python="3.11",
+            os="Linux",
+            machine="x86_64",
+            cpus=2,
+            libraries={},
+            ffmpeg=FfmpegBuild(version="ffmpeg version 7", binary="ffmpeg", sha256="0" * 64, source="test"),
+            gpus=[],
+        ),
+        stitch=None,
+        final_video=None,
+        clips=ManifestClips(planned=len(CAMERAS), finished=len(logs), entries=[]),
+        guardrails=GuardrailOutcome(clip_limit_s=600.0, run_limit_s=1800.0, outcome="ok", reason=None),
+        files={},
+    )
 
 
 def make_run(root, run_id: str, model: str, flash: bool = False, tint: float = 0.0, provider: str = "local"):
@@ -48,39 +139,10 @@ def make_run(root, run_id: str, model: str, flash: bool = False, tint: float = 0
         encode_frames(frames, clip, FPS, "ultrafast", 18, 2)
         Image.fromarray(frames[-1]).save(last)
         image = frames[-1]
-        log = {
-            "run_id": run_id,
-            "clip": i,
-            "shot": i,
-            "seed": 7 + i,
-            "shot_card": {"camera": camera, "duration_s": FRAMES / FPS},
-            "params": {"width": W, "height": H, "frames": FRAMES, "fps": FPS, "steps": None, "guidance": None},
-            "clip_file": {
-                "path": f"clips/{clip.name}",
-                "sha256": sha256_file(clip),
-                "frames": FRAMES,
-                "seconds": FRAMES / FPS,
-            },
-            "last_frame": {"path": f"frames/{last.name}", "sha256": sha256_file(last)},
-            "timings_s": {"load": 1.0, "render": 1.5, "encode": 0.5, "clip_total": 2.0 + 0.5 * i},
-            "peak_vram_bytes": 3 * 2**30 if provider == "vast" else None,
-            "model": {"id": model, "repo": None, "revision": "builtin"},
-            "started_at": f"2026-01-01T00:00:{10 + 3 * i:02d}Z",
-            "finished_at": f"2026-01-01T00:00:{12 + 3 * i:02d}Z",
-        }
-        (run / f"logs/log_{i:03d}.json").write_text(json.dumps(log))
+        log = clip_log(run, run_id, i, camera, model, provider)
+        (run / f"logs/log_{i:03d}.json").write_text(log.to_json())
         logs.append(log)
-    manifest = {
-        "run_id": run_id,
-        "title": "Tiny espresso",
-        "model": logs[0]["model"],
-        "created_at": "2026-01-01T00:00:00Z",
-        "bundled_at": "2026-01-01T00:00:30Z",
-        "clips": {"planned": len(CAMERAS), "finished": len(logs), "list": []},
-        "guardrails": {"clip_limit_s": 600.0, "run_limit_s": 1800.0, "outcome": "ok", "reason": None},
-        "final_video": None,
-    }
-    (run / "manifest.json").write_text(json.dumps(manifest))
+    (run / "manifest.json").write_text(manifest_of(run_id, logs).to_json())
     job = demo_data() | {
         "model": model,
         "generation": {"width": W, "height": H},

@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 
 import pytest
-from conftest import demo_data, shootout_cli, write_spec
+from conftest import REPO, demo_data, shootout_cli, write_spec
 from PIL import Image
 
 from jobspecs import SpecError, load_spec, plan_clips
@@ -235,3 +235,52 @@ def test_speed_knobs_are_refused_where_they_cannot_apply(tmp_path) -> None:
         overrides=("generation.fps=10", "generation.interpolate_to=24", "generation.max_frames=33"),
     )
     refused(tmp_path, demo_data(), "guardrails.plan_check = 'maybe'", overrides=("guardrails.plan_check=maybe",))
+
+
+@pytest.mark.parametrize(
+    ("name", "change", "expected"),
+    [
+        (
+            "baselines.yaml",
+            ("steps: 50", "steps: fifty"),
+            "wan22_ti2v_5b.steps = 'fifty': Input should be a valid integer",
+        ),
+        (
+            "baselines.yaml",
+            ("fast: {steps: 30,", "fast: {turbo: 1, steps: 30,"),
+            "wan22_ti2v_5b.profiles.fast.turbo = 1: Extra inputs are not permitted",
+        ),
+        (
+            "baselines.yaml",
+            ("fast: {steps: 20,", "fast: {shift: 3, steps: 20,"),
+            "cogvideox15_5b_i2v: profile fast sets shift = 3.0, a setting this model does not have",
+        ),
+        (
+            "throughput.yaml",
+            ("RTX 3090: {peak_bf16_tflops: 71,", "RTX 3090: {efficiency: assumed, peak_bf16_tflops: 71,"),
+            "gpus.RTX 3090.efficiency = 'assumed': Input should be a valid dictionary",
+        ),
+        (
+            "architectures.yaml",
+            ("  text_window: 226", "  text_windows: 226"),
+            "cogvideox15_5b_i2v.text_windows = 226: Extra inputs are not permitted",
+        ),
+    ],
+)
+def test_a_broken_config_file_is_refused_naming_the_file_the_field_and_the_rule(tmp_path, name, change, expected):
+    """The project's own config files (jobspecs/config.py) are validated strictly when first read."""
+    from jobspecs.config import Architecture, Baseline, ConfigError, Throughput, read
+
+    shapes = {
+        "baselines.yaml": dict[str, Baseline],
+        "throughput.yaml": Throughput,
+        "architectures.yaml": dict[str, Architecture],
+    }
+    text = (REPO / "jobspecs" / name).read_text()
+    assert change[0] in text
+    broken = tmp_path / "jobspecs" / name
+    broken.parent.mkdir()
+    broken.write_text(text.replace(*change, 1))
+    with pytest.raises(ConfigError) as caught:
+        read(broken, shapes[name])
+    assert str(caught.value).startswith(f"jobspecs/{name}: ") and expected in str(caught.value)

@@ -53,7 +53,7 @@ def test_cut_drops_the_repeated_first_frame_and_is_byte_reproducible(tmp_path, c
     frames = decode_frames(first, 1280, 720)
     blue_frames = [i for i, f in enumerate(frames) if f[..., 2].mean() > 150]
     assert blue_frames == []  # the hand-off frame of clip 1 was dropped
-    assert summary["settings"]["threads"] == 4 and "-threads" in summary["encoder"]
+    assert summary.settings.threads == 4 and "-threads" in summary.encoder
 
 
 def test_output_is_720p_h264_bt709_at_24_fps(tmp_path, clips) -> None:
@@ -66,7 +66,7 @@ def test_output_is_720p_h264_bt709_at_24_fps(tmp_path, clips) -> None:
 def test_crossfade_overlaps_each_seam_by_the_fixed_frame_count(tmp_path, clips) -> None:
     out, summary = stitched(tmp_path, clips, transition="crossfade", overlap_frames=4)
     assert frame_count(out) == 37 - 2 * 4
-    assert "xfade=transition=fade" in summary["filtergraph"]
+    assert "xfade=transition=fade" in summary.filtergraph
 
 
 @pytest.mark.parametrize("bridge", ["blend", "minterpolate"])

@@ -13,6 +13,7 @@ from conftest import REPO
 from fakes.vast_api import RATE_LIMIT_TEXT, FakeVast, make_offer, no_such_ask
 from sshd import free_port, make_sshd
 
+from provisioning.base import Estimate
 from provisioning.vast import (
     TORCH_MIN_DRIVER_CUDA,
     DestroyFailed,
@@ -20,6 +21,7 @@ from provisioning.vast import (
     OfferQuery,
     VastClient,
     VastError,
+    VastOffer,
     VastProvider,
     min_driver_cuda,
     torch_pin,
@@ -82,9 +84,9 @@ def test_rent_label_record_ssh_destroy(fake, sshd, tmp_path) -> None:
         }
     ]
     assert any("vastai search offers 'gpu_name=RTX_4090 num_gpus=1" in line for line in logs)
-    cost = made.rentals[0].cost()
-    assert cost["destroyed"] and cost["usd_per_hour"] == 0.42
-    assert abs(cost["billed_seconds"] - fake.billed_seconds(instance_id)) < 2
+    (cost,) = made.costs()
+    assert cost.destroyed and cost.usd_per_hour == 0.42
+    assert abs(cost.billed_seconds - fake.billed_seconds(instance_id)) < 2
     assert "test-key" not in " ".join(logs) + repr(records)
     assert (sshd.key_file.with_suffix(".pub").read_text().strip()) in row["ssh_keys"]  # the project's key
 
@@ -198,9 +200,9 @@ def test_an_estimate_over_budget_is_refused_before_anything_is_rented(fake, sshd
     prediction = predict_run(spec)
     seen = []
 
-    def approve(offer: dict) -> dict:
-        seen.append(offer["id"])
-        return estimate_at(prediction, float(offer["dph_total"]), budget_usd=0.10)
+    def approve(offer: VastOffer) -> Estimate:
+        seen.append(offer.id)
+        return estimate_at(prediction, offer.usd_per_hour, budget_usd=0.10)
 
     made, records, _ = provider(fake, sshd, tmp_path, approve=approve)
     with pytest.raises(OverBudget, match=r"budget_usd = 0.10: the estimate at the cheapest matching offer is \$"):
@@ -210,9 +212,9 @@ def test_an_estimate_over_budget_is_refused_before_anything_is_rented(fake, sshd
     made, _, _ = provider(fake, sshd, tmp_path, approve=lambda offer: estimate_at(prediction, 0.42, budget_usd=50))
     box = made.acquire("run-2")
     made.release(box, "run-2", fetched=True)
-    cost = made.rentals[0].cost()
-    assert cost["estimate_usd"] == round(0.42 * (prediction.total_s + PROVISIONING_S) / 3600, 4)
-    assert cost["estimate_s"] == round(prediction.total_s + PROVISIONING_S) and cost["usd_total"] > 0
+    (cost,) = made.costs()
+    assert cost.estimate_usd == round(0.42 * (prediction.total_s + PROVISIONING_S) / 3600, 4)
+    assert cost.estimate_s == round(prediction.total_s + PROVISIONING_S) and cost.usd_total > 0
 
 
 def test_one_500_on_destroy_and_dropped_connections_are_retried(fake, sshd, tmp_path) -> None:
@@ -370,7 +372,7 @@ def test_a_404_for_a_destroyed_instance_counts_as_gone(fake, sshd, tmp_path) -> 
     gone = {"success": False, "error": "no_such_instance", "msg": "Instance not found"}
     fake.inject("GET", f"/api/v0/instances/{box.instance_id}/", 404, body=gone, times=None)
     made.release(box, "run-1", fetched=True)
-    assert fake.live_instances() == [] and made.rentals[0].cost()["destroyed"]
+    assert fake.live_instances() == [] and made.costs()[0].destroyed
 
 
 def test_a_create_that_names_no_instance_takes_the_next_offer(fake, sshd, tmp_path) -> None:
@@ -378,3 +380,27 @@ def test_a_create_that_names_no_instance_takes_the_next_offer(fake, sshd, tmp_pa
     made, records, logs = provider(fake, sshd, tmp_path)
     acquire_and_release(made, fake)
     assert any("create answered success without an instance id" in line for line in logs) and len(records) == 1
+
+
+def test_an_offer_reads_numbers_sent_as_strings_nulls_and_missing_keys() -> None:
+    offer = VastOffer.model_validate(
+        {"id": "5001", "machine_id": "15001", "dph_total": "0.42", "cuda_max_good": None, "inet_up_cost": "", "x": 1}
+    )
+    assert (offer.id, offer.machine_id, offer.dph_total, offer.cuda_max_good) == (5001, 15001, 0.42, None)
+    assert offer.inet_up_cost is None and offer.inet_down_cost is None and offer.gpu_name is None
+    assert offer.usd_per_hour == 0.42 and VastOffer(id=7, dph_total="n/a").usd_per_hour == 0.0
+
+
+def test_odd_offers_from_the_api_are_rented_and_costed_or_skipped(fake, sshd, tmp_path) -> None:
+    """What a real search may send: numbers as strings, nulls, missing keys; a row without an offer id is skipped."""
+    odd = make_offer(5001, dph_total="0.42", cuda_max_good="13.0", machine_id="15001", inet_up_cost=None)
+    del odd["inet_down_cost"]
+    no_id = make_offer(5003, dph_total=0.10)
+    del no_id["id"]
+    fake.inject("POST", "/api/v0/bundles/", 200, body={"offers": [no_id, odd]})
+    made, records, logs = provider(fake, sshd, tmp_path)
+    acquire_and_release(made, fake)
+    assert records[0]["usd_per_hour"] == 0.42 and fake.requests_to("PUT", "/api/v0/asks/5001/")
+    (cost,) = made.costs()
+    assert cost.usd_per_hour == 0.42 and cost.usd_transfer == 0.0 and cost.usd_total > 0
+    assert any("(machine 15001, $0.420/h)" in line for line in logs)

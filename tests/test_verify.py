@@ -14,6 +14,18 @@ import numpy as np
 import pytest
 from conftest import HF_TOKEN, REPO, demo_data, shootout_cli
 
+from jobspecs.contracts import (
+    ClipLog,
+    ClipParams,
+    Commit,
+    HashedFile,
+    ModelInfo,
+    ReferenceImage,
+    RunInfo,
+    Timings,
+    VideoFile,
+)
+from jobspecs.schema import SPEED_KNOBS, Shot
 from remote.bundle import MANIFEST, SUMS, make_bundle, sha256_file
 from remote.ffmpeg import encode_frames
 from remote.layout import JobPaths, clip_files, stage_job
@@ -27,37 +39,63 @@ def write_clip(paths: JobPaths, index: int) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(data)
     source = paths.reference if index == 0 else paths.last_frame(index - 1)
-    entry = {
-        "run_id": RUN_ID,
-        "clip": index,
-        "shot": index,
-        "shot_card": {"camera": "push-in"},
-        "seed": 1234 + index,
-        "input_image": {
-            "path": "espresso.png" if index == 0 else clip_files(index - 1)[1],
-            "sha256": sha256_file(source),
-        },
-        "last_frame": {"path": clip_files(index)[1], "sha256": sha256_file(frame)},
-        "clip_file": {"path": clip_files(index)[0], "sha256": sha256_file(clip), "frames": 2, "seconds": 0.0833},
-        "timings_s": {"clip_total": 0.1},
-        "model": {"id": "kenburns", "repo": None, "revision": None},
-    }
+    entry = ClipLog(
+        run_id=RUN_ID,
+        clip=index,
+        shot=index,
+        part=0,
+        parts=1,
+        prompt=f"shot {index}",
+        negative_prompt=None,
+        shot_card=Shot.model_validate(demo_data()["shots"][index]),
+        seed=1234 + index,
+        params=ClipParams(
+            width=16,
+            height=16,
+            frames=2,
+            fps=24,
+            generated_frames=2,
+            generated_fps=24,
+            interpolation=None,
+            profile="baseline",
+            **dict.fromkeys(SPEED_KNOBS),
+            steps=None,
+            guidance=None,
+            guidance_kind=None,
+            scheduler=None,
+            shift=None,
+            adapter={},
+        ),
+        input_image=HashedFile(
+            path="espresso.png" if index == 0 else clip_files(index - 1)[1], sha256=sha256_file(source)
+        ),
+        color_match=None,
+        last_frame=HashedFile(path=clip_files(index)[1], sha256=sha256_file(frame)),
+        clip_file=VideoFile(path=clip_files(index)[0], sha256=sha256_file(clip), frames=2, seconds=0.0833),
+        timings_s=Timings(load=0.0, encode=0.0, clip_total=0.1),
+        peak_vram_bytes=None,
+        model=ModelInfo(id="kenburns", repo=None, revision=None),
+        libraries={},
+        commit=Commit(sha=None),
+        started_at="2026-01-01T00:00:00Z",
+        finished_at="2026-01-01T00:00:01Z",
+    )
     log.parent.mkdir(parents=True, exist_ok=True)
-    log.write_text(json.dumps(entry))
+    log.write_text(entry.to_json())
 
 
 @pytest.fixture(scope="module")
 def built(tmp_path_factory) -> tuple:
     """A real bundle of two clips and a final video, made by make_bundle."""
     reference = REPO / "jobspecs" / "espresso.png"
-    run_info = {
-        "run_id": RUN_ID,
-        "created_at": "2026-01-01T00:00:00Z",
-        "spec_file": "demo.yaml",
-        "overrides": [],
-        "reference": {"file": reference.name, "sha256": sha256_file(reference)},
-        "commit": {"sha": None},
-    }
+    run_info = RunInfo(
+        run_id=RUN_ID,
+        created_at="2026-01-01T00:00:00Z",
+        spec_file="demo.yaml",
+        overrides=[],
+        reference=ReferenceImage(file=reference.name, sha256=sha256_file(reference)),
+        commit=Commit(sha=None),
+    )
     paths = JobPaths(tmp_path_factory.mktemp("box") / RUN_ID)
     stage_job(paths.job_dir, demo_data(), reference, run_info)
     for index in range(2):

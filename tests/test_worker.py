@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from conftest import REPO, demo_data
 
+from jobspecs.contracts import Commit, ReferenceImage, RunInfo
 from remote.bundle import sha256_file
 from remote.layout import JobPaths, stage_job
 from remote.status import read_status
@@ -27,14 +28,14 @@ def make_job(root: Path, **guardrails: float) -> JobPaths:
     data["stitch"]["preset"] = "ultrafast"
     data["guardrails"] = guardrails
     reference = REPO / "jobspecs" / data["reference_image"]
-    run_info = {
-        "run_id": "test-run",
-        "created_at": "2026-01-01T00:00:00Z",
-        "spec_file": "demo.yaml",
-        "overrides": [],
-        "reference": {"file": reference.name, "sha256": sha256_file(reference)},
-        "commit": {"sha": None},
-    }
+    run_info = RunInfo(
+        run_id="test-run",
+        created_at="2026-01-01T00:00:00Z",
+        spec_file="demo.yaml",
+        overrides=[],
+        reference=ReferenceImage(file=reference.name, sha256=sha256_file(reference)),
+        commit=Commit(sha=None),
+    )
     paths = JobPaths(root / "box" / "test-run")
     stage_job(paths.job_dir, data, reference, run_info)
     return paths
@@ -52,14 +53,14 @@ def worker_env(prefect_api, monkeypatch):
 
 def assert_killed_with_clip_0_kept(paths: JobPaths, reason: str) -> None:
     status = read_status(paths.run_dir)
-    assert status["state"] == "stopped" and reason in status["reason"], status
+    assert status.state == "stopped" and reason in status.reason, status
     log = json.loads(paths.log(0).read_text())  # clip 0 finished before the hang: all of it stays
     assert sha256_file(paths.clip(0)) == log["clip_file"]["sha256"]
     assert sha256_file(paths.last_frame(0)) == log["last_frame"]["sha256"]
     assert not paths.clip(1).exists() and not paths.log(1).exists()
     assert list(paths.run_dir.rglob("*.part")) == []
     with pytest.raises(ProcessLookupError):
-        os.kill(status["worker_pid"], 0)  # the worker is gone, not left sleeping in C
+        os.kill(status.worker_pid, 0)  # the worker is gone, not left sleeping in C
     progress = (paths.run_dir / "status" / "progress.log").read_text()
     assert "| stopped | clip=1 | msg=" in progress
 

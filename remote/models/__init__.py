@@ -3,6 +3,14 @@
 An adapter is loaded once per run and then generates clip after clip:
     adapter = load_adapter(spec); adapter.load()
     result = adapter.generate(prompt, image, clip, seed)   # result.frames: (F, H, W, 3) uint8 RGB
+
+One file per model. kenburns.py renders on the CPU. The three diffusers models (wan22.py, cogvideox.py, hunyuan.py)
+subclass hf.DiffusersAdapter, which does what they share (the weights from the local cache, the memory plan's
+choice, the speed knobs, the timed call, the log's params, info()); each model's file keeps only what is its own:
+the pipeline class and dtypes it loads, its scheduler's options, where its memory plan puts the parts, its call
+arguments and what it logs of them (and Hunyuan's PromptTrim). Their text window and the memory their full plan
+needs are jobspecs/architectures.yaml's, which the planner reads too. fa4.py routes attention to FlashAttention-4;
+tiny.py builds the random-weight pipelines of `model_source: tiny`.
 """
 
 from __future__ import annotations
@@ -16,7 +24,7 @@ from PIL import Image
 
 from jobspecs import ClipPlan, JobSpec
 
-# model id -> "module:class". Only built models are listed; jobspecs refuses the others at validation.
+# model id -> "module:class", one for every model of jobspecs/baselines.yaml.
 ADAPTERS: dict[str, str] = {
     "kenburns": "remote.models.kenburns:KenBurns",
     "wan22_ti2v_5b": "remote.models.wan22:Wan22",

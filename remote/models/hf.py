@@ -1,5 +1,6 @@
-"""What the three diffusers adapters share: where the weights come from, the device, the memory plan's
-choice, the tokenizer guard, and one timed pipeline call.
+"""What the three diffusers adapters share: the DiffusersAdapter base class (at the end of this file) and its
+helpers: where the weights come from, the device, the memory plan's choice, the tokenizer guard, the speed knobs and
+one timed pipeline call.
 
 Weights are always read from a local Hugging Face cache (never downloaded here: the prefetch did that), at
 the model's pinned revision; the commit actually loaded is the snapshot folder's name and goes into every log.
@@ -9,6 +10,7 @@ remote.models.tiny), kept apart so that tiny weights never stand in the real cac
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import importlib
 import importlib.metadata
@@ -19,9 +21,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 
-from jobspecs import JobSpec
+from jobspecs import ClipPlan, JobSpec, plan_clips
+from jobspecs.config import architectures
 from remote.bundle import installed_versions
+from remote.models import Generated
 
 TINY_HOME_ENV = "SHOOTOUT_TINY_HF_HOME"
 DEFAULT_TINY_HOME = Path.home() / ".cache" / "i2v-shootout" / "tiny-hf"
@@ -327,27 +332,6 @@ class CacheCounter:
         return {"calls": self.calls["forwards"], "hits": self.calls["forwards"] - self.calls["last_block"]}
 
 
-def adapter_info(adapter) -> dict:
-    """An adapter's info(): id, repo, the commit actually loaded, where from, memory plan, library versions."""
-    weights = adapter.weights
-    return {
-        "id": adapter.id,
-        "repo": adapter.spec.baseline.repo,
-        "revision": weights.commit if weights else None,
-        "revision_requested": weights.revision if weights else adapter.spec.baseline.revision,
-        "source": adapter.spec.model_source,
-        "pipeline": type(adapter.pipe).__name__ if adapter.pipe is not None else adapter.spec.baseline.pipeline,
-        "device": str(adapter.device) if adapter.device is not None else None,
-        "memory": adapter.memory,
-        "tokenizer": adapter.tokenizer_check,
-        "baseline_overrides": baseline_overrides(adapter.spec),
-        "profile": adapter.spec.generation.profile,
-        "profile_overrides": adapter.spec.profile_settings,
-        "speed": adapter.speed,
-        "libraries": library_versions(),
-    }
-
-
 def encode_prompts_once(
     pipe, device, prompts: list[str], negative_prompt: str | None, guidance: float, max_sequence_length: int
 ) -> dict[str, tuple]:
@@ -402,3 +386,161 @@ def resident_plan(pipe, device, plan: str, setting: str, prompts: int, encode_s:
         "transformer": f"on {device.type}, {pipe.transformer.dtype}",
         "vae": f"on {device.type}, {pipe.vae.dtype}, {'tiled' if plan == '24gb' else 'untiled'} decode",
     }
+
+
+class DiffusersAdapter:
+    """A diffusers image-to-video model, loaded once per run, generating clip after clip (remote/models/__init__.py
+    ModelAdapter). Each model's file (wan22.py, cogvideox.py, hunyuan.py) subclasses it with what is its own: the
+    pipeline and its dtypes (`load_pipeline`), its scheduler's options, where its memory plan puts the parts
+    (`place`), its call arguments (`call_kwargs`) and what it logs of them (`own_params`).
+
+    load() finds the weights and calls setup(pipe, device), which the GPU benchmarks also call on a full-size
+    pipeline of random weights. The model's text window and the memory its full plan needs are
+    jobspecs/architectures.yaml's (`text_window`, `full_plan_needs_gib`), which the planner reads too."""
+
+    id: str
+    scheduler_options: dict = {}  # more arguments of the scheduler (make_scheduler)
+
+    def __init__(self, spec: JobSpec) -> None:
+        self.spec = spec
+        self.architecture = architectures()[self.id]
+        self.max_sequence_length = self.architecture.text_window  # tokens of a prompt the text encoder reads
+        self.steps = spec.effective("steps")
+        self.guidance = spec.effective("guidance")
+        self.negative_prompt = spec.effective("negative_prompt")
+        self.pipe = None
+        self.device = None
+        self.embeds: dict[str, tuple] = {}  # prompt -> (prompt_embeds, negative_prompt_embeds), if encoded ahead
+        self.windows: dict[str, dict] = {}  # prompt -> what of it the text encoder reads (prompt_window)
+        self.weights: Weights | None = None
+        self.memory: dict = {}  # the memory plan as applied
+        self.speed: dict = {}  # the speed knobs as applied
+        self.cache: CacheCounter | None = None
+        self.tokenizer_check: str | None = None
+
+    # --- the hooks -------------------------------------------------------------------------------------------
+
+    def load_pipeline(self, snapshot: Path, tokenizer, device):
+        """The model's pipeline from `snapshot` (with `tokenizer`, checked by faithful_tokenizer), on the CPU, in
+        its dtypes for `device`."""
+        raise NotImplementedError
+
+    def place(self, pipe, device, plan: str) -> dict:
+        """Put the pipeline's parts where the memory plan (`full` or `24gb`) says; returns what the logs record.
+        Here (Wan, CogVideoX): every prompt of the spec and the negative prompt encoded once, then the text encoder
+        dropped; the transformer and the VAE resident (resident_plan)."""
+        start = time.monotonic()
+        prompts = [clip.prompt for clip in plan_clips(self.spec)]
+        self.windows = {prompt: prompt_window(pipe.tokenizer, prompt, self.max_sequence_length) for prompt in prompts}
+        self.embeds = encode_prompts_once(
+            pipe, device, prompts, self.negative_prompt, self.guidance, self.max_sequence_length
+        )
+        setting = self.spec.generation.memory
+        return resident_plan(pipe, device, plan, setting, len(self.embeds), time.monotonic() - start)
+
+    def speed_knobs(self, pipe, device) -> dict:
+        """Apply the spec's speed knobs to the transformer; returns what was done (apply_speed_knobs)."""
+        return apply_speed_knobs(pipe, device, self.spec)
+
+    def call_kwargs(self, prompt: str) -> dict:
+        """The pipeline call's arguments that are the model's own (generate() passes the image, the clip's size and
+        frames, the steps, guidance, generator and max_sequence_length)."""
+        raise NotImplementedError
+
+    def own_params(self, prompt: str) -> dict:
+        """What the clip's log records of the model's own call arguments (generate() records the shared ones)."""
+        raise NotImplementedError
+
+    def cache_context(self):
+        """The context the pipeline call runs in (Hunyuan: First Block Cache's, which its pipeline never sets)."""
+        return contextlib.nullcontext()
+
+    # --- the adapter -----------------------------------------------------------------------------------------
+
+    def load(self) -> None:
+        """The weights from the local Hugging Face cache at the pinned revision, then setup()."""
+        self.weights = find_weights(self.spec)
+        device = pick_device()
+        tokenizer, self.tokenizer_check = faithful_tokenizer(self.weights.snapshot, "tokenizer")
+        self.setup(self.load_pipeline(self.weights.snapshot, tokenizer, device), device)
+
+    def setup(self, pipe, device) -> None:
+        """Scheduler, memory plan and speed knobs on a loaded pipeline (also used by the GPU benchmarks)."""
+        spec = self.spec
+        pipe.scheduler = make_scheduler(
+            pipe.scheduler, spec.effective("scheduler"), spec.effective("shift"), **self.scheduler_options
+        )
+        pipe.set_progress_bar_config(disable=True)
+        plan = pick_memory_plan(spec.generation.memory, self.architecture.full_plan_needs_gib)
+        self.memory = self.place(pipe, device, plan)
+        self.speed = self.speed_knobs(pipe, device)
+        self.cache = CacheCounter(pipe, spec, device)
+        self.pipe, self.device = pipe, device
+
+    def encoded(self, prompt: str) -> tuple:
+        """(prompt_embeds, negative_prompt_embeds) of a prompt encoded at setup."""
+        if prompt not in self.embeds:
+            raise RuntimeError("this prompt was not encoded at load (prompts come from the spec's plan)")
+        return self.embeds[prompt]
+
+    def generate(self, prompt: str, image: Image.Image, clip: ClipPlan, seed: int) -> Generated:
+        """One clip from `image` (already at the clip's size), deterministic for `seed`."""
+        if image.size != (clip.width, clip.height):
+            raise ValueError(f"input image is {image.size}, the clip is {clip.width}x{clip.height}")
+        own = self.call_kwargs(prompt)
+        self.cache.start(self.pipe)
+        with self.cache_context():
+            call = timed_call(
+                self.pipe,
+                self.device,
+                image=image,
+                height=clip.height,
+                width=clip.width,
+                num_frames=clip.frames,
+                num_inference_steps=self.steps,
+                guidance_scale=self.guidance,
+                generator=seeded(seed),
+                max_sequence_length=self.max_sequence_length,
+                **own,
+            )
+        params = {
+            "pipeline": type(self.pipe).__name__,
+            "height": clip.height,
+            "width": clip.width,
+            "num_frames": clip.frames,
+            "num_inference_steps": self.steps,
+            "guidance_scale": self.guidance,
+            "max_sequence_length": self.max_sequence_length,
+            "scheduler": type(self.pipe.scheduler).__name__,
+            **self.own_params(prompt),
+            "generator": f"cpu, seed {seed}",
+            "s_per_step": call.s_per_step,
+            "step_s": call.step_s,
+            "peak_vram_reserved_bytes": call.peak_vram_reserved_bytes,
+            "memory": self.memory,
+            "speed": self.speed,
+            "first_block_cache_hits": self.cache.result(),
+        }
+        return Generated(
+            frames=call.frames, timings_s=call.timings_s, peak_vram_bytes=call.peak_vram_bytes, params=params
+        )
+
+    def info(self) -> dict:
+        """id, repo, the commit actually loaded, where from, memory plan, speed knobs, library versions."""
+        spec, weights = self.spec, self.weights
+        return {
+            "id": self.id,
+            "repo": spec.baseline.repo,
+            "revision": weights.commit if weights else None,
+            "revision_requested": weights.revision if weights else spec.baseline.revision,
+            "source": spec.model_source,
+            "pipeline": type(self.pipe).__name__ if self.pipe is not None else spec.baseline.pipeline,
+            "device": str(self.device) if self.device is not None else None,
+            "memory": self.memory,
+            "tokenizer": self.tokenizer_check,
+            "baseline_overrides": baseline_overrides(spec),
+            "profile": spec.generation.profile,
+            "profile_overrides": spec.profile_settings,
+            "speed": self.speed,
+            "libraries": library_versions(),
+        }

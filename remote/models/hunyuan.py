@@ -15,7 +15,8 @@ unmasked: the same math (the padded keys had zero weight; only video tokens leav
 
 Memory plans (`generation.memory`):
   full   everything on the GPU (transformer 23.9 GiB, LLaVA 15.6 GiB, 12 GiB of activations at 1280×720×129,
-         51 GiB for the untiled VAE decode): cards of 110 GB and more.
+         51 GiB for the untiled VAE decode): cards of 110 GB and more (`auto` picks it from
+         jobspecs/architectures.yaml's full_plan_needs_gib).
   24gb   the transformer and the LLaVA text encoder stay in (pinned) CPU memory and stream to the GPU block by
          block / layer by layer on a side CUDA stream (group offload: weights arrive while the previous block
          computes, bf16 kept exact); CLIP and the VAE stay on the GPU; the VAE decodes in tiles. Host RAM: about
@@ -24,30 +25,14 @@ Memory plans (`generation.memory`):
 
 from __future__ import annotations
 
-import contextlib
 import functools
+from pathlib import Path
 
 import torch
-from PIL import Image
 
-from jobspecs import ClipPlan, JobSpec
-from remote.models import Generated
-from remote.models.hf import (
-    CacheCounter,
-    adapter_info,
-    apply_speed_knobs,
-    faithful_tokenizer,
-    find_weights,
-    make_scheduler,
-    pick_device,
-    pick_memory_plan,
-    seeded,
-    timed_call,
-)
+from remote.models.hf import DiffusersAdapter
 
-MAX_SEQUENCE_LENGTH = 256  # Llama tokens of the user's prompt inside the template
 IMAGE_EMBED_INTERLEAVE = 4  # keep every 4th of the 576 image tokens (token_replace)
-FULL_NEEDS_GIB = 110
 
 
 @functools.cache
@@ -94,49 +79,30 @@ class PromptTrim:
         return args, kwargs
 
 
-class HunyuanI2V:
+class HunyuanI2V(DiffusersAdapter):
     id = "hunyuan_i2v"
+    trim: PromptTrim | None = None  # prompt_trim, once set up
 
-    def __init__(self, spec: JobSpec) -> None:
-        self.spec = spec
-        self.steps = spec.effective("steps")
-        self.guidance = spec.effective("guidance")
-        self.pipe = None
-        self.device = None
-        self.weights = None
-        self.memory: dict = {}
-        self.speed: dict = {}  # the speed knobs as applied (remote/models/hf.py)
-        self.cache = None
-        self.trim: PromptTrim | None = None
-        self.tokenizer_check = None
-
-    def load(self) -> None:
+    def load_pipeline(self, snapshot: Path, tokenizer, device):
         from diffusers import HunyuanVideoImageToVideoPipeline, HunyuanVideoTransformer3DModel
 
-        self.weights = find_weights(self.spec)
-        device = pick_device()
         cuda = device.type == "cuda"
-        snapshot = self.weights.snapshot
-        tokenizer, self.tokenizer_check = faithful_tokenizer(snapshot, "tokenizer")
         transformer = HunyuanVideoTransformer3DModel.from_pretrained(
             snapshot, subfolder="transformer", dtype=torch.bfloat16 if cuda else torch.float32, local_files_only=True
         )
-        pipe = HunyuanVideoImageToVideoPipeline.from_pretrained(
+        return HunyuanVideoImageToVideoPipeline.from_pretrained(
             snapshot,
             transformer=transformer,
             tokenizer=tokenizer,
             dtype=torch.float16 if cuda else torch.float32,
             local_files_only=True,
         )
-        self.setup(pipe, device)
 
-    def setup(self, pipe, device) -> None:
-        """Scheduler and memory plan on a loaded pipeline (also used by the GPU benchmark)."""
+    def place(self, pipe, device, plan: str) -> dict:
+        """`full`: everything on the GPU. `24gb`: the transformer and LLaVA group-offloaded, CLIP and the VAE on the
+        GPU, the VAE decoding in tiles. The prompt can't be encoded ahead (LLaVA reads it with the image)."""
         from diffusers.hooks import apply_group_offloading
 
-        pipe.scheduler = make_scheduler(pipe.scheduler, self.spec.effective("scheduler"), self.spec.effective("shift"))
-        pipe.set_progress_bar_config(disable=True)
-        plan = pick_memory_plan(self.spec.generation.memory, FULL_NEEDS_GIB)
         if plan == "full":
             pipe.to(device)
             offload = "none"
@@ -164,7 +130,7 @@ class HunyuanI2V:
             offload = f"group offload to cpu, {'with' if stream else 'without'} CUDA streams"
         on_gpu = plan == "full"
         resident = torch.cuda.memory_allocated() / 2**30 if device.type == "cuda" else None
-        self.memory = {
+        return {
             "setting": self.spec.generation.memory,
             "plan": plan,
             "transformer": f"{pipe.transformer.dtype}, "
@@ -174,64 +140,36 @@ class HunyuanI2V:
             "vae": f"{pipe.vae.dtype}, on {device.type}, {'untiled' if plan == 'full' else 'tiled'} decode",
             "resident_gib": round(resident, 2) if resident is not None else None,
         }
-        self.trim = PromptTrim(pipe.transformer) if self.spec.effective("prompt_trim") else None
-        self.speed = apply_speed_knobs(pipe, device, self.spec)  # after the trim: its processors get the backend
-        self.speed["prompt_trim"] = PromptTrim.what if self.trim else "off"
-        self.cache = CacheCounter(pipe, self.spec, device)
-        self.pipe, self.device = pipe, device
 
-    def generate(self, prompt: str, image: Image.Image, clip: ClipPlan, seed: int) -> Generated:
+    def speed_knobs(self, pipe, device) -> dict:
+        self.trim = PromptTrim(pipe.transformer) if self.spec.effective("prompt_trim") else None
+        speed = super().speed_knobs(pipe, device)  # after the trim: its processors get the backend
+        speed["prompt_trim"] = PromptTrim.what if self.trim else "off"
+        return speed
+
+    def cache_context(self):
+        # First Block Cache needs a cache context, which this pipeline (unlike Wan's and CogVideoX's) never sets
+        if self.spec.effective("first_block_cache"):
+            return self.pipe.transformer.cache_context("cond")
+        return super().cache_context()
+
+    def call_kwargs(self, prompt: str) -> dict:
         from diffusers.pipelines.hunyuan_video.pipeline_hunyuan_video_image2video import DEFAULT_PROMPT_TEMPLATE
 
-        if image.size != (clip.width, clip.height):
-            raise ValueError(f"input image is {image.size}, the clip is {clip.width}x{clip.height}")
-        self.cache.start(self.pipe)
-        # First Block Cache needs a cache context, which this pipeline (unlike Wan's and CogVideoX's) never sets
-        cached = bool(self.spec.effective("first_block_cache"))
-        with self.pipe.transformer.cache_context("cond") if cached else contextlib.nullcontext():
-            call = timed_call(
-                self.pipe,
-                self.device,
-                image=image,
-                prompt=prompt,
-                prompt_2=prompt,
-                negative_prompt=None,
-                height=clip.height,
-                width=clip.width,
-                num_frames=clip.frames,
-                num_inference_steps=self.steps,
-                true_cfg_scale=1.0,
-                guidance_scale=self.guidance,
-                generator=seeded(seed),
-                prompt_template=DEFAULT_PROMPT_TEMPLATE,
-                max_sequence_length=MAX_SEQUENCE_LENGTH,
-                image_embed_interleave=IMAGE_EMBED_INTERLEAVE,
-            )
-        params = {
-            "pipeline": type(self.pipe).__name__,
-            "height": clip.height,
-            "width": clip.width,
-            "num_frames": clip.frames,
-            "num_inference_steps": self.steps,
-            "guidance_scale": self.guidance,
+        return {
+            "prompt": prompt,
+            "prompt_2": prompt,
+            "negative_prompt": None,
+            "true_cfg_scale": 1.0,
+            "prompt_template": DEFAULT_PROMPT_TEMPLATE,
+            "image_embed_interleave": IMAGE_EMBED_INTERLEAVE,
+        }
+
+    def own_params(self, prompt: str) -> dict:
+        return {
             "guidance": "embedded (distilled); true_cfg_scale 1.0, no negative prompt",
             "prompt_template": "diffusers DEFAULT_PROMPT_TEMPLATE (Llama-3 chat, <image> at 5, crop_start 103)",
-            "max_sequence_length": MAX_SEQUENCE_LENGTH,
             "image_embed_interleave": IMAGE_EMBED_INTERLEAVE,
-            "scheduler": type(self.pipe.scheduler).__name__,
             "shift": self.pipe.scheduler.config.get("shift"),
-            "generator": f"cpu, seed {seed}",
-            "s_per_step": call.s_per_step,
-            "step_s": call.step_s,
-            "peak_vram_reserved_bytes": call.peak_vram_reserved_bytes,
-            "memory": self.memory,
-            "speed": self.speed,
             "prompt_tokens": self.trim.tokens if self.trim else None,  # into the transformer: padded, kept
-            "first_block_cache_hits": self.cache.result(),
         }
-        return Generated(
-            frames=call.frames, timings_s=call.timings_s, peak_vram_bytes=call.peak_vram_bytes, params=params
-        )
-
-    def info(self) -> dict:
-        return adapter_info(self)

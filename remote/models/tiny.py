@@ -23,6 +23,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+from jobspecs.config import architectures
+
 WORDS = [
     "the",
     "a",
@@ -133,7 +135,7 @@ def wan22_ti2v():
     from diffusers import AutoencoderKLWan, UniPCMultistepScheduler, WanPipeline, WanTransformer3DModel
     from transformers import UMT5Config, UMT5EncoderModel
 
-    tokenizer = t5_tokenizer(model_max_length=512)
+    tokenizer = t5_tokenizer(model_max_length=architectures()["wan22_ti2v_5b"].text_window)
     text_encoder = UMT5EncoderModel(
         UMT5Config(
             vocab_size=len(tokenizer),
@@ -324,7 +326,7 @@ def cogvideox15_i2v():
     )
     from transformers import T5Config, T5EncoderModel
 
-    tokenizer = t5_tokenizer(model_max_length=226)
+    tokenizer = t5_tokenizer(model_max_length=architectures()["cogvideox15_5b_i2v"].text_window)
     text_encoder = T5EncoderModel(
         T5Config(
             vocab_size=len(tokenizer),

@@ -9,134 +9,43 @@ Memory plans (`generation.memory`):
   both   the prompts of every clip and the negative prompt are encoded once at load, then the 5.7 B-parameter
          UMT5 text encoder (10.6 GiB in bf16) is dropped; transformer (bf16, 9.3 GiB) and VAE (fp32, as the
          diffusers docs advise, 2.6 GiB) stay on the GPU.
-  full   the VAE decodes untiled (23.7 GiB peak at 1280×704×121 on its own): cards of 40 GB and more.
+  full   the VAE decodes untiled (23.7 GiB peak at 1280×704×121 on its own): cards of 40 GB and more
+         (`auto` picks it from jobspecs/architectures.yaml's full_plan_needs_gib).
   24gb   the VAE decodes in tiles (8.3 GiB peak, ~1.8× the decode time): an RTX 4090.
 """
 
 from __future__ import annotations
 
-import time
+from pathlib import Path
 
 import torch
-from PIL import Image
 
-from jobspecs import ClipPlan, JobSpec, plan_clips
-from remote.models import Generated
-from remote.models.hf import (
-    CacheCounter,
-    adapter_info,
-    apply_speed_knobs,
-    encode_prompts_once,
-    faithful_tokenizer,
-    find_weights,
-    make_scheduler,
-    pick_device,
-    pick_memory_plan,
-    prompt_window,
-    resident_plan,
-    seeded,
-    timed_call,
-)
-
-MAX_SEQUENCE_LENGTH = 512  # UMT5 tokens of a prompt (Wan's text_len)
-FULL_NEEDS_GIB = 40
+from remote.models.hf import DiffusersAdapter
 
 
-class Wan22:
+class Wan22(DiffusersAdapter):
     id = "wan22_ti2v_5b"
 
-    def __init__(self, spec: JobSpec) -> None:
-        self.spec = spec
-        self.steps = spec.effective("steps")
-        self.guidance = spec.effective("guidance")
-        self.negative_prompt = spec.effective("negative_prompt")
-        self.pipe = None
-        self.device = None
-        self.embeds: dict[str, tuple] = {}  # prompt -> (prompt_embeds, negative_prompt_embeds)
-        self.windows: dict[str, dict] = {}  # prompt -> what of it the text encoder reads (hf.prompt_window)
-        self.weights = None
-        self.memory: dict = {}
-        self.speed: dict = {}  # the speed knobs as applied (remote/models/hf.py)
-        self.cache = None
-        self.tokenizer_check = None
-
-    def load(self) -> None:
+    def load_pipeline(self, snapshot: Path, tokenizer, device):
         from diffusers import AutoencoderKLWan, WanImageToVideoPipeline
 
-        self.weights = find_weights(self.spec)
-        device = pick_device()
         dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
-        snapshot = self.weights.snapshot
-        tokenizer, self.tokenizer_check = faithful_tokenizer(snapshot, "tokenizer")
         vae = AutoencoderKLWan.from_pretrained(snapshot, subfolder="vae", dtype=torch.float32, local_files_only=True)
-        pipe = WanImageToVideoPipeline.from_pretrained(
+        return WanImageToVideoPipeline.from_pretrained(
             snapshot, vae=vae, tokenizer=tokenizer, dtype=dtype, local_files_only=True
         )
-        self.setup(pipe, device)
 
-    def setup(self, pipe, device) -> None:
-        """Scheduler, prompt embeddings and memory plan on a loaded pipeline (also used by the GPU benchmark)."""
-        pipe.scheduler = make_scheduler(pipe.scheduler, self.spec.effective("scheduler"), self.spec.effective("shift"))
-        pipe.set_progress_bar_config(disable=True)
-        plan = pick_memory_plan(self.spec.generation.memory, FULL_NEEDS_GIB)
-        start = time.monotonic()
-        prompts = [clip.prompt for clip in plan_clips(self.spec)]
-        self.windows = {prompt: prompt_window(pipe.tokenizer, prompt, MAX_SEQUENCE_LENGTH) for prompt in prompts}
-        self.embeds = encode_prompts_once(
-            pipe, device, prompts, self.negative_prompt, self.guidance, MAX_SEQUENCE_LENGTH
-        )
-        self.memory = resident_plan(
-            pipe, device, plan, self.spec.generation.memory, len(self.embeds), time.monotonic() - start
-        )
-        self.speed = apply_speed_knobs(pipe, device, self.spec)
-        self.cache = CacheCounter(pipe, self.spec, device)
-        self.pipe, self.device = pipe, device
-
-    def generate(self, prompt: str, image: Image.Image, clip: ClipPlan, seed: int) -> Generated:
-        if image.size != (clip.width, clip.height):
-            raise ValueError(f"input image is {image.size}, the clip is {clip.width}x{clip.height}")
-        if prompt not in self.embeds:
-            raise RuntimeError("this prompt was not encoded at load (prompts come from the spec's plan)")
-        prompt_embeds, negative_prompt_embeds = self.embeds[prompt]
-        self.cache.start(self.pipe)
-        call = timed_call(
-            self.pipe,
-            self.device,
-            image=image,
-            prompt_embeds=prompt_embeds,
-            negative_prompt_embeds=negative_prompt_embeds,
-            height=clip.height,
-            width=clip.width,
-            num_frames=clip.frames,
-            num_inference_steps=self.steps,
-            guidance_scale=self.guidance,
-            guidance_scale_2=None,
-            generator=seeded(seed),
-            max_sequence_length=MAX_SEQUENCE_LENGTH,
-        )
-        params = {
-            "pipeline": type(self.pipe).__name__,
-            "height": clip.height,
-            "width": clip.width,
-            "num_frames": clip.frames,
-            "num_inference_steps": self.steps,
-            "guidance_scale": self.guidance,
-            "negative_prompt": self.negative_prompt,
-            "max_sequence_length": MAX_SEQUENCE_LENGTH,
-            "prompt_window": self.windows[prompt],  # what the text encoder read of the prompt, and what it cut
-            "scheduler": type(self.pipe.scheduler).__name__,
-            "flow_shift": self.pipe.scheduler.config.get("flow_shift"),
-            "generator": f"cpu, seed {seed}",
-            "s_per_step": call.s_per_step,
-            "step_s": call.step_s,
-            "peak_vram_reserved_bytes": call.peak_vram_reserved_bytes,
-            "memory": self.memory,
-            "speed": self.speed,
-            "first_block_cache_hits": self.cache.result(),
+    def call_kwargs(self, prompt: str) -> dict:
+        prompt_embeds, negative_prompt_embeds = self.encoded(prompt)
+        return {
+            "prompt_embeds": prompt_embeds,
+            "negative_prompt_embeds": negative_prompt_embeds,
+            "guidance_scale_2": None,  # the second (low-noise) expert's guidance: the 5B has one transformer
         }
-        return Generated(
-            frames=call.frames, timings_s=call.timings_s, peak_vram_bytes=call.peak_vram_bytes, params=params
-        )
 
-    def info(self) -> dict:
-        return adapter_info(self)
+    def own_params(self, prompt: str) -> dict:
+        return {
+            "negative_prompt": self.negative_prompt,
+            "prompt_window": self.windows[prompt],  # what the text encoder read of the prompt, and what it cut
+            "flow_shift": self.pipe.scheduler.config.get("flow_shift"),
+        }

@@ -1,0 +1,253 @@
+"""The project's own config files, read by the planner on the laptop and by the adapters on the GPU box.
+
+    baselines()      jobspecs/baselines.yaml       each model's locked settings and its speed profiles
+    architectures()  jobspecs/architectures.yaml   what the planner and the adapters know of each model, no weights
+    throughput()     jobspecs/throughput.yaml      how fast each GPU runs the transformers, what the CPU steps cost
+
+Each file is read once and validated strictly (no unknown keys, frozen); a bad one fails with a ConfigError that
+names the file, the field and the rule. The user's job spec is jobspecs/schema.py's.
+"""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError, model_validator
+
+HERE = Path(__file__).parent
+PerModel = dict[str, float]  # model id -> a figure of that model
+
+
+class ConfigError(RuntimeError):
+    """A config file of the project that is broken: not a problem of the user's spec (and not a ValueError, so
+    that it is not reported as one when a spec's validation reads a config)."""
+
+
+class Config(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+
+# --- baselines.yaml --------------------------------------------------------------------------------
+
+
+class SpeedKnobs(Config):
+    """The speed knobs of a baseline or a profile (None: the model has no such knob, or the profile keeps it).
+    first_block_cache: the threshold, 0 = off; interpolate_to: the fps clips are written at after frame
+    interpolation, 0 = off; prompt_trim: cut the prompt's padded tail and drop the attention mask (HunyuanVideo,
+    batch 1: the same math); flash_attn_4: FlashAttention-4 on sm_90+ GPUs."""
+
+    first_block_cache: float | None = None
+    interpolate_to: int | None = None
+    attention_backend: str | None = None
+    compile: bool | None = None
+    prompt_trim: bool | None = None
+    flash_attn_4: bool | None = None
+
+
+class Profile(SpeedKnobs):
+    """A named set of overrides of a model's baseline (`generation.profile`); None: keep the baseline's."""
+
+    width: int | None = None
+    height: int | None = None
+    fps: int | None = None
+    max_frames: int | None = None
+    steps: int | None = None
+    guidance: float | None = None
+    scheduler: str | None = None
+    shift: float | None = None
+    negative_prompt: str | None = None
+
+
+class Baseline(SpeedKnobs):
+    """One model's locked settings (None: the model has no such setting, and a spec can't set it)."""
+
+    repo: str | None  # the Hugging Face repo (None: no weights)
+    revision: str | None  # the Hugging Face commit to load
+    pipeline: str | None  # the diffusers pipeline class
+    width: int
+    height: int
+    size_step: int  # width and height are multiples of this
+    fps: int
+    frame_step: int  # clip frame counts are frame_step*k + 1
+    max_frames: int  # the native clip length
+    steps: int | None
+    guidance: float | None
+    guidance_kind: Literal["cfg", "embedded"] | None  # cfg: a second forward per step; embedded: an input
+    scheduler: str | None
+    shift: float | None
+    negative_prompt: str | None
+    profiles: dict[str, Profile] = {}  # profile name -> overrides of the settings above
+
+    @model_validator(mode="after")
+    def profiles_change_only_what_the_model_has(self) -> Baseline:
+        for name, profile in self.profiles.items():
+            for field, value in profile.model_dump(exclude_none=True).items():
+                if getattr(self, field) is None:
+                    raise ValueError(f"profile {name} sets {field} = {value!r}, a setting this model does not have")
+        return self
+
+
+# --- architectures.yaml ----------------------------------------------------------------------------
+
+
+class Vae(Config):
+    spatial: int  # pixels per latent pixel
+    temporal: int  # latent frames = (frames - 1) / temporal + 1
+
+
+class Reference(Config):
+    """Seconds measured for one clip of this shape on throughput.yaml's reference GPU."""
+
+    frames: int
+    width: int
+    height: int
+    decode_s: float  # the tiled VAE decode
+    prep_s: float  # what the clip spends before its first step
+
+
+# What the architecture of a diffusers model (any family but `cpu`) must have.
+DIFFUSERS_FIELDS = (
+    "transformer",
+    "vae",
+    "text_tokens",
+    "text_encoder",
+    "text_window",
+    "reference",
+    "full_plan_needs_gib",
+)
+
+
+class Architecture(Config):
+    """What the planner and the adapters need to know about a model, no weights needed. The diffusers models
+    (every family but `cpu`) have every field but `per_token_timestep`."""
+
+    family: Literal["wan", "hunyuan", "cogvideox", "cpu"]  # jobspecs/flops.py FAMILIES; cpu: kenburns
+    load_s: float  # model load and setup, once per run
+    transformer: dict[str, Any] | None = None  # the full-size config in diffusers' own key names
+    per_token_timestep: bool | None = None  # Wan 2.2 TI2V: the time embedding runs on every video token
+    vae: Vae | None = None
+    text_tokens: int | None = None  # what the transformer gets of the prompt per forward, padding included
+    text_encoder: str | None = None  # the text encoder's name, for the prompt window's warning
+    text_window: int | None = None  # tokens of a prompt the text encoder reads (the pipeline's max_sequence_length)
+    reference: Reference | None = None
+    full_plan_needs_gib: float | None = None  # `auto` picks the full memory plan on GPUs with this much memory
+    offloads_in_24gb: bool = False  # the 24gb memory plan group-offloads the transformer
+
+    @model_validator(mode="after")
+    def diffusers_models_are_complete(self) -> Architecture:
+        missing = [name for name in DIFFUSERS_FIELDS if getattr(self, name) is None]
+        if self.family != "cpu" and missing:
+            raise ValueError(f"family {self.family} needs {', '.join(missing)}")
+        return self
+
+
+# --- throughput.yaml -------------------------------------------------------------------------------
+
+
+class Gpu(Config):
+    peak_bf16_tflops: float  # dense bf16 tensor-core peak, fp32 accumulation
+    fp8_tflops: float | None = None  # informational
+    memory_gb: float
+    efficiency: PerModel | None = None  # its own measured stock efficiency; None: Throughput.efficiency's
+
+
+class CompileKnob(Config):
+    speedup: PerModel
+    warmup_s: PerModel  # charged to the first clip of each clip shape
+    recompile_s: PerModel  # charged per prompt new to a shape, where the prompt's length is an input shape
+
+
+class SpeedupKnob(Config):
+    speedup: PerModel
+
+
+class FirstBlockCacheKnob(Config):
+    reference_threshold: float
+    hits_at_reference: float  # share of the forwards after the first step that are cache hits at that threshold
+    cached_cost: PerModel  # a hit's seconds over a computed forward's
+
+
+class FlashAttention4Knob(Config):
+    speedup: PerModel
+    gpus: list[str]  # where the box turns it on
+
+
+class AttentionBackendKnob(Config):
+    speedup: float
+
+
+class Knobs(Config):
+    compile: CompileKnob
+    prompt_trim: SpeedupKnob
+    first_block_cache: FirstBlockCacheKnob
+    flash_attn_4: FlashAttention4Knob
+    attention_backend: AttentionBackendKnob
+
+
+class Cpu(Config):
+    """Seconds per 1280x720 frame (scaled by pixels) of the CPU side of a clip."""
+
+    kenburns_s_per_frame: float
+    encode_s_per_frame: float
+    interpolate_s_per_frame: float  # per output frame
+
+
+class Throughput(Config):
+    reference: str  # the GPU architectures.yaml's `reference` seconds were measured on
+    efficiency: PerModel  # fraction of the peak the stock transformer reaches (measured on the H100)
+    gpus: dict[str, Gpu]  # names as Vast.ai writes them (infrastructure.gpu)
+    cpu: Cpu
+    knobs: Knobs
+
+    @model_validator(mode="after")
+    def gpus_named_are_known(self) -> Throughput:
+        unknown = [gpu for gpu in (self.reference, *self.knobs.flash_attn_4.gpus) if gpu not in self.gpus]
+        if unknown:
+            raise ValueError(f"GPUs not in `gpus`: {', '.join(unknown)}")
+        return self
+
+    def stock_efficiency(self, gpu: str) -> PerModel:
+        """The fraction of `gpu`'s peak each model's stock transformer reaches: its own measurement, else the H100's
+        (ASSUMED to hold on every GPU without its own)."""
+        return self.gpus[gpu].efficiency or self.efficiency
+
+
+# --- loading ---------------------------------------------------------------------------------------
+
+
+def read(path: Path, shape: object) -> Any:
+    """The YAML file at `path` validated as `shape`; a ConfigError names the file, the field and the rule."""
+    where = f"{path.parent.name}/{path.name}"
+    try:
+        return TypeAdapter(shape).validate_python(yaml.safe_load(path.read_text()))
+    except yaml.YAMLError as error:
+        raise ConfigError(f"{where}: not valid YAML: {error}") from None
+    except ValidationError as error:
+        problems = []
+        for problem in error.errors(include_url=False):
+            field = ".".join(str(part) for part in problem["loc"]) or "the whole file"
+            value = problem["input"]
+            shown = "" if isinstance(value, dict | list) else f" = {value!r}"
+            problems.append(f"{field}{shown}: {problem['msg'].removeprefix('Value error, ')}")
+        raise ConfigError(f"{where}: " + "; ".join(problems)) from None
+
+
+@functools.cache
+def baselines() -> dict[str, Baseline]:
+    """Model id -> its locked settings (jobspecs/baselines.yaml)."""
+    return read(HERE / "baselines.yaml", dict[str, Baseline])
+
+
+@functools.cache
+def architectures() -> dict[str, Architecture]:
+    """Model id -> its architecture (jobspecs/architectures.yaml)."""
+    return read(HERE / "architectures.yaml", dict[str, Architecture])
+
+
+@functools.cache
+def throughput() -> Throughput:
+    """The GPUs' and the CPU's speeds (jobspecs/throughput.yaml)."""
+    return read(HERE / "throughput.yaml", Throughput)
