@@ -187,9 +187,7 @@ def main(argv: list[str] | None = None) -> int:
                 line = f"REFUSED {args.bundle}: {exc}".replace("\n", "\\n").replace("\r", "\\r")
                 print(line, file=sys.stderr)
                 return 2 if isinstance(exc, BundleInputError) else 1
-            print(
-                f"OK {args.bundle}: run {manifest['run_id']}, {len(manifest['files']) + 2} files, every sha256 matches"
-            )
+            print(f"OK {args.bundle}: run {manifest.run_id}, {len(manifest.files) + 2} files, every sha256 matches")
             return 0
         job = load_spec(args.spec, args.overrides)
         warnings = [*job.notes, *prompt_window_warnings(job.spec)]  # the reference image's, the prompts'

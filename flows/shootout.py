@@ -145,36 +145,36 @@ def shootout(
         start_worker(box, job_dir)
         progress_key = artifact_key("progress", job.spec.model)
         status = follow_worker(box, job_dir, job.spec.clip_count, job.spec.run_limit_s, keep, progress_key)
-        if status.get("clips_done"):
+        if status.clips_done:
             stitch_on_box(box, job_dir)
         bundle = bundle_on_box(box, job_dir)
-        archive = fetch_bundle(box, job_dir, bundle["archive"], out)
+        archive = fetch_bundle(box, job_dir, bundle.archive, out)
         manifest = verify(archive, out)  # the block ends here: the bundle is safe, the box's copy may go
     if keep is not None:
         shutil.rmtree(keep, ignore_errors=True)  # the verified bundle holds everything kept there
     shutil.rmtree(out / ".wheels" / run_id, ignore_errors=True)
-    video = manifest["final_video"]
+    video = manifest.final_video
     costs = provider.costs()
     summary = cost_summary(
         costs,
-        video["seconds"] if video else 0.0,
+        video.seconds if video else 0.0,
         time.monotonic() - started,
         Estimate(seconds=round(prediction.total_s), usd=0.0),
         infra.provider,
     )
-    publish_costs(run_id, job.spec.model, manifest["clips"]["finished"], summary, out)
+    publish_costs(run_id, job.spec.model, manifest.clips.finished, summary, out)
     publish_summary(manifest, out / run_id, summary)
-    if status.get("state") != "generated":
+    if status.state != "generated":
         raise RunIncomplete(
-            f"{status.get('state')}: {status.get('reason')}; {status.get('clips_done', 0)} finished clips "
-            f"are in {out / run_id} (guardrails: {manifest['guardrails']['outcome']})"
+            f"{status.state}: {status.reason}; {status.clips_done} finished clips "
+            f"are in {out / run_id} (guardrails: {manifest.guardrails.outcome})"
         )
     return {
         "run_id": run_id,
         "archive": str(archive),
         "run_dir": str(out / run_id),
-        "video": str(out / run_id / video["path"]),
-        "seconds": video["seconds"],
+        "video": str(out / run_id / video.path),
+        "seconds": video.seconds,
         "costs": costs,
         "cost": summary,
     }

@@ -242,9 +242,9 @@ def refuse_constant(name: str) -> None:
     raise ValueError(f"{name} is not a number")
 
 
-def read_json(path: Path, name: str, model: type[BaseModel]) -> tuple[dict, BaseModel]:
-    """The file as a JSON object, and that object read as `model`; BundleError names what is wrong (the first
-    wrong field). Parsed by json first, so that NaN and Infinity are refused as not JSON."""
+def read_json(path: Path, name: str, model: type[BaseModel]) -> BaseModel:
+    """The file read as `model`; BundleError names what is wrong (the first wrong field). Parsed by json first,
+    so that NaN and Infinity are refused as not JSON."""
     try:
         data = json.loads(path.read_text(), parse_constant=refuse_constant)
     except (ValueError, RecursionError) as exc:  # not UTF-8, not JSON, NaN or Infinity, nested too deep
@@ -252,7 +252,7 @@ def read_json(path: Path, name: str, model: type[BaseModel]) -> tuple[dict, Base
     if not isinstance(data, dict):
         raise BundleError(f"{name}: not a JSON object")
     try:
-        return data, model.model_validate(data)
+        return model.model_validate(data)
     except ValidationError as exc:
         error = exc.errors()[0]
         field = ".".join(str(part) for part in error["loc"])
@@ -348,9 +348,8 @@ def expected_archive_hash(archive: Path) -> str | None:
     return words[0]
 
 
-def verify_bundle(archive: Path, dest: Path | None = None, expected_sha256: str | None = None) -> dict:
-    """Check everything; extract to dest/<run_id>/ if dest is given. Returns the manifest as read: its JSON
-    object, which has passed Manifest's validation.
+def verify_bundle(archive: Path, dest: Path | None = None, expected_sha256: str | None = None) -> Manifest:
+    """Check everything; extract to dest/<run_id>/ if dest is given. Returns the manifest.
 
     BundleInputError: the archive is not a readable file, or dest cannot be extracted into. BundleError: the
     bundle is damaged, unsafe, or its manifest states a hash its bytes do not have."""
@@ -393,7 +392,7 @@ def verify_bundle(archive: Path, dest: Path | None = None, expected_sha256: str 
         if MANIFEST not in files:
             raise BundleError(f"{MANIFEST}: missing from the archive (or its header is damaged)")
         check_hash(run_dir, MANIFEST, sums)  # the manifest, vouched for by SHA256SUMS, checks SHA256SUMS back
-        data, manifest = read_json(run_dir / MANIFEST, MANIFEST, Manifest)
+        manifest = read_json(run_dir / MANIFEST, MANIFEST, Manifest)
         check_file_list(manifest.files, sums)
         if manifest.run_id != run_id:
             raise BundleError(f"{MANIFEST}: run_id {manifest.run_id!r}, but the archive holds {run_id}/")
@@ -404,7 +403,7 @@ def verify_bundle(archive: Path, dest: Path | None = None, expected_sha256: str 
             raise BundleError(f"{unlisted[0]}: in the archive but not listed in {SUMS}")
         actual = {name: check_hash(run_dir, name, sums) for name in sorted(sums)}
         logs = {
-            name: read_json(run_dir / name, name, ClipLog)[1]
+            name: read_json(run_dir / name, name, ClipLog)
             for name in sorted(actual)
             if name.startswith("logs/log_") and name.endswith(".json")
         }
@@ -416,7 +415,7 @@ def verify_bundle(archive: Path, dest: Path | None = None, expected_sha256: str 
             if target.exists():
                 raise BundleInputError(f"{target}: already exists; not overwritten")
             os.replace(run_dir, target)
-    return data
+    return manifest
 
 
 def main(argv: list[str] | None = None) -> int:

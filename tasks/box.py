@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import os
 import shutil
@@ -25,12 +24,23 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 import remote
 from jobspecs import LoadedSpec
+from jobspecs.contracts import (
+    TERMINAL_STATES,
+    BundleSummary,
+    ClipLog,
+    Commit,
+    PrefetchResult,
+    ReferenceImage,
+    RunInfo,
+    StitchSummary,
+    WorkerStatus,
+)
 from jobspecs.load import open_reference, reference_png
 from provisioning.base import Box, BoxError
 from provisioning.polling import poll_until
 from remote.bundle import sha256_file
 from remote.layout import clip_files, stage_job
-from remote.status import PARENT_TASK_RUN, TERMINAL_STATES, now_iso
+from remote.status import PARENT_TASK_RUN, now_iso
 from tasks.job import REPO
 
 SETUP_SCRIPT = Path(remote.__file__).parent / "setup.sh"
@@ -50,21 +60,21 @@ def upload_job(
     job_dir = box.job_dir(run_id)
     reference = open_reference(job.reference, job.spec.reference_image, job.spec.size)
     png = reference_png(job.reference, reference)  # what the box gets: upright, 8-bit RGB, opaque
-    run_info = {
-        "run_id": run_id,
-        "created_at": now_iso(),
-        "spec_file": job.source.name,
-        "overrides": list(job.overrides),
+    run_info = RunInfo(
+        run_id=run_id,
+        created_at=now_iso(),
+        spec_file=job.source.name,
+        overrides=list(job.overrides),
         # sha256: of input/reference.png, the image clip 0 starts from (the file's own unless it was normalised)
-        "reference": {
-            "file": job.reference.name,
-            "sha256": hashlib.sha256(png).hexdigest(),
-            "original_sha256": sha256_file(job.reference),
-            "normalised": not reference.plain,
-            "notes": list(reference.notes),
-        },
-        "commit": commit,
-    }
+        reference=ReferenceImage(
+            file=job.reference.name,
+            sha256=hashlib.sha256(png).hexdigest(),
+            original_sha256=sha256_file(job.reference),
+            normalised=not reference.plain,
+            notes=list(reference.notes),
+        ),
+        commit=Commit.model_validate(commit),
+    )
     for note in reference.notes:
         get_run_logger().warning(note)
     with tempfile.TemporaryDirectory() as tmp:
@@ -93,8 +103,8 @@ def finished_clip_files(folder: Path) -> list[Path]:
     files, index = [], 0
     while (folder / clip_files(index)[2]).exists():
         clip, frame, log_file = (folder / name for name in clip_files(index))
-        log = json.loads(log_file.read_text())
-        if sha256_file(clip) != log["clip_file"]["sha256"] or sha256_file(frame) != log["last_frame"]["sha256"]:
+        log = ClipLog.model_validate_json(log_file.read_text())
+        if sha256_file(clip) != log.clip_file.sha256 or sha256_file(frame) != log.last_frame.sha256:
             raise BoxError(f"{clip.name}: kept copy does not match its log's sha256; not resuming from it")
         files += [clip, frame, log_file]
         index += 1
@@ -148,16 +158,16 @@ def setup_box(box: Box, wheel: Path) -> None:
 
 
 @task(name="prefetch-model", cache_policy=NO_CACHE)
-def prefetch_model(box: Box, model_id: str, hf_token: str | None) -> dict:
+def prefetch_model(box: Box, model_id: str, hf_token: str | None) -> PrefetchResult:
     """Download the model's pinned files into the box's HF cache. The token goes on the command's standard input:
     an environment variable or argument would show in the box's process list (`ps e`, /proc/PID/environ)."""
     argv = [box.python, "-m", "remote.prefetch", model_id] + (["--token-on-stdin"] if hf_token else [])
     done = box.transport.run(argv, timeout_s=7200, env=box.env, stdin=hf_token + "\n" if hf_token else None)
     if done.returncode:
         raise BoxError(f"prefetch of {model_id} failed:\n{done.stderr[-2000:]}")
-    result = json.loads(done.stdout)
-    box.downloaded_bytes += result["bytes"]
-    get_run_logger().info(f"model {model_id}: {result['files']} files, {result['bytes'] / 1e9:.2f} GB in the cache")
+    result = PrefetchResult.model_validate_json(done.stdout)
+    box.downloaded_bytes += result.bytes
+    get_run_logger().info(f"model {model_id}: {result.files} files, {result.bytes / 1e9:.2f} GB in the cache")
     return result
 
 
@@ -196,9 +206,9 @@ class ClipBar:
     def __exit__(self, *exc: object) -> None:
         self.progress.stop()
 
-    def update(self, status: dict) -> None:
-        self.progress.update(self.run, completed=status.get("clips_done", 0))
-        clip = status.get("clip") if status.get("state") == "generating" else None
+    def update(self, status: WorkerStatus) -> None:
+        self.progress.update(self.run, completed=status.clips_done)
+        clip = status.clip if status.state == "generating" else None
         if clip != self.clip and self.clip_task is not None:
             self.progress.update(self.clip_task, completed=1)
         if clip is not None and clip != self.clip:
@@ -220,8 +230,8 @@ class ClipProgress:
         self.total, self.done = total, 0
         self.id = create_progress_artifact(progress=0.0, key=key, description=f"0 of {total} clips")
 
-    def update(self, status: dict) -> None:
-        done = status.get("clips_done", 0)
+    def update(self, status: WorkerStatus) -> None:
+        done = status.clips_done
         if done != self.done:
             self.done = done
             update_progress_artifact(self.id, 100.0 * done / self.total, description=f"{done} of {self.total} clips")
@@ -248,13 +258,13 @@ class WorkerFollower:
         self.kept: int | None = None  # clips copied into `keep` so far (counted there at the first status)
         self.worker_seen = False  # the supervisor has written the run's status
 
-    def read(self) -> tuple[str, dict] | None:
-        """The box's progress.log and status.json ({} until the supervisor writes it), read once. None when the box
+    def read(self) -> tuple[str, WorkerStatus | None] | None:
+        """The box's progress.log and status.json (None until the supervisor writes it), read once. None when the box
         did not answer (an SSH drop: the next poll reconnects, the detached worker goes on); BoxError once it has
         not answered for UNREACHABLE_S."""
         try:
             progress_log = self.box.transport.read_text(f"{self.job_dir}/run/status/progress.log") or ""
-            status = json.loads(self.box.transport.read_text(f"{self.job_dir}/run/status/status.json") or "{}")
+            status_json = self.box.transport.read_text(f"{self.job_dir}/run/status/status.json")
         except Exception as exc:
             self.unreachable_since = self.unreachable_since or time.monotonic()
             if time.monotonic() - self.unreachable_since > UNREACHABLE_S:
@@ -263,7 +273,7 @@ class WorkerFollower:
             self.box.transport.close()
             return None
         self.unreachable_since = None
-        return progress_log, status
+        return progress_log, WorkerStatus.model_validate_json(status_json) if status_json else None
 
     def mirror(self, progress_log: str) -> None:
         """Each complete line of progress.log not logged yet, into the run's log."""
@@ -272,35 +282,36 @@ class WorkerFollower:
             self.log.info(line)
         self.mirrored = len(complete)
 
-    def check_run_exists(self, status: dict) -> None:
+    def check_run_exists(self, status: WorkerStatus | None) -> None:
         """A status that is gone after it was there: the box lost the run (its disk, its folder)."""
-        if self.worker_seen and not status:
+        if self.worker_seen and status is None:
             raise BoxError(f"the run's status on the box is gone: the box lost the run ({self.kept or 0} clips kept)")
-        self.worker_seen = self.worker_seen or bool(status)
+        self.worker_seen = self.worker_seen or status is not None
 
-    def keep_finished_clips(self, status: dict) -> None:
+    def keep_finished_clips(self, status: WorkerStatus | None) -> None:
         """With `keep`, each clip is copied here as soon as it is finished: a lost box loses at most the clip in
         progress."""
-        if self.keep is None or not status:
+        if self.keep is None or status is None:
             return
         if self.kept is None:
             self.kept = len(list((self.keep / "logs").glob("log_*.json")))
-        if status.get("clips_done", 0) > self.kept:
-            fetch_finished_clips(self.box, self.job_dir, self.keep, self.kept, status["clips_done"])
-            self.kept = status["clips_done"]
+        if status.clips_done > self.kept:
+            fetch_finished_clips(self.box, self.job_dir, self.keep, self.kept, status.clips_done)
+            self.kept = status.clips_done
 
-    def outcome(self, status: dict) -> dict | None:
+    def outcome(self, status: WorkerStatus | None) -> WorkerStatus | None:
         """The final status once the worker has ended (or the local deadline has ended the run); None while it
         runs. BoxError when the worker never started."""
-        if status.get("state") in TERMINAL_STATES:
+        if status is not None and status.state in TERMINAL_STATES:
             return status
-        if not status and time.monotonic() - self.started_at > START_TIMEOUT_S:
+        if status is None and time.monotonic() - self.started_at > START_TIMEOUT_S:
             log = self.box.transport.read_text(f"{self.job_dir}/supervisor.log") or "(empty)"
             raise BoxError(f"the worker did not start within {START_TIMEOUT_S} s:\n{log[-2000:]}")
         if time.monotonic() > self.deadline and self.stop_requested_at is None:
             self.request_stop()
         if self.stop_requested_at is not None and time.monotonic() - self.stop_requested_at > STOP_GRACE_S:
-            return status | {"state": "stopped", "reason": "stopped by the local deadline; the box did not answer"}
+            stopped = {"state": "stopped", "reason": "stopped by the local deadline; the box did not answer"}
+            return (status or WorkerStatus()).model_copy(update=stopped)
         return None
 
     def request_stop(self) -> None:
@@ -317,7 +328,7 @@ class WorkerFollower:
 @task(name="follow-worker", cache_policy=NO_CACHE)
 def follow_worker(
     box: Box, job_dir: str, clips_total: int, run_limit_s: float, keep: Path | None, progress_key: str
-) -> dict:
+) -> WorkerStatus:
     """Follow the worker until its run ends (WorkerFollower), its clips shown in the terminal and in the run's
     progress artifact (`progress_key`); with `keep`, every finished clip is copied there. Returns the final status."""
     follower = WorkerFollower(box, job_dir, run_limit_s, keep, get_run_logger())
@@ -330,8 +341,9 @@ def follow_worker(
             progress_log, status = reading
             follower.mirror(progress_log)
             follower.check_run_exists(status)
-            bar.update(status)
-            progress.update(status)
+            if status is not None:
+                bar.update(status)
+                progress.update(status)
             follower.keep_finished_clips(status)
             final = follower.outcome(status)
             if final is not None:
@@ -339,16 +351,16 @@ def follow_worker(
 
 
 @task(name="stitch", cache_policy=NO_CACHE)
-def stitch_on_box(box: Box, job_dir: str) -> dict:
-    summary = json.loads(box.python_module("remote.stitch", job_dir, timeout_s=3600))
-    get_run_logger().info(f"stitched {summary['clips']} clips at {summary['size']}, {summary['fps']} fps")
+def stitch_on_box(box: Box, job_dir: str) -> StitchSummary:
+    summary = StitchSummary.model_validate_json(box.python_module("remote.stitch", job_dir, timeout_s=3600))
+    get_run_logger().info(f"stitched {summary.clips} clips at {summary.size}, {summary.fps} fps")
     return summary
 
 
 @task(name="bundle", cache_policy=NO_CACHE)
-def bundle_on_box(box: Box, job_dir: str) -> dict:
-    bundle = json.loads(box.python_module("remote.bundle", job_dir, timeout_s=3600))
-    get_run_logger().info(f"bundled {bundle['files']} files into {bundle['archive']} (sha256 {bundle['sha256']})")
+def bundle_on_box(box: Box, job_dir: str) -> BundleSummary:
+    bundle = BundleSummary.model_validate_json(box.python_module("remote.bundle", job_dir, timeout_s=3600))
+    get_run_logger().info(f"bundled {bundle.files} files into {bundle.archive} (sha256 {bundle.sha256})")
     return bundle
 
 

@@ -13,6 +13,7 @@ from prefect.client.orchestration import get_client
 from prefect.deployments import run_deployment
 
 from jobspecs import load_spec
+from jobspecs.contracts import Manifest
 from provisioning.polling import poll_until
 from remote.bundle import verify_bundle
 from report import compare_runs, contact_sheet
@@ -23,40 +24,39 @@ REPORT_KEY = "report-overnight"  # the comparison report's markdown artifact: on
 
 
 @task(name="verify-bundle")
-def verify(archive: Path, out_dir: Path) -> dict:
+def verify(archive: Path, out_dir: Path) -> Manifest:
     """The archive's hash, every member's hash, safe extraction into out_dir/<run_id>/."""
     manifest = verify_bundle(archive, dest=out_dir)
-    get_run_logger().info(f"verified {archive.name}: {len(manifest['files']) + 2} files, every sha256 matches")
+    get_run_logger().info(f"verified {archive.name}: {len(manifest.files) + 2} files, every sha256 matches")
     return manifest
 
 
-def summary_markdown(manifest: dict, run_dir: Path, cost: dict, sheet: Path | None) -> str:
-    video, guard = manifest["final_video"], manifest["guardrails"]
-    profile = manifest["model"].get("profile")
+def summary_markdown(manifest: Manifest, run_dir: Path, cost: dict, sheet: Path | None) -> str:
+    video, guard, clips = manifest.final_video, manifest.guardrails, manifest.clips
+    profile = (manifest.model.model_extra or {}).get("profile")
     lines = [
-        f"# {manifest['title']} — {manifest['model']['id']}" + (f" ({profile} profile)" if profile else ""),
+        f"# {manifest.title} — {manifest.model.id}" + (f" ({profile} profile)" if profile else ""),
         "",
-        f"- run: `{manifest['run_id']}`",
-        f"- video: `{run_dir / video['path']}` ({video['seconds']:.2f} s, {video['frames']} frames, "
-        f"{manifest['stitch']['size']} @ {manifest['stitch']['fps']} fps)"
-        if video
+        f"- run: `{manifest.run_id}`",
+        f"- video: `{run_dir / video.path}` ({video.seconds:.2f} s, {video.frames} frames, "
+        f"{manifest.stitch.size} @ {manifest.stitch.fps} fps)"
+        if video and manifest.stitch
         else "- video: none (no clip finished)",
-        f"- clips: {manifest['clips']['finished']} of {manifest['clips']['planned']} finished",
-        f"- guardrails: {guard['outcome']}"
-        + (f" — {guard['reason']}" if guard["reason"] else "")
-        + f" (clip limit {guard['clip_limit_s']:g} s, run limit {guard['run_limit_s']:g} s)",
+        f"- clips: {clips.finished} of {clips.planned} finished",
+        f"- guardrails: {guard.outcome}"
+        + (f" — {guard.reason}" if guard.reason else "")
+        + f" (clip limit {guard.clip_limit_s:g} s, run limit {guard.run_limit_s:g} s)",
         f"- cost: ${cost['usd_total']:.2f} on {cost['gpu']} (estimate ${cost['estimate_usd'] or 0:.2f}), "
         f"{cost['billed_s']:.0f} s billed",
-        f"- code: `{manifest['pipeline_commit'].get('sha')}`"
-        + (" (dirty)" if manifest["pipeline_commit"].get("dirty") else ""),
+        f"- code: `{manifest.pipeline_commit.sha}`" + (" (dirty)" if manifest.pipeline_commit.dirty else ""),
         "",
         "| clip | shot | camera | seconds | seed | total s |",
         "|---:|---:|---|---:|---:|---:|",
     ]
-    for clip in manifest["clips"]["list"]:
+    for clip in clips.entries:
         lines.append(
-            f"| {clip['clip']} | {clip['shot']} | {clip['camera']} | {clip['seconds']:.2f} | {clip['seed']} | "
-            f"{clip['timings_s']['clip_total']:.1f} |"
+            f"| {clip.clip} | {clip.shot} | {clip.camera} | {clip.seconds:.2f} | {clip.seed} | "
+            f"{clip.timings_s.clip_total:.1f} |"
         )
     if sheet is not None:  # inline, so the artifact shows it without access to this machine's files
         data = base64.b64encode(sheet.read_bytes()).decode()
@@ -70,16 +70,16 @@ def summary_markdown(manifest: dict, run_dir: Path, cost: dict, sheet: Path | No
 
 
 @task(name="publish-summary")
-def publish_summary(manifest: dict, run_dir: Path, cost: dict) -> str:
+def publish_summary(manifest: Manifest, run_dir: Path, cost: dict) -> str:
     """The run's markdown summary artifact: video path, guardrail outcome, cost, clips and a contact sheet."""
     sheet = None
-    if manifest["clips"]["finished"]:
+    if manifest.clips.finished:
         sheet = contact_sheet(run_dir, run_dir.with_name(f"{run_dir.name}.contact.jpg"), thumb_width=160)
     markdown = summary_markdown(manifest, run_dir, cost, sheet)
     create_markdown_artifact(
-        key=artifact_key("summary", manifest["model"]["id"]),
+        key=artifact_key("summary", manifest.model.id),
         markdown=markdown,
-        description=f"{manifest['title']}: {manifest['clips']['finished']} clips, {manifest['guardrails']['outcome']}",
+        description=f"{manifest.title}: {manifest.clips.finished} clips, {manifest.guardrails.outcome}",
     )
     return markdown
 

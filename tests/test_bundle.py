@@ -29,7 +29,7 @@ def flip(path, offset: int) -> None:
 
 def test_an_intact_bundle_verifies_and_extracts(archive, tmp_path) -> None:
     manifest = verify_bundle(archive, dest=tmp_path / "here")
-    assert (tmp_path / "here" / manifest["run_id"] / "final" / "final_stitched.mp4").is_file()
+    assert (tmp_path / "here" / manifest.run_id / "final" / "final_stitched.mp4").is_file()
     done = shootout_cli("verify", str(archive), timeout=120)
     assert done.returncode == 0 and "every sha256 matches" in done.stdout
 

@@ -144,7 +144,7 @@ def test_overnight_runs_the_three_models_side_by_side_and_reports(prefect_worker
     (night,) = tmp_path.glob("compare-*")
     archives = sorted(night.glob("*/*.tar"))
     assert [a.parent.name for a in archives] == ["cogvideox", "hunyuan", "wan"]  # one verified bundle each
-    models = {verify_bundle(a)["model"]["id"] for a in archives}
+    models = {verify_bundle(a).model.id for a in archives}
     assert models == {"wan22_ti2v_5b", "hunyuan_i2v", "cogvideox15_5b_i2v"}
     report = json.loads((night / "report" / "report.json").read_text())
     assert len(report["runs"]) == 3 and report["winner"]

@@ -94,7 +94,9 @@ def tiny_runs(tiny_home, prefect_api, tmp_path_factory) -> dict:
             if rc == 0:
                 stitch(paths.job_dir)
                 make_bundle(paths.job_dir)
-                runs[model]["manifest"] = verify_bundle(paths.archive, dest=root / "fetched")
+                runs[model]["manifest"] = verify_bundle(paths.archive, dest=root / "fetched").model_dump(
+                    mode="json", by_alias=True
+                )
                 runs[model]["run_dir"] = root / "fetched" / paths.run_id
         signal.signal(signal.SIGTERM, handler)
     return runs
