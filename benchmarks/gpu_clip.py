@@ -873,7 +873,7 @@ def run_shape(spec: Model, args) -> dict:
     if args.fp32_ref:
         t0 = time.monotonic()
         try:
-            result["fp32_reference"] = fp32_reference(bench, transformer, inputs, blocks, total)
+            result["fp32_reference"] = fp32_reference(bench, transformer, inputs, blocks)
         except Exception as exc:
             result["fp32_reference"] = {
                 "error": f"{type(exc).__name__}: {str(exc)[:600]}",
@@ -1048,7 +1048,7 @@ def profile_forward(fn: Callable[[], torch.Tensor], variant: str, device) -> dic
     }
 
 
-def fp32_reference(bench: Bench, transformer, inputs: dict, blocks, total) -> dict:
+def fp32_reference(bench: Bench, transformer, inputs: dict, blocks) -> dict:
     """The same weights and inputs in float32 (no TF32, eager, default SDPA): each kept output's error against it,
     to tell bf16 rounding (stock's own error) from a change of math."""
     cuda = bench.cuda

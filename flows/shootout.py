@@ -38,7 +38,7 @@ from tasks.box import (
     stitch_on_box,
     upload_job,
 )
-from tasks.costs import artifact_key, cost_summary, estimate_at, plan_run, publish_costs
+from tasks.costs import artifact_key, estimate_at, plan_run, publish_costs, run_cost
 from tasks.job import code_commit, load_job, new_run_id
 from tasks.providers import HF_TOKEN_BLOCK, InstanceRecord, destroy_recorded, make_provider, rented, secret
 from tasks.report import publish_summary, verify
@@ -55,7 +55,7 @@ class DirtyTree(RuntimeError):
     """The code differs from its commit; a rented box only runs committed code unless allowed."""
 
 
-def destroy_on_crash(flow, flow_run, state) -> None:  # noqa: ANN001 — Prefect's hook signature
+def destroy_on_crash(flow, flow_run, state) -> None:
     """on_crashed / on_cancellation: the release that ends the `rented` block may not have run; destroy the
     instance this flow run recorded."""
     flow_run_logger(flow_run, flow).warning(destroy_recorded(str(flow_run.id)))
@@ -155,15 +155,18 @@ def shootout(
     shutil.rmtree(out / ".wheels" / run_id, ignore_errors=True)
     video = manifest.final_video
     costs = provider.costs()
-    summary = cost_summary(
+    cost = run_cost(
+        run_id,
+        job.spec.model,
+        manifest.clips.finished,
         costs,
         video.seconds if video else 0.0,
         time.monotonic() - started,
         Estimate(seconds=round(prediction.total_s), usd=0.0),
         infra.provider,
     )
-    publish_costs(run_id, job.spec.model, manifest.clips.finished, summary, out)
-    publish_summary(manifest, out / run_id, summary)
+    publish_costs(cost, out)
+    publish_summary(manifest, out / run_id, cost)
     if status.state != "generated":
         raise RunIncomplete(
             f"{status.state}: {status.reason}; {status.clips_done} finished clips "
@@ -176,5 +179,5 @@ def shootout(
         "video": str(out / run_id / video.path),
         "seconds": video.seconds,
         "costs": costs,
-        "cost": summary,
+        "cost": cost,
     }

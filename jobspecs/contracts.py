@@ -9,6 +9,7 @@
 | BundleSummary | what `python -m remote.bundle` prints | remote.bundle | the laptop |
 | PrefetchResult, SmokeResult | what `python -m remote.prefetch` prints | remote.prefetch | the laptop |
 | Manifest | run/manifest.json | remote.bundle | verify, the report, the laptop |
+| RunCost | <run_id>.cost.json beside the bundle | the flow (tasks/costs.py) | the report |
 | Report | report.json | report.compare | report.page, the user |
 
 Files are written with `to_json()` (sorted keys, indented by 2) and read with `Model.model_validate_json()`;
@@ -19,7 +20,8 @@ Some fields stay `dict`, since what they hold is the model's or another program'
 ClipLog.params.adapter (every argument the adapter passed to its pipeline), ModelInfo's extra keys (each
 adapter's info(): weights' source, memory plan, speed notes), `libraries` (package → version, whatever is
 installed), ClipLog.color_match (remote.color's numbers), Timings' extra keys (the adapter's own phases),
-RunRow.cost (the flow's <run_dir>.cost.json) and RunSettings.generation (the spec's `generation` block as written).
+RunRow.cost (the report's view of RunCost: its fields and where it came from) and RunSettings.generation (the
+spec's `generation` block as written).
 
 Manifest.schema_version versions the bundle: the manifest and the clip logs inside it. Change it when a key is
 renamed, removed or made required, or a value's type, unit or meaning changes: whatever a bundle of the old version
@@ -326,6 +328,26 @@ class Manifest(Contract):
     clips: ManifestClips
     guardrails: GuardrailOutcome
     files: dict[str, Sha256]  # every file of the run directory but the manifest and SHA256SUMS
+
+
+# --- <run_id>.cost.json ------------------------------------------------------------------------------
+
+
+class RunCost(Contract):
+    """What one run cost, beside its bundle (<run_id>.cost.json, written by the flow: tasks/costs.py), and the row
+    of its cost table artifact; the report reads it for the cost metric."""
+
+    run: str  # the run id
+    model: str
+    clips: int  # finished
+    instance: str  # the rented instances' ids, comma-separated; else the provider (local, ssh)
+    gpu: str | None  # None: the offer did not name it
+    usd_per_hour: float
+    billed_s: float  # create → confirmed destroy, summed over the instances (else the run's wall time)
+    usd_total: float
+    usd_per_video_s: float | None  # None: no film
+    estimate_usd: float | None  # made before renting
+    estimate_s: int | None
 
 
 # --- report.json (report/compare.py) ------------------------------------------------------------------

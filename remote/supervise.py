@@ -28,7 +28,7 @@ EXIT_STOPPED = 3  # a guardrail or a stop request ended the run
 POLL_S = 0.5
 
 
-def worker_env(paths: JobPaths) -> dict[str, str]:
+def worker_env() -> dict[str, str]:
     """The worker's environment: unbuffered output and, unless an API is given, a Prefect of the box's own."""
     env = dict(os.environ, PYTHONUNBUFFERED="1", DO_NOT_TRACK="1", PREFECT_SERVER_ANALYTICS_ENABLED="false")
     if "PREFECT_API_URL" not in env:  # the box's own Prefect, kept beside the interpreter: migrated once per box
@@ -85,7 +85,7 @@ def supervise(job_dir: Path, worker_argv: list[str] | None = None) -> int:
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
             start_new_session=True,
-            env=worker_env(paths),
+            env=worker_env(),
         )
     update_status(paths.run_dir, worker_pid=worker.pid)
 

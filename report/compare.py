@@ -33,10 +33,12 @@ from pydantic import ValidationError
 from jobspecs.contracts import (
     ClipLog,
     ClipRow,
+    Contract,
     FilmLightness,
     Manifest,
     Metric,
     Report,
+    RunCost,
     RunRow,
     RunSettings,
     SeamRow,
@@ -168,7 +170,7 @@ DECODE_NOTE = (
 # --- reading a run -----------------------------------------------------------------------------------
 
 
-def read_model(path: Path, model: type[Manifest] | type[ClipLog]) -> Manifest | ClipLog:
+def read_model(path: Path, model: type[Contract]) -> Contract:
     """The file read as `model`; ReportError names the file and its first wrong field."""
     try:
         return model.model_validate_json(path.read_text())
@@ -202,7 +204,7 @@ def read_cost(run_dir: Path, provider: str | None) -> dict:
     """<run_dir>.cost.json where the flow wrote it; a local run costs nothing; otherwise unknown."""
     path = run_dir.with_name(run_dir.name + ".cost.json")
     if path.exists():
-        return json.loads(path.read_text()) | {"source": path.name}
+        return read_model(path, RunCost).model_dump(mode="json") | {"source": path.name}
     if provider == "local":
         return {"usd_total": 0.0, "usd_per_video_s": 0.0, "source": "local run: this machine, no rent"}
     return {"usd_total": None, "usd_per_video_s": None, "source": f"n/a: no {path.name}"}

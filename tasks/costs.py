@@ -14,6 +14,7 @@ from prefect.artifacts import create_table_artifact
 from prefect.runtime import deployment
 
 from jobspecs import JobSpec
+from jobspecs.contracts import RunCost
 from jobspecs.plan import RunPrediction, check_plan
 from provisioning.base import Estimate, InstanceCost
 
@@ -59,45 +60,45 @@ def artifact_key(kind: str, model: str) -> str:
     return f"{kind}-" + re.sub(r"[^a-z0-9-]+", "-", name.lower()).strip("-")
 
 
-def cost_summary(costs: list[InstanceCost], video_s: float, wall_s: float, estimate: Estimate, provider: str) -> dict:
+def run_cost(
+    run_id: str,
+    model: str,
+    clips: int,
+    costs: list[InstanceCost],
+    video_s: float,
+    wall_s: float,
+    estimate: Estimate,
+    provider: str,
+) -> RunCost:
     """One run's cost: every rented instance summed (a run may have destroyed a failed instance before the one it
     used), the estimate made before renting the last. Without an instance (local, ssh) the box costs nothing here,
     the wall time stands in for the billed time and `estimate` (the planner's) for the estimate."""
     total = sum(cost.usd_total for cost in costs)
     last = costs[-1] if costs else None
-    return {
-        "instances": [cost.instance_id for cost in costs] or [provider],
-        "gpu": last.gpu if last else ("this machine" if provider == "local" else "your box"),
-        "usd_per_hour": last.usd_per_hour if last else 0.0,
-        "billed_s": round(sum(cost.billed_seconds for cost in costs), 1) if costs else round(wall_s, 1),
-        "usd_total": round(total, 4),
-        "usd_per_video_s": round(total / video_s, 5) if video_s else None,
-        "estimate_s": last.estimate_s if last else estimate.seconds,
-        "estimate_usd": last.estimate_usd if last else estimate.usd,
-    }
+    return RunCost(
+        run=run_id,
+        model=model,
+        clips=clips,
+        instance=", ".join(str(cost.instance_id) for cost in costs) or provider,
+        gpu=last.gpu if last else ("this machine" if provider == "local" else "your box"),
+        usd_per_hour=last.usd_per_hour if last else 0.0,
+        billed_s=round(sum(cost.billed_seconds for cost in costs), 1) if costs else round(wall_s, 1),
+        usd_total=round(total, 4),
+        usd_per_video_s=round(total / video_s, 5) if video_s else None,
+        estimate_s=last.estimate_s if last else estimate.seconds,
+        estimate_usd=last.estimate_usd if last else estimate.usd,
+    )
 
 
 @task(name="publish-costs")
-def publish_costs(run_id: str, model: str, clips: int, summary: dict, out_dir: Path) -> Path:
+def publish_costs(cost: RunCost, out_dir: Path) -> Path:
     """The cost table artifact (estimate next to actual) and `<run_id>.cost.json` beside the bundle."""
-    row = {
-        "run": run_id,
-        "model": model,
-        "clips": clips,
-        "instance": ", ".join(map(str, summary["instances"])),
-        "gpu": summary["gpu"],
-        "usd_per_hour": summary["usd_per_hour"],
-        "billed_s": summary["billed_s"],
-        "usd_total": summary["usd_total"],
-        "usd_per_video_s": summary["usd_per_video_s"],
-        "estimate_usd": summary["estimate_usd"],
-        "estimate_s": summary["estimate_s"],
-    }
+    row = cost.model_dump(mode="json")
     create_table_artifact(
-        key=artifact_key("cost", model),
+        key=artifact_key("cost", cost.model),
         table=[row],
-        description=f"${summary['usd_total']:.2f} (estimate ${summary['estimate_usd'] or 0:.2f}) — {run_id}",
+        description=f"${cost.usd_total:.2f} (estimate ${cost.estimate_usd or 0:.2f}) — {cost.run}",
     )
-    path = out_dir / f"{run_id}.cost.json"
+    path = out_dir / f"{cost.run}.cost.json"
     path.write_text(json.dumps(row, indent=2) + "\n")
     return path

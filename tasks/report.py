@@ -13,7 +13,7 @@ from prefect.client.orchestration import get_client
 from prefect.deployments import run_deployment
 
 from jobspecs import load_spec
-from jobspecs.contracts import Manifest
+from jobspecs.contracts import Manifest, RunCost
 from provisioning.polling import poll_until
 from remote.bundle import verify_bundle
 from report import compare_runs, contact_sheet
@@ -31,7 +31,7 @@ def verify(archive: Path, out_dir: Path) -> Manifest:
     return manifest
 
 
-def summary_markdown(manifest: Manifest, run_dir: Path, cost: dict, sheet: Path | None) -> str:
+def summary_markdown(manifest: Manifest, run_dir: Path, cost: RunCost, sheet: Path | None) -> str:
     video, guard, clips = manifest.final_video, manifest.guardrails, manifest.clips
     profile = (manifest.model.model_extra or {}).get("profile")
     lines = [
@@ -46,8 +46,8 @@ def summary_markdown(manifest: Manifest, run_dir: Path, cost: dict, sheet: Path 
         f"- guardrails: {guard.outcome}"
         + (f" — {guard.reason}" if guard.reason else "")
         + f" (clip limit {guard.clip_limit_s:g} s, run limit {guard.run_limit_s:g} s)",
-        f"- cost: ${cost['usd_total']:.2f} on {cost['gpu']} (estimate ${cost['estimate_usd'] or 0:.2f}), "
-        f"{cost['billed_s']:.0f} s billed",
+        f"- cost: ${cost.usd_total:.2f} on {cost.gpu} (estimate ${cost.estimate_usd or 0:.2f}), "
+        f"{cost.billed_s:.0f} s billed",
         f"- code: `{manifest.pipeline_commit.sha}`" + (" (dirty)" if manifest.pipeline_commit.dirty else ""),
         "",
         "| clip | shot | camera | seconds | seed | total s |",
@@ -70,7 +70,7 @@ def summary_markdown(manifest: Manifest, run_dir: Path, cost: dict, sheet: Path 
 
 
 @task(name="publish-summary")
-def publish_summary(manifest: Manifest, run_dir: Path, cost: dict) -> str:
+def publish_summary(manifest: Manifest, run_dir: Path, cost: RunCost) -> str:
     """The run's markdown summary artifact: video path, guardrail outcome, cost, clips and a contact sheet."""
     sheet = None
     if manifest.clips.finished:

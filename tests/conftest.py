@@ -39,7 +39,7 @@ os.environ.setdefault("DO_NOT_TRACK", "1")
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 
 
-def wait_until(condition, timeout_s: float = 300, what: str = "condition"):  # noqa: ANN001, ANN201
+def wait_until(condition, timeout_s: float = 300, what: str = "condition"):
     """condition()'s first truthy value, polled every 0.2 s; TimeoutError at the deadline."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:

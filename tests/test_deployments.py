@@ -26,7 +26,7 @@ TINY = [
 ]
 
 
-def flow_run_id(done) -> str:  # noqa: ANN001
+def flow_run_id(done) -> str:
     return re.search(r"UUID: ([0-9a-f-]{36})", done.stdout).group(1)
 
 

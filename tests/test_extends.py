@@ -13,7 +13,7 @@ from jobspecs.load import MAX_EXTENDS
 from tasks.box import resolved_spec
 
 
-def write(path, data: dict) -> str:  # noqa: ANN001
+def write(path, data: dict) -> str:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(yaml.safe_dump(data, sort_keys=False))
     return str(path)

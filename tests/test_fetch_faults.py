@@ -39,7 +39,7 @@ def test_a_cut_download_resumes_and_verifies(vast_env, tmp_path, monkeypatch) ->
     fake, overrides = vast_env
     cuts = []
 
-    def cut_once(self: SshTransport, remote: str, local) -> None:  # noqa: ANN001
+    def cut_once(self: SshTransport, remote: str, local) -> None:
         if remote.endswith(".tar") and not cuts:
             with self.connection.sftp().open(remote, "rb") as source:
                 cuts.append(source.stat().st_size)
@@ -59,7 +59,7 @@ def test_a_cut_download_resumes_and_verifies(vast_env, tmp_path, monkeypatch) ->
 def test_a_corrupted_download_is_refused_naming_the_file(vast_env, tmp_path, monkeypatch) -> None:
     fake, overrides = vast_env
 
-    def corrupt(self: SshTransport, remote: str, local) -> None:  # noqa: ANN001
+    def corrupt(self: SshTransport, remote: str, local) -> None:
         ORIGINAL_GET(self, remote, local)
         if remote.endswith(".tar"):
             data = bytearray(local.read_bytes())

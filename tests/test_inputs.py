@@ -221,7 +221,7 @@ def test_a_camera_move_in_the_shot_text_is_refused(field, text, camera) -> None:
     refused_by_cli("validate", "jobspecs/demo.yaml", *moved, expected=("shots.0: ", f"{field} has", "in `camera`"))
 
 
-def test_ordinary_words_and_the_shots_own_move_are_not_camera_moves(tmp_path) -> None:
+def test_ordinary_words_and_the_shots_own_move_are_not_camera_moves() -> None:
     done = shootout_cli(
         "validate",
         "jobspecs/demo.yaml",
@@ -267,18 +267,22 @@ def test_a_prompt_longer_than_the_text_window_is_warned_at_validate_and_plan() -
     assert "WARNING" not in demo.stdout
 
 
-def test_the_prompt_windows_are_the_models_own() -> None:
+def test_the_prompt_windows_agree_with_what_the_transformer_is_fed() -> None:
+    """One window per model (architectures.yaml `text_window`, which the adapters pass as max_sequence_length and
+    the prompt warning uses), and it must agree with the text tokens the planner counts per forward: Wan's UMT5
+    and CogVideoX's T5 are padded to the window (CogVideoX's transformer is built for exactly that many);
+    Hunyuan's LLaVA prompt loses its 4 template tokens and gains every 4th of the 576 image tokens."""
     from jobspecs import validate
     from jobspecs.config import architectures
     from remote.models import load_adapter
+    from remote.models.hunyuan import IMAGE_EMBED_INTERLEAVE
 
-    adapters = {
-        model: load_adapter(validate(dict(demo_data(), model=model)))
-        for model in ("wan22_ti2v_5b", "cogvideox15_5b_i2v", "hunyuan_i2v")
-    }
-    assert {model: architectures()[model].text_window for model in adapters} == {
-        model: adapter.max_sequence_length for model, adapter in adapters.items()
-    }
+    wan, cog, hunyuan = (architectures()[m] for m in ("wan22_ti2v_5b", "cogvideox15_5b_i2v", "hunyuan_i2v"))
+    assert wan.text_tokens == wan.text_window == 512
+    assert cog.text_tokens == cog.text_window == cog.transformer["max_text_seq_length"] == 226
+    assert hunyuan.text_tokens == hunyuan.text_window - 4 + 576 // IMAGE_EMBED_INTERLEAVE
+    for model, architecture in (("wan22_ti2v_5b", wan), ("cogvideox15_5b_i2v", cog), ("hunyuan_i2v", hunyuan)):
+        assert load_adapter(validate(dict(demo_data(), model=model))).max_sequence_length == architecture.text_window
 
 
 # --- 3. refused with a message, not a traceback ---------------------------------------------------------------

@@ -361,7 +361,7 @@ def test_a_stop_request_that_fails_at_the_local_deadline_still_ends_the_run(tmp_
     from provisioning.polling import poll_until
 
     class StopDropped(LocalTransport):
-        def run(self, argv: list[str], timeout_s: float, env: dict[str, str], stdin: str | None = None):  # noqa: ANN201
+        def run(self, argv: list[str], timeout_s: float, env: dict[str, str], stdin: str | None = None):
             if "--stop" in argv:
                 raise ConnectionResetError("the connection dropped")
             return super().run(argv, timeout_s, env, stdin)

@@ -27,6 +27,7 @@ from jobspecs.contracts import (
     ManifestClips,
     ModelInfo,
     ReferenceImage,
+    RunCost,
     SpecRecord,
     Timings,
     VideoFile,
@@ -158,8 +159,20 @@ def runs(tmp_path_factory) -> dict:
     clean = make_run(root, "run-clean", "kenburns")
     flashed = make_run(root, "run-flash", "wan22_ti2v_5b", flash=True, provider="vast")
     drifting = make_run(root, "run-drift", "cogvideox15_5b_i2v", tint=12, provider="vast")
-    cost = {"instance_id": 1, "gpu": "RTX 4090", "usd_per_hour": 0.4, "billed_s": 600, "usd_total": 0.0667}
-    (root / "run-flash.cost.json").write_text(json.dumps(cost))  # run-drift has none: its cost is n/a
+    cost = RunCost(
+        run="run-flash",
+        model="wan22_ti2v_5b",
+        clips=2,
+        instance="1",
+        gpu="RTX 4090",
+        usd_per_hour=0.4,
+        billed_s=600,
+        usd_total=0.0667,
+        usd_per_video_s=None,
+        estimate_usd=None,
+        estimate_s=None,
+    )
+    (root / "run-flash.cost.json").write_text(cost.to_json())  # run-drift has none: its cost is n/a
     out = root / "report"
     result = compare_runs([clean, flashed, drifting], out)
     return {

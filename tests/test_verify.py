@@ -135,7 +135,7 @@ def repack(archive, edit) -> None:
     archive.with_name(f"{archive.name}.sha256").write_text(f"{sha(archive.read_bytes())}  {archive.name}\n")
 
 
-def edit_manifest(change):  # noqa: ANN001, ANN201
+def edit_manifest(change):
     def edit(files: dict) -> None:
         manifest = json.loads(files[MANIFEST])
         change(manifest)
@@ -144,7 +144,7 @@ def edit_manifest(change):  # noqa: ANN001, ANN201
     return edit
 
 
-def refused(done, exit_code: int, *words: str) -> str:  # noqa: ANN001
+def refused(done, exit_code: int, *words: str) -> str:
     """The one REFUSED line, after checking the exit code and that it names every word."""
     assert "Traceback" not in done.stderr, done.stderr
     lines = done.stderr.splitlines()
@@ -213,7 +213,7 @@ def test_the_file_lists_must_agree_and_cover_the_archive(bundle, edit, words) ->
     refused(shootout_cli("verify", str(bundle), timeout=120), 1, *words)
 
 
-def raw_manifest(data: bytes):  # noqa: ANN201
+def raw_manifest(data: bytes):
     return lambda files: files.update({MANIFEST: data})
 
 

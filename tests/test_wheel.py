@@ -27,7 +27,7 @@ def test_four_wheels_built_at_once_from_one_checkout_are_the_same_bytes(tmp_path
         start.wait()
         try:
             wheels[index] = build_wheel.fn(tmp_path / f"run-{index}")
-        except BaseException as exc:  # noqa: BLE001 — reported below, with every build's error
+        except BaseException as exc:
             errors.append(exc)
 
     threads = [threading.Thread(target=build, args=(i,)) for i in range(4)]

@@ -62,6 +62,45 @@ LLAMA3_SPECIALS = [
 ]
 
 
+def t5_encoder(encoder_class, config_class, tokenizer, **config):
+    """A two-layer T5-family text encoder (Wan's UMT5, CogVideoX's T5) over `tokenizer`'s vocabulary."""
+    return encoder_class(
+        config_class(
+            vocab_size=len(tokenizer),
+            d_model=32,
+            d_kv=8,
+            d_ff=64,
+            num_layers=2,
+            num_heads=4,
+            relative_attention_num_buckets=8,
+            feed_forward_proj="gated-gelu",
+            pad_token_id=0,
+            eos_token_id=1,
+            decoder_start_token_id=0,
+            **config,
+        )
+    )
+
+
+# The size of both tiny CLIP towers (Hunyuan's image encoder inside LLaVA, and its CLIP text encoder).
+TINY_CLIP = {
+    "hidden_size": 8,
+    "intermediate_size": 16,
+    "projection_dim": 8,
+    "num_attention_heads": 2,
+    "num_hidden_layers": 2,
+}
+
+
+def special_tokens(tokenizer) -> dict[str, int]:
+    """The token ids a text model's config names: beginning, end and padding."""
+    return {
+        "bos_token_id": tokenizer.bos_token_id,
+        "eos_token_id": tokenizer.eos_token_id,
+        "pad_token_id": tokenizer.pad_token_id,
+    }
+
+
 def t5_tokenizer(model_max_length: int):
     """A T5/UMT5-style Unigram tokenizer from a made-up vocabulary (transformers 5 builds it from the list)."""
     from transformers import T5Tokenizer
@@ -136,22 +175,7 @@ def wan22_ti2v():
     from transformers import UMT5Config, UMT5EncoderModel
 
     tokenizer = t5_tokenizer(model_max_length=architectures()["wan22_ti2v_5b"].text_window)
-    text_encoder = UMT5EncoderModel(
-        UMT5Config(
-            vocab_size=len(tokenizer),
-            d_model=32,
-            d_kv=8,
-            d_ff=64,
-            num_layers=2,
-            num_heads=4,
-            relative_attention_num_buckets=8,
-            relative_attention_max_distance=32,
-            feed_forward_proj="gated-gelu",
-            pad_token_id=0,
-            eos_token_id=1,
-            decoder_start_token_id=0,
-        )
-    )
+    text_encoder = t5_encoder(UMT5EncoderModel, UMT5Config, tokenizer, relative_attention_max_distance=32)
     transformer = WanTransformer3DModel(
         patch_size=(1, 2, 2),
         num_attention_heads=2,
@@ -223,19 +247,9 @@ def hunyuan_i2v():
         num_attention_heads=4,
         num_key_value_heads=2,
         max_position_embeddings=2048,
-        bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-        pad_token_id=tokenizer.pad_token_id,
+        **special_tokens(tokenizer),
     )
-    vision_config = CLIPVisionConfig(
-        hidden_size=8,
-        intermediate_size=16,
-        projection_dim=8,
-        num_attention_heads=2,
-        num_hidden_layers=2,
-        image_size=336,
-        patch_size=14,
-    )
+    vision_config = CLIPVisionConfig(**TINY_CLIP, image_size=336, patch_size=14)
     text_encoder = LlavaForConditionalGeneration(
         LlavaConfig(
             vision_config=vision_config,
@@ -248,16 +262,7 @@ def hunyuan_i2v():
     )
     text_encoder_2 = CLIPTextModel(
         CLIPTextConfig(
-            vocab_size=len(tokenizer_2),
-            hidden_size=8,
-            intermediate_size=16,
-            num_hidden_layers=2,
-            num_attention_heads=2,
-            max_position_embeddings=77,
-            projection_dim=8,
-            bos_token_id=tokenizer_2.bos_token_id,
-            eos_token_id=tokenizer_2.eos_token_id,
-            pad_token_id=tokenizer_2.pad_token_id,
+            **TINY_CLIP, vocab_size=len(tokenizer_2), max_position_embeddings=77, **special_tokens(tokenizer_2)
         )
     )
     image_processor = CLIPImageProcessor(
@@ -327,21 +332,7 @@ def cogvideox15_i2v():
     from transformers import T5Config, T5EncoderModel
 
     tokenizer = t5_tokenizer(model_max_length=architectures()["cogvideox15_5b_i2v"].text_window)
-    text_encoder = T5EncoderModel(
-        T5Config(
-            vocab_size=len(tokenizer),
-            d_model=32,
-            d_kv=8,
-            d_ff=64,
-            num_layers=2,
-            num_heads=4,
-            relative_attention_num_buckets=8,
-            feed_forward_proj="gated-gelu",
-            pad_token_id=0,
-            eos_token_id=1,
-            decoder_start_token_id=0,
-        )
-    )
+    text_encoder = t5_encoder(T5EncoderModel, T5Config, tokenizer)
     transformer = CogVideoXTransformer3DModel(
         num_attention_heads=2,
         attention_head_dim=16,
