@@ -97,21 +97,17 @@ def run_ffmpeg(args: list[str], stdin: bytes | None = None) -> bytes:
     return done.stdout
 
 
+def rawvideo_input(width: int, height: int, fps: int) -> list[str]:
+    """ffmpeg's input arguments for (F, H, W, 3) uint8 RGB frames written to its stdin."""
+    return ["-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{width}x{height}", "-r", str(fps), "-i", "-"]
+
+
 def encode_frames(frames: np.ndarray, path: Path, fps: int, preset: str, crf: int, threads: int) -> None:
     """(F, H, W, 3) uint8 RGB → H.264 mp4, converted to bt709 limited-range yuv420p without bias."""
     count, height, width, _ = frames.shape
     run_ffmpeg(
         [
-            "-f",
-            "rawvideo",
-            "-pix_fmt",
-            "rgb24",
-            "-s",
-            f"{width}x{height}",
-            "-r",
-            str(fps),
-            "-i",
-            "-",
+            *rawvideo_input(width, height, fps),
             "-vf",
             f"scale=out_color_matrix=bt709:out_range=tv:flags={ACCURATE_SWS},format=yuv420p",
             *x264_args(fps, preset, crf, threads),
@@ -125,10 +121,14 @@ def encode_frames(frames: np.ndarray, path: Path, fps: int, preset: str, crf: in
     )
 
 
-def decode_frames(path: Path, width: int, height: int, select: str | None = None) -> np.ndarray:
-    """An mp4 → (F, H, W, 3) uint8 RGB at width×height, with the unbiased conversion."""
+def decode_frames(
+    path: Path, width: int, height: int, select: str | None = None, scale_flags: str = ACCURATE_SWS, limit: int = 0
+) -> np.ndarray:
+    """An mp4 → (F, H, W, 3) uint8 RGB at width×height, with the unbiased conversion (`scale_flags`: how it is
+    scaled; `select`: an ffmpeg select expression; `limit`: at most that many frames, 0 = all)."""
     filters = [f"select='{select}'"] if select else []
-    filters.append(f"scale={width}:{height}:in_color_matrix=bt709:in_range=tv:flags={ACCURATE_SWS}")
+    filters.append(f"scale={width}:{height}:in_color_matrix=bt709:in_range=tv:flags={scale_flags}")
+    frames = ["-frames:v", str(limit)] if limit else []
     raw = run_ffmpeg(
         [
             "-i",
@@ -137,6 +137,7 @@ def decode_frames(path: Path, width: int, height: int, select: str | None = None
             ",".join(filters),
             "-fps_mode",
             "passthrough",
+            *frames,
             "-f",
             "rawvideo",
             "-pix_fmt",

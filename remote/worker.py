@@ -33,7 +33,7 @@ from jobspecs.load import to_rgb
 from jobspecs.schema import SPEED_KNOBS, Stitch
 from remote.bundle import sha256_file
 from remote.color import match_colors
-from remote.ffmpeg import ACCURATE_SWS, encode_frames, run_ffmpeg, x264_args
+from remote.ffmpeg import ACCURATE_SWS, encode_frames, rawvideo_input, run_ffmpeg, x264_args
 from remote.layout import JobPaths, written_atomically
 from remote.models import ModelAdapter, load_adapter
 from remote.status import PARENT_TASK_RUN, log_progress, now_iso, update_status
@@ -80,16 +80,7 @@ def encode_interpolated(frames: np.ndarray, path: Path, fps: int, target_fps: in
     padded = np.concatenate([frames, frames[-1:], frames[-1:]])
     run_ffmpeg(
         [
-            "-f",
-            "rawvideo",
-            "-pix_fmt",
-            "rgb24",
-            "-s",
-            f"{width}x{height}",
-            "-r",
-            str(fps),
-            "-i",
-            "-",
+            *rawvideo_input(width, height, fps),
             "-vf",
             f"scale=out_color_matrix=bt709:out_range=tv:flags={ACCURATE_SWS},format=yuv420p,{INTERPOLATE}"
             f":fps={target_fps}",

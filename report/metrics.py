@@ -17,7 +17,7 @@ from skimage.color import deltaE_cie76, deltaE_ciede2000
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
 from remote.color import rgb_to_lab
-from remote.ffmpeg import ACCURATE_SWS, run_ffmpeg
+from remote.ffmpeg import decode_frames
 
 ANALYSIS_WIDTH = 320  # frames for SSIM, PSNR, flicker and flash are scaled to this width (never up)
 SSIM_WINDOW = 7  # scikit-image's default: a 7×7 uniform window, sample covariance
@@ -36,27 +36,7 @@ def decode(path: Path, width: int, height: int, limit: int | None = None) -> np.
     """A video → (F, height, width, 3) uint8 RGB through one ffmpeg pipe, bt709 tv-range, unbiased.
 
     Scaled with area averaging (no aliasing when shrinking); accurate_rnd + full_chroma_int keep it unbiased."""
-    scale = f"scale={width}:{height}:in_color_matrix=bt709:in_range=tv:flags=area+accurate_rnd+full_chroma_int"
-    frames = ["-frames:v", str(limit)] if limit else []
-    raw = run_ffmpeg(
-        [
-            "-i",
-            str(path),
-            "-vf",
-            scale,
-            "-fps_mode",
-            "passthrough",
-            *frames,
-            "-f",
-            "rawvideo",
-            "-pix_fmt",
-            "rgb24",
-            "-sws_flags",
-            ACCURATE_SWS,
-            "-",
-        ]
-    )
-    return np.frombuffer(raw, dtype=np.uint8).reshape(-1, height, width, 3)
+    return decode_frames(path, width, height, scale_flags="area+accurate_rnd+full_chroma_int", limit=limit or 0)
 
 
 def load_rgb(path: Path) -> np.ndarray:
