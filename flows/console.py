@@ -24,7 +24,9 @@ from prefect.client.schemas.filters import (
 )
 from prefect.client.schemas.objects import FlowRun
 from prefect.client.schemas.sorting import FlowRunSort, LogSort
+from pydantic import ValidationError
 
+from jobspecs.contracts import RunCost
 from provisioning.polling import poll_until
 
 POLL_S = 2.0
@@ -105,13 +107,17 @@ def watch(run: str, out: Callable[[str], None] = print, poll_s: float = POLL_S, 
         return 0 if flow_run.state.is_completed() else 1
 
 
-def cost_row(artifacts: list) -> dict:
-    """The run's cost table row (tasks/costs.py), or {} when it wrote none (a failed or running run)."""
+def cost_row(artifacts: list) -> RunCost | None:
+    """The run's cost table row (tasks/costs.py), or None when it wrote none (a failed or running run) or one this
+    code cannot read (an older layout)."""
     for artifact in artifacts:
         if artifact.type == "table" and (artifact.key or "").startswith("cost-"):
             rows = json.loads(artifact.data) if isinstance(artifact.data, str) else artifact.data
-            return rows[0] if rows else {}
-    return {}
+            try:
+                return RunCost.model_validate(rows[0]) if rows else None
+            except ValidationError:
+                return None
+    return None
 
 
 def past_runs(limit: int = 20) -> list[dict]:
@@ -136,9 +142,9 @@ def past_runs(limit: int = 20) -> list[dict]:
                 "state": run.state.type.value,
                 "started": f"{run.start_time:%Y-%m-%d %H:%M}" if run.start_time else "-",
                 "wall_s": round(run.total_run_time.total_seconds()),
-                "model": cost.get("model", "-"),
-                "clips": cost.get("clips", "-"),
-                "usd_total": cost.get("usd_total"),
+                "model": cost.model if cost else "-",
+                "clips": cost.clips if cost else "-",
+                "usd_total": cost.usd_total if cost else None,
             }
         )
     return rows

@@ -17,10 +17,9 @@ from prefect import flow, get_run_logger
 from prefect.client.orchestration import get_client
 from prefect.exceptions import ObjectNotFound
 from prefect.states import Crashed, Failed, State
-from prefect.variables import Variable
 
 from provisioning.vast import LABEL_PREFIX, VastError
-from tasks.providers import LEASE_S, forget_record, lease_age_s, record_name, vast_client
+from tasks.providers import LEASE_S, forget_record, lease_age_s, read_record, vast_client
 
 OVER = {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}
 
@@ -52,7 +51,7 @@ def sweep(max_age_hours: float = 12.0, lease_s: float = LEASE_S, destroy_timeout
     for row in client.list_labelled(LABEL_PREFIX, deadline=time.monotonic() + 120):
         flow_run_id = row["label"].removeprefix(LABEL_PREFIX)
         state = run_state(flow_run_id)
-        lease_age = lease_age_s(Variable.get(record_name(flow_run_id))) if state is not None else None
+        lease_age = lease_age_s(read_record(flow_run_id)) if state is not None else None
         lapsed = state not in OVER and lease_age is not None and lease_age > lease_s
         age_h = (time.time() - float(row.get("start_date") or time.time())) / 3600
         why = (

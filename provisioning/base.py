@@ -78,6 +78,19 @@ class Estimate(BaseModel):
     usd: float
 
 
+class CreatedInstance(BaseModel):
+    """A rented instance, reported the moment it exists (a provider's `on_created`): what another process needs to
+    find it and destroy it."""
+
+    model_config = ConfigDict(frozen=True)
+
+    instance_id: int
+    label: str  # shootout:<flow-run-id>
+    run_id: str
+    created_at: str  # ISO 8601 UTC
+    usd_per_hour: float | None
+
+
 class InstanceCost(BaseModel):
     """What one rented instance cost: its price × billed seconds (create → confirmed destroy) + the data it moved at
     the offer's per-GB prices; next to it, the estimate made before renting it (None: none was made)."""

@@ -24,7 +24,7 @@ import requests
 from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationError
 from vastai import VastAI
 
-from provisioning.base import Box, Estimate, InstanceCost
+from provisioning.base import Box, CreatedInstance, Estimate, InstanceCost
 from provisioning.polling import poll_until, sleep_until_next
 from provisioning.ssh import SshNotReady, SshTarget, wait_for_ssh
 
@@ -382,7 +382,7 @@ class VastProvider:
         label: str,
         key_file: Path,
         known_hosts: Path,
-        on_created: Callable[[dict], None],
+        on_created: Callable[[CreatedInstance], None],
         approve: Callable[[VastOffer], Estimate] | None = None,
         log: Callable[[str], None] = print,
         image: str = DEFAULT_IMAGE,
@@ -518,13 +518,13 @@ class VastProvider:
             rental = Rental(int(instance_id), offer, datetime.now(UTC).isoformat(timespec="seconds"), time.monotonic())
             self.rentals.append(rental)
             self.on_created(
-                {
-                    "instance_id": rental.instance_id,
-                    "label": self.label,
-                    "run_id": run_id,
-                    "created_at": rental.created_at,
-                    "usd_per_hour": offer.dph_total,
-                }
+                CreatedInstance(
+                    instance_id=rental.instance_id,
+                    label=self.label,
+                    run_id=run_id,
+                    created_at=rental.created_at,
+                    usd_per_hour=offer.dph_total,
+                )
             )
         if not answer.get("success"):
             why = f"offer {offer.id}: create failed ({answer.get('msg') or answer.get('error')})"

@@ -26,9 +26,10 @@ from prefect.concurrency.sync import concurrency
 from prefect.exceptions import ObjectNotFound
 from prefect.logging import get_logger
 from prefect.variables import Variable
+from pydantic import ValidationError
 
 from jobspecs import JobSpec
-from provisioning.base import Box, Estimate, Provider
+from provisioning.base import Box, CreatedInstance, Estimate, Provider
 from provisioning.keys import config_dir, project_key
 from provisioning.local import LocalProvider
 from provisioning.ssh import SshProvider, SshTarget
@@ -84,8 +85,30 @@ def record_name(flow_run_id: str) -> str:
     return "shootout_instance_" + str(flow_run_id).replace("-", "")
 
 
-def write_record(flow_run_id: str, record: dict) -> None:
-    Variable.set(record_name(flow_run_id), record, overwrite=True)
+class InstanceLease(CreatedInstance):
+    """An instance's record, a Prefect Variable per flow run (`record_name`): the instance as created, the Vast API it
+    lives on, and when the run's process last renewed its lease. Written by the run, read by its crash hooks and the
+    reaper (other processes)."""
+
+    server_url: str | None = None  # a Vast API other than Vast's own (VAST_URL)
+    renewed_at: str | None = None  # ISO 8601 UTC
+
+
+def write_record(flow_run_id: str, record: InstanceLease) -> None:
+    Variable.set(record_name(flow_run_id), record.model_dump(mode="json"), overwrite=True)
+
+
+def read_record(flow_run_id: str) -> InstanceLease | None:
+    """The flow run's instance record; None when there is none, or one this code cannot read (the reaper then goes
+    by the run's state and the instance's age; it finds instances by their label, not by this record)."""
+    value = Variable.get(record_name(flow_run_id))
+    if value is None:
+        return None
+    try:
+        return InstanceLease.model_validate(value)
+    except ValidationError as exc:
+        get_logger("shootout.lease").warning(f"instance record {record_name(flow_run_id)} is unreadable: {exc}")
+        return None
 
 
 def forget_record(flow_run_id: str) -> None:
@@ -93,11 +116,11 @@ def forget_record(flow_run_id: str) -> None:
         Variable.unset(record_name(flow_run_id))
 
 
-def lease_age_s(record: dict | None) -> float | None:
-    """Seconds since the record's lease was last renewed (None: a record without a lease)."""
-    if not record or not record.get("renewed_at"):
+def lease_age_s(record: InstanceLease | None) -> float | None:
+    """Seconds since the record's lease was last renewed (None: no record, or a record without a lease)."""
+    if record is None or not record.renewed_at:
         return None
-    return (datetime.now(UTC) - datetime.fromisoformat(record["renewed_at"])).total_seconds()
+    return (datetime.now(UTC) - datetime.fromisoformat(record.renewed_at)).total_seconds()
 
 
 class InstanceRecord:
@@ -109,7 +132,7 @@ class InstanceRecord:
 
     def __init__(self, flow_run_id: str) -> None:
         self.flow_run_id, self.server_url = flow_run_id, os.environ.get("VAST_URL")  # a Vast API other than Vast's
-        self.record: dict | None = None
+        self.record: InstanceLease | None = None
         self.stopped = threading.Event()
         self.renewer: threading.Thread | None = None
 
@@ -119,9 +142,9 @@ class InstanceRecord:
     def __exit__(self, *exc: object) -> None:
         self.stop_renewing()  # the record stays (a failed destroy): its lease lapses, and the reaper takes over
 
-    def write(self, record: dict) -> None:
+    def write(self, created: CreatedInstance) -> None:
         """on_created: record the instance the moment it exists, and keep its lease renewed from now on."""
-        self.record = record | {"server_url": self.server_url}
+        self.record = InstanceLease(**created.model_dump(), server_url=self.server_url)
         self.renew()
         if self.renewer is None:  # the thread sees this run's Prefect settings (an ephemeral server's URL too)
             context = contextvars.copy_context()
@@ -129,7 +152,8 @@ class InstanceRecord:
             self.renewer.start()
 
     def renew(self) -> None:
-        write_record(self.flow_run_id, self.record | {"renewed_at": datetime.now(UTC).isoformat(timespec="seconds")})
+        renewed_at = datetime.now(UTC).isoformat(timespec="seconds")
+        write_record(self.flow_run_id, self.record.model_copy(update={"renewed_at": renewed_at}))
 
     def keep_renewing(self) -> None:
         while not self.stopped.wait(LEASE_RENEW_S):
@@ -151,12 +175,12 @@ class InstanceRecord:
 
 def destroy_recorded(flow_run_id: str) -> str:
     """Destroy the instance a flow run recorded (idempotent) and drop the record."""
-    record = Variable.get(record_name(flow_run_id))
-    if not record:
+    record = read_record(flow_run_id)
+    if record is None:
         return f"flow run {flow_run_id}: no instance recorded"
-    vast_client(record.get("server_url")).destroy(int(record["instance_id"]), deadline=time.monotonic() + 300)
+    vast_client(record.server_url).destroy(record.instance_id, deadline=time.monotonic() + 300)
     Variable.unset(record_name(flow_run_id))
-    return f"flow run {flow_run_id}: destroyed instance {record['instance_id']}"
+    return f"flow run {flow_run_id}: destroyed instance {record.instance_id}"
 
 
 def local_api_url() -> str:
@@ -195,7 +219,7 @@ def make_provider(
     flow_run_id: str,
     run_id: str,
     out_dir: Path,
-    on_created: Callable[[dict], None],
+    on_created: Callable[[CreatedInstance], None],
     approve: Callable[[VastOffer], Estimate] | None = None,
 ) -> Provider:
     """The spec's provider. A rented instance is reported to `on_created` the moment it exists; `approve` gives

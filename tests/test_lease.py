@@ -4,13 +4,14 @@ from one whose process was killed even while Prefect shows both Running."""
 from __future__ import annotations
 
 import threading
-from datetime import datetime
+from datetime import UTC, datetime
 
 from conftest import wait_until
 from prefect import flow
 from prefect.variables import Variable
 
 import tasks.providers as providers
+from provisioning.base import CreatedInstance
 
 
 def test_a_live_run_keeps_renewing_its_lease_and_forgets_it_at_the_end(prefect_api, monkeypatch) -> None:
@@ -23,7 +24,11 @@ def test_a_live_run_keeps_renewing_its_lease_and_forgets_it_at_the_end(prefect_a
         from prefect.runtime import flow_run
 
         with providers.InstanceRecord(str(flow_run.id)) as record:
-            record.write({"instance_id": 7, "label": f"shootout:{flow_run.id}", "run_id": "run-1"})
+            created_at = datetime.now(UTC).isoformat(timespec="seconds")
+            label = f"shootout:{flow_run.id}"
+            record.write(
+                CreatedInstance(instance_id=7, label=label, run_id="run-1", created_at=created_at, usd_per_hour=0.4)
+            )
             name = providers.record_name(str(flow_run.id))
 
             def renewed() -> bool:
@@ -33,7 +38,7 @@ def test_a_live_run_keeps_renewing_its_lease_and_forgets_it_at_the_end(prefect_a
                 return len(renewals) >= 3
 
             wait_until(renewed, 30, "three renewals of the lease")
-            assert providers.lease_age_s(Variable.get(name)) < 5
+            assert providers.lease_age_s(providers.read_record(str(flow_run.id))) < 5
             record.forget()
             release.set()
             return name
