@@ -1,8 +1,9 @@
 """A fake of Vast.ai's REST API on 127.0.0.1, for driving the real `vastai` 1.9.1 client in tests.
 
-It serves what the client's SDK (`vastai.VastAI`) uses for an instance's lifecycle, as specified in
-shared/research/vast.md §1: offer search, create, show (v0, per id), list (v1, keyset paging), label / stop /
-start, destroy, SSH keys, logs. Instances point their SSH endpoint at a host/port the test chooses (a real sshd).
+It serves what the client's SDK (`vastai.VastAI`) uses for an instance's lifecycle, at the paths and in the shapes
+that SDK sends and reads (vastai 1.9.1's vast.py and Vast's REST API docs): offer search, create, show (v0, per id),
+list (v1, keyset paging), label / stop / start, destroy, SSH keys, logs. Instances point their SSH endpoint at a
+host/port the test chooses (a real sshd).
 
     with FakeVast(ssh_port=sshd.port) as fake:
         vast = VastAI(api_key=fake.api_key, server_url=fake.url, retry=3)
