@@ -2,7 +2,7 @@
 
 shootout run SPEC [--out DIR] [--set key=value ...]
 shootout validate SPEC [--set key=value ...]
-shootout plan SPEC [--set key=value ...]
+shootout plan SPEC [--set key=value ...] [--json]
 shootout verify BUNDLE [--extract DIR]
 shootout report RUN_DIR... [--out DIR] [--reference IMG] [--weights KEY=W ...]
 shootout setup [--live-instances N] [--secrets-from-env]   (the Prefect side: pool, limit, automation, secrets)
@@ -20,7 +20,14 @@ from pathlib import Path
 
 from jobspecs import SpecError, load_spec
 from jobspecs.load import resume_source
-from jobspecs.plan import check_plan, plan_table, predict_run, prediction_table, prompt_window_warnings
+from jobspecs.plan import (
+    check_plan,
+    plan_report,
+    plan_table,
+    predict_run,
+    prediction_table,
+    prompt_window_warnings,
+)
 from jobspecs.schema import total_seconds
 
 # Prefect's own (ephemeral) server needs ~35 s to start on 2 cores; its default timeout is 20 s.
@@ -70,6 +77,10 @@ def parser() -> argparse.ArgumentParser:
             metavar="KEY=VALUE",
             help="override a spec field, e.g. --set seed=7 --set shots.0.duration_s=6",
         )
+        if name == "plan":
+            command.add_argument(
+                "--json", action="store_true", help="the plan as JSON on stdout (exit 2 where a run would be refused)"
+            )
         if name == "run":
             command.add_argument("--out", default="outputs", help="where <run_id>.tar and <run_id>/ go")
             command.add_argument("--resume", metavar="RUN_ID", help="continue a failed run from its kept clips")
@@ -198,6 +209,16 @@ def main(argv: list[str] | None = None) -> int:
             )
             for warning in warnings:
                 print(f"WARNING {warning}")
+            return 0
+        if args.command == "plan" and args.json:  # the verdict for scripts: JSON whether or not it fits
+            report = plan_report(job.spec)
+            print(report.model_dump_json(indent=2))
+            for warning in warnings:
+                print(f"WARNING {warning}", file=sys.stderr)
+            try:  # the run's verdict: plan_check = warn and tiny weights let a plan that does not fit run
+                check_plan(job.spec)
+            except SpecError:
+                return 2
             return 0
         if args.command == "plan":  # the clips, then the planner's prediction; exits 2 if check_plan refuses
             print(plan_table(job.spec))

@@ -15,6 +15,8 @@ import math
 import re
 from dataclasses import dataclass, field, replace
 
+from pydantic import BaseModel
+
 from jobspecs.config import architectures, throughput
 from jobspecs.flops import clip_forward
 from jobspecs.schema import Constants, JobSpec, Shot, SpecError, total_seconds
@@ -323,11 +325,9 @@ def what_fits(spec: JobSpec, gpu: str) -> list[str]:
     return fits
 
 
-def check_plan(spec: JobSpec, gpu: str | None = None) -> RunPrediction:
-    """predict_run, refused with a SpecError when a clip is predicted over guardrails.clip_limit_s or the run over
-    its run limit; with guardrails.plan_check = warn (or model_source tiny, where the prediction is the full-size
-    model's) the problems come back in `warnings` instead."""
-    prediction = predict_run(spec, gpu)
+def plan_problems(spec: JobSpec, prediction: RunPrediction) -> list[str]:
+    """What keeps the plan from fitting: a clip predicted over guardrails.clip_limit_s (with the settings that would
+    fit), else the run over its run limit; [] when it fits."""
     problems = []
     limit = prediction.clip_limit_s
     over = [clip for clip in prediction.clips if clip.seconds > limit]
@@ -346,6 +346,15 @@ def check_plan(spec: JobSpec, gpu: str | None = None) -> RunPrediction:
             f"(load {prediction.load_s:.0f} s + clips), above the run limit of {prediction.run_limit_s:g} s; "
             "raise guardrails.run_limit_s or plan fewer clips"
         )
+    return problems
+
+
+def check_plan(spec: JobSpec, gpu: str | None = None) -> RunPrediction:
+    """predict_run, refused with a SpecError when a clip is predicted over guardrails.clip_limit_s or the run over
+    its run limit; with guardrails.plan_check = warn (or model_source tiny, where the prediction is the full-size
+    model's) the problems come back in `warnings` instead."""
+    prediction = predict_run(spec, gpu)
+    problems = plan_problems(spec, prediction)
     if not problems:
         return prediction
     if spec.model_source == "tiny":  # the prediction is the full-size model's; the tiny one takes seconds
@@ -353,6 +362,52 @@ def check_plan(spec: JobSpec, gpu: str | None = None) -> RunPrediction:
     if spec.guardrails.plan_check == "warn":
         return replace(prediction, warnings=problems)
     raise SpecError("plan: " + "\n".join(problems) + " (or --set guardrails.plan_check=warn to run anyway)")
+
+
+class PlannedClip(BaseModel):
+    index: int
+    frames: int  # generated frames
+    predicted_s: float
+
+
+class PlanReport(BaseModel):
+    """`shootout plan SPEC --json`: the planner's verdict for scripts (and the offer optimizer): whether every clip
+    fits the clip limit and the run its run limit on `gpu` at `profile`, and what it costs at the price cap."""
+
+    model: str
+    gpu: str  # "cpu" for kenburns
+    num_gpus: int  # the GPUs one clip runs on (1: every model runs on one GPU today)
+    profile: str
+    fits: bool
+    problems: list[str]  # why it does not fit ([] when it does)
+    clip_limit_s: float
+    run_limit_s: float
+    load_s: float
+    total_s: float  # load + every clip
+    usd_per_hour: float | None  # infrastructure.max_usd_per_hour (None: no price to estimate with)
+    usd_estimate: float | None  # total_s at usd_per_hour: GPU time only, no provisioning or transfers
+    clips: list[PlannedClip]
+
+
+def plan_report(spec: JobSpec) -> PlanReport:
+    prediction = predict_run(spec)
+    problems = plan_problems(spec, prediction)
+    price = spec.infrastructure.max_usd_per_hour
+    return PlanReport(
+        model=prediction.model,
+        gpu=prediction.gpu,
+        num_gpus=1,
+        profile=prediction.profile,
+        fits=not problems,
+        problems=problems,
+        clip_limit_s=prediction.clip_limit_s,
+        run_limit_s=prediction.run_limit_s,
+        load_s=round(prediction.load_s, 1),
+        total_s=round(prediction.total_s, 1),
+        usd_per_hour=price,
+        usd_estimate=round(prediction.estimate_usd(price), 4) if price else None,
+        clips=[PlannedClip(index=c.index, frames=c.frames, predicted_s=round(c.seconds, 1)) for c in prediction.clips],
+    )
 
 
 def prediction_table(prediction: RunPrediction, usd_per_hour: float | None = None) -> str:

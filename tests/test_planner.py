@@ -383,3 +383,35 @@ def test_shootout_plan_prints_the_prediction_and_exits_2_when_refused(tmp_path, 
     assert "profile fast" in out and "OVER" not in out and not err
     assert main(["plan", str(spec_file), "--set", "infrastructure.gpu=H100"]) == 0  # the GPU it was measured on
     assert "predicted on H100 (model hunyuan_i2v, profile baseline)" in capsys.readouterr().out
+
+
+def test_shootout_plan_json_is_the_prediction_and_the_verdict(tmp_path, capsys) -> None:
+    """`plan --json`: the planner's own numbers as JSON on stdout, whether or not the plan fits; exit 2 exactly
+    where the run would be refused."""
+    from conftest import write_spec
+
+    from flows.cli import main
+    from jobspecs.plan import PlanReport
+
+    data = dict(demo_data(), model="hunyuan_i2v")
+    data["infrastructure"] = {"max_usd_per_hour": 0.5}
+    spec_file = write_spec(tmp_path, data)
+    spec = validate(data)
+    prediction = predict_run(spec)
+
+    assert main(["plan", str(spec_file), "--json"]) == 2
+    out, _ = capsys.readouterr()
+    report = PlanReport.model_validate_json(out)
+    assert (report.model, report.gpu, report.num_gpus, report.profile) == ("hunyuan_i2v", "RTX 4090", 1, "baseline")
+    assert not report.fits and report.problems[0].startswith("model hunyuan_i2v (profile baseline) on RTX 4090")
+    assert [(c.index, c.frames) for c in report.clips] == [(c.index, c.frames) for c in prediction.clips]
+    assert [c.predicted_s for c in report.clips] == [round(c.seconds, 1) for c in prediction.clips]
+    assert report.usd_estimate == round(prediction.total_s / 3600 * 0.5, 4)
+
+    assert main(["plan", str(spec_file), "--json", "--set", "guardrails.plan_check=warn"]) == 0  # runs anyway
+    assert not PlanReport.model_validate_json(capsys.readouterr().out).fits
+
+    assert main(["plan", str(spec_file), "--json", "--set", "generation.profile=fast"]) == 0
+    fast = json.loads(capsys.readouterr().out)
+    assert fast["fits"] is True and fast["problems"] == [] and fast["profile"] == "fast"
+    assert max(c["predicted_s"] for c in fast["clips"]) <= fast["clip_limit_s"]
