@@ -22,6 +22,7 @@ from jobspecs import SpecError, load_spec
 from jobspecs.load import resume_source
 from jobspecs.plan import (
     check_plan,
+    plan_enforced,
     plan_report,
     plan_table,
     predict_run,
@@ -215,11 +216,7 @@ def main(argv: list[str] | None = None) -> int:
             print(report.model_dump_json(indent=2))
             for warning in warnings:
                 print(f"WARNING {warning}", file=sys.stderr)
-            try:  # the run's verdict: plan_check = warn and tiny weights let a plan that does not fit run
-                check_plan(job.spec)
-            except SpecError:
-                return 2
-            return 0
+            return 2 if report.problems and plan_enforced(job.spec) else 0  # the verdict a run would get
         if args.command == "plan":  # the clips, then the planner's prediction; exits 2 if check_plan refuses
             print(plan_table(job.spec))
             print(prediction_table(predict_run(job.spec), job.spec.infrastructure.max_usd_per_hour))

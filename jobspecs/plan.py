@@ -349,6 +349,12 @@ def plan_problems(spec: JobSpec, prediction: RunPrediction) -> list[str]:
     return problems
 
 
+def plan_enforced(spec: JobSpec) -> bool:
+    """Whether a plan that does not fit stops the run: not with guardrails.plan_check = warn, nor with tiny weights
+    (the prediction is the full-size model's)."""
+    return spec.model_source != "tiny" and spec.guardrails.plan_check != "warn"
+
+
 def check_plan(spec: JobSpec, gpu: str | None = None) -> RunPrediction:
     """predict_run, refused with a SpecError when a clip is predicted over guardrails.clip_limit_s or the run over
     its run limit; with guardrails.plan_check = warn (or model_source tiny, where the prediction is the full-size
@@ -357,11 +363,11 @@ def check_plan(spec: JobSpec, gpu: str | None = None) -> RunPrediction:
     problems = plan_problems(spec, prediction)
     if not problems:
         return prediction
+    if plan_enforced(spec):
+        raise SpecError("plan: " + "\n".join(problems) + " (or --set guardrails.plan_check=warn to run anyway)")
     if spec.model_source == "tiny":  # the prediction is the full-size model's; the tiny one takes seconds
         return replace(prediction, warnings=[p + " (model_source tiny: not enforced)" for p in problems])
-    if spec.guardrails.plan_check == "warn":
-        return replace(prediction, warnings=problems)
-    raise SpecError("plan: " + "\n".join(problems) + " (or --set guardrails.plan_check=warn to run anyway)")
+    return replace(prediction, warnings=problems)
 
 
 class PlannedClip(BaseModel):

@@ -16,6 +16,9 @@ import httpx
 import pytest
 import yaml
 
+from jobspecs.contracts import ClipParams
+from jobspecs.schema import SPEED_KNOBS
+
 REPO = Path(__file__).resolve().parents[1]
 DEMO = REPO / "jobspecs" / "demo.yaml"
 BIN = Path(sys.executable).parent
@@ -266,3 +269,25 @@ def small_local_run(prefect_api: str, tmp_path_factory: pytest.TempPathFactory) 
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     (archive,) = out.glob("*.tar")
     return {"result": done, "out": out, "archive": archive, "api": prefect_api}
+
+
+def cpu_clip_params(width: int, height: int, frames: int, fps: int) -> ClipParams:
+    """A clip log's settings for a clip made without a diffusers model (kenburns at the baseline profile): no steps,
+    guidance or scheduler, no speed knob, nothing from an adapter; the clip file as generated."""
+    return ClipParams(
+        width=width,
+        height=height,
+        frames=frames,
+        fps=fps,
+        generated_frames=frames,
+        generated_fps=fps,
+        interpolation=None,
+        profile="baseline",
+        **dict.fromkeys(SPEED_KNOBS),
+        steps=None,
+        guidance=None,
+        guidance_kind=None,
+        scheduler=None,
+        shift=None,
+        adapter={},
+    )

@@ -11,13 +11,12 @@ import shutil
 import numpy as np
 import pytest
 import yaml
-from conftest import REPO, demo_data
+from conftest import REPO, cpu_clip_params, demo_data
 from PIL import Image
 
 from flows.cli import main
 from jobspecs.contracts import (
     ClipLog,
-    ClipParams,
     Commit,
     Environment,
     FfmpegBuild,
@@ -32,7 +31,7 @@ from jobspecs.contracts import (
     Timings,
     VideoFile,
 )
-from jobspecs.schema import SPEED_KNOBS, Shot
+from jobspecs.schema import Shot
 from remote.bundle import sha256_file
 from remote.ffmpeg import encode_frames
 from remote.models.kenburns import render
@@ -62,23 +61,7 @@ def clip_log(run, run_id: str, i: int, camera: str, model: str, provider: str) -
         negative_prompt=None,
         shot_card=Shot.model_validate(demo_data()["shots"][i] | {"camera": camera}),
         seed=7 + i,
-        params=ClipParams(
-            width=W,
-            height=H,
-            frames=FRAMES,
-            fps=FPS,
-            generated_frames=FRAMES,
-            generated_fps=FPS,
-            interpolation=None,
-            profile="baseline",
-            **dict.fromkeys(SPEED_KNOBS),
-            steps=None,
-            guidance=None,
-            guidance_kind=None,
-            scheduler=None,
-            shift=None,
-            adapter={},
-        ),
+        params=cpu_clip_params(W, H, FRAMES, FPS),
         input_image=HashedFile(path=source.name, sha256=sha256_file(source)),
         color_match=None,
         last_frame=HashedFile(path=f"frames/{last.name}", sha256=sha256_file(last)),

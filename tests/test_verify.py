@@ -12,11 +12,10 @@ import tarfile
 
 import numpy as np
 import pytest
-from conftest import HF_TOKEN, REPO, demo_data, shootout_cli
+from conftest import HF_TOKEN, REPO, cpu_clip_params, demo_data, shootout_cli
 
 from jobspecs.contracts import (
     ClipLog,
-    ClipParams,
     Commit,
     HashedFile,
     ModelInfo,
@@ -25,7 +24,7 @@ from jobspecs.contracts import (
     Timings,
     VideoFile,
 )
-from jobspecs.schema import SPEED_KNOBS, Shot
+from jobspecs.schema import Shot
 from remote.bundle import MANIFEST, SUMS, make_bundle, sha256_file
 from remote.ffmpeg import encode_frames
 from remote.layout import JobPaths, clip_files, stage_job
@@ -49,23 +48,7 @@ def write_clip(paths: JobPaths, index: int) -> None:
         negative_prompt=None,
         shot_card=Shot.model_validate(demo_data()["shots"][index]),
         seed=1234 + index,
-        params=ClipParams(
-            width=16,
-            height=16,
-            frames=2,
-            fps=24,
-            generated_frames=2,
-            generated_fps=24,
-            interpolation=None,
-            profile="baseline",
-            **dict.fromkeys(SPEED_KNOBS),
-            steps=None,
-            guidance=None,
-            guidance_kind=None,
-            scheduler=None,
-            shift=None,
-            adapter={},
-        ),
+        params=cpu_clip_params(16, 16, 2, 24),
         input_image=HashedFile(
             path="espresso.png" if index == 0 else clip_files(index - 1)[1], sha256=sha256_file(source)
         ),

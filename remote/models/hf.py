@@ -10,6 +10,7 @@ remote.models.tiny), kept apart so that tiny weights never stand in the real cac
 
 from __future__ import annotations
 
+import abc
 import contextlib
 import gc
 import importlib
@@ -388,7 +389,7 @@ def resident_plan(pipe, device, plan: str, setting: str, prompts: int, encode_s:
     }
 
 
-class DiffusersAdapter:
+class DiffusersAdapter(abc.ABC):
     """A diffusers image-to-video model, loaded once per run, generating clip after clip (remote/models/__init__.py
     ModelAdapter). Each model's file (wan22.py, cogvideox.py, hunyuan.py) subclasses it with what is its own: the
     pipeline and its dtypes (`load_pipeline`), its scheduler's options, where its memory plan puts the parts
@@ -420,10 +421,10 @@ class DiffusersAdapter:
 
     # --- the hooks -------------------------------------------------------------------------------------------
 
+    @abc.abstractmethod
     def load_pipeline(self, snapshot: Path, tokenizer, device):
         """The model's pipeline from `snapshot` (with `tokenizer`, checked by faithful_tokenizer), on the CPU, in
         its dtypes for `device`."""
-        raise NotImplementedError
 
     def place(self, pipe, device, plan: str) -> dict:
         """Put the pipeline's parts where the memory plan (`full` or `24gb`) says; returns what the logs record.
@@ -442,14 +443,14 @@ class DiffusersAdapter:
         """Apply the spec's speed knobs to the transformer; returns what was done (apply_speed_knobs)."""
         return apply_speed_knobs(pipe, device, self.spec)
 
+    @abc.abstractmethod
     def call_kwargs(self, prompt: str) -> dict:
         """The pipeline call's arguments that are the model's own (generate() passes the image, the clip's size and
         frames, the steps, guidance, generator and max_sequence_length)."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def own_params(self, prompt: str) -> dict:
         """What the clip's log records of the model's own call arguments (generate() records the shared ones)."""
-        raise NotImplementedError
 
     def cache_context(self):
         """The context the pipeline call runs in (Hunyuan: First Block Cache's, which its pipeline never sets)."""
