@@ -132,7 +132,8 @@ class RunInfo(Contract):
 # starting (the supervisor) → loading → generating (clip by clip) → generated; stopped (a limit or a stop request)
 # and failed can come at any point.
 WorkerState = Literal["starting", "loading", "generating", "generated", "stopped", "failed"]
-TERMINAL_STATES: frozenset[WorkerState] = frozenset({"generated", "stopped", "failed"})  # the worker is gone
+# the worker's last states; the run on the box is over once the supervisor has also written its exit_code
+TERMINAL_STATES: frozenset[WorkerState] = frozenset({"generated", "stopped", "failed"})
 
 
 class WorkerStatus(Contract):
@@ -152,6 +153,7 @@ class WorkerStatus(Contract):
     run_limit_s: float | None = None
     supervisor_pid: int | None = None
     worker_pid: int | None = None
+    exit_code: int | None = None  # the supervisor's, its last write: the worker has exited, nothing writes after it
 
 
 # --- run/logs/log_NNN.json ----------------------------------------------------------------------------

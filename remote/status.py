@@ -9,7 +9,7 @@ from pathlib import Path
 
 from jobspecs.contracts import TERMINAL_STATES, WorkerStatus
 
-# TERMINAL_STATES: the states in which the worker is gone, imported from here by the laptop's follow_worker
+# TERMINAL_STATES: the worker's last states (its supervisor's exit_code comes after), imported by the laptop's follower
 __all__ = ["PARENT_TASK_RUN", "TERMINAL_STATES", "log_progress", "now_iso", "read_status", "update_status"]
 
 # Set by the laptop only where the box reports to the laptop's own Prefect API (the local provider): the task run
@@ -35,9 +35,10 @@ def read_status(run_dir: Path) -> WorkerStatus:
 
 def update_status(run_dir: Path, **fields: object) -> WorkerStatus:
     """Set `fields` (WorkerStatus fields) in status.json, keeping the others; written to a temporary file and
-    renamed, so readers never see half. The file holds only the fields ever set."""
+    renamed, so readers never see half. The file holds only the fields ever set. A run dir that is gone (removed
+    once its bundle was fetched) is not made again: FileNotFoundError."""
     path = status_path(run_dir)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path.parent.mkdir(exist_ok=True)
     so_far = read_status(run_dir).model_dump(exclude_unset=True)
     status = WorkerStatus.model_validate(so_far | fields | {"updated_at": now_iso()})
     tmp = path.with_name(f".status.{os.getpid()}.tmp")
@@ -49,7 +50,7 @@ def update_status(run_dir: Path, **fields: object) -> WorkerStatus:
 def log_progress(run_dir: Path, stage: str, clip: int | None, msg: str) -> str:
     line = f"{now_iso()} | {stage} | clip={'-' if clip is None else clip} | msg={' '.join(msg.split())}"
     path = run_dir / "status" / "progress.log"
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path.parent.mkdir(exist_ok=True)  # not the run dir itself, as update_status
     with path.open("a") as log:
         log.write(line + "\n")
     return line

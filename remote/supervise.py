@@ -5,7 +5,9 @@
 
 Prefect's timeouts and Python threads can't interrupt code stuck in CUDA or C; a SIGKILL to the worker's
 process group can. The supervisor records why it stopped in status.json and removes the half-written files
-of the clip in progress; every finished clip stays on disk.
+of the clip in progress; every finished clip stays on disk. Its last write is `exit_code` in status.json: the
+worker has exited by then and nothing writes into the run dir after it, so the laptop waits for it before it
+stitches, bundles and removes the job dir.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from jobspecs.contracts import TERMINAL_STATES
 from remote.layout import JobPaths
 from remote.status import log_progress, now_iso, read_status, update_status
 
+EXIT_FAILED = 1
 EXIT_STOPPED = 3  # a guardrail or a stop request ended the run
 POLL_S = 0.5
 
@@ -110,6 +113,8 @@ def supervise(job_dir: Path, worker_argv: list[str] | None = None) -> int:
             return EXIT_STOPPED
         time.sleep(POLL_S)
 
+    if not paths.run_dir.exists():
+        return EXIT_FAILED  # the job dir was removed under the worker: nothing left to record it in
     state = read_status(paths.run_dir).state
     if worker.returncode == 0 and state == "generated":
         return 0
@@ -117,7 +122,23 @@ def supervise(job_dir: Path, worker_argv: list[str] | None = None) -> int:
         update_status(paths.run_dir, state="failed", reason=f"the worker exited with status {worker.returncode}")
         log_progress(paths.run_dir, "failed", None, f"the worker exited with status {worker.returncode}")
     remove_partial_files(paths)
-    return 1
+    return EXIT_FAILED
+
+
+def supervise_and_record(job_dir: Path, worker_argv: list[str] | None = None) -> int:
+    """supervise(), then its exit code as the last write to status.json; a supervisor that fails records why."""
+    run_dir = JobPaths(job_dir.resolve()).run_dir
+    code = EXIT_FAILED
+    try:
+        code = supervise(job_dir, worker_argv)
+    except Exception as exc:
+        if run_dir.exists() and read_status(run_dir).state not in TERMINAL_STATES:
+            update_status(run_dir, state="failed", reason=f"the supervisor failed: {exc!r}")
+        raise
+    finally:
+        if run_dir.exists():
+            update_status(run_dir, exit_code=code)
+    return code
 
 
 def stop(job_dir: Path) -> None:
@@ -133,6 +154,7 @@ def stop(job_dir: Path) -> None:
     if status.worker_pid and status.state not in TERMINAL_STATES:
         kill_group(status.worker_pid)
         mark_stopped(paths, "stopped from outside; the supervisor was gone")
+        update_status(paths.run_dir, exit_code=EXIT_STOPPED)  # in the supervisor's place
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -143,7 +165,7 @@ def main(argv: list[str] | None = None) -> int:
     if len(args) != 1:
         print("usage: python -m remote.supervise [--stop] JOB_DIR", file=sys.stderr)
         return 2
-    return supervise(Path(args[0]))
+    return supervise_and_record(Path(args[0]))
 
 
 if __name__ == "__main__":

@@ -48,6 +48,7 @@ POLL_S = 1.0
 START_TIMEOUT_S = 180  # the supervisor must have written its first status by then
 STOP_GRACE_S = 60  # the laptop's deadline is the run limit plus this
 UNREACHABLE_S = 120  # a box that doesn't answer this long is lost
+EXIT_WAIT_S = 60  # after the worker's last state, how long the supervisor's exit_code is waited for
 
 
 @task(name="upload-job", cache_policy=NO_CACHE)
@@ -257,6 +258,7 @@ class WorkerFollower:
         self.mirrored = 0  # characters of progress.log already in the run's log
         self.kept: int | None = None  # clips copied into `keep` so far (counted there at the first status)
         self.worker_seen = False  # the supervisor has written the run's status
+        self.ended_at: float | None = None  # when the worker's last state was first seen
 
     def read(self) -> tuple[str, WorkerStatus | None] | None:
         """The box's progress.log and status.json (None until the supervisor writes it), read once. None when the box
@@ -300,10 +302,20 @@ class WorkerFollower:
             self.kept = status.clips_done
 
     def outcome(self, status: WorkerStatus | None) -> WorkerStatus | None:
-        """The final status once the worker has ended (or the local deadline has ended the run); None while it
-        runs. BoxError when the worker never started."""
+        """The final status once the worker and its supervisor have exited (or the local deadline has ended the
+        run); None while it runs. The worker writes its last state a moment before it exits and the supervisor may
+        still write after that: the run is over at the supervisor's exit_code, or EXIT_WAIT_S after the last state
+        where the supervisor never writes it (killed). BoxError when the worker never started."""
         if status is not None and status.state in TERMINAL_STATES:
-            return status
+            if status.exit_code is not None:
+                return status
+            self.ended_at = self.ended_at or time.monotonic()
+            if time.monotonic() - self.ended_at > EXIT_WAIT_S:
+                self.log.warning(
+                    f"the worker ended {status.state} but its supervisor has not exited in {EXIT_WAIT_S} s"
+                )
+                return status
+            return None
         if status is None and time.monotonic() - self.started_at > START_TIMEOUT_S:
             log = self.box.transport.read_text(f"{self.job_dir}/supervisor.log") or "(empty)"
             raise BoxError(f"the worker did not start within {START_TIMEOUT_S} s:\n{log[-2000:]}")

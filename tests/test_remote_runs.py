@@ -352,6 +352,13 @@ def test_a_lost_box_loses_at_most_the_clip_in_progress(prefect_api, fake, sshd_s
     assert fake.live_instances() == []
 
 
+class RunLog(list):  # what the follower logs, as the run's log would show it
+    def info(self, message: str) -> None:
+        self.append(message)
+
+    warning = error = info
+
+
 def test_a_stop_request_that_fails_at_the_local_deadline_still_ends_the_run(tmp_path, monkeypatch) -> None:
     """The box's supervisor missed the run limit and the stop request this machine sends fails (an SSH drop): the
     grace period after the request ends the run here, as stopped, with what the box said last."""
@@ -365,12 +372,6 @@ def test_a_stop_request_that_fails_at_the_local_deadline_still_ends_the_run(tmp_
             if "--stop" in argv:
                 raise ConnectionResetError("the connection dropped")
             return super().run(argv, timeout_s, env, stdin)
-
-    class RunLog(list):  # what the follower logs, as the run's log would show it
-        def info(self, message: str) -> None:
-            self.append(message)
-
-        warning = error = info
 
     monkeypatch.setattr(tasks.box, "STOP_GRACE_S", 0.2)
     status = tmp_path / "job" / "run" / "status"
@@ -393,3 +394,33 @@ def test_a_stop_request_that_fails_at_the_local_deadline_still_ends_the_run(tmp_
     }
     assert said.count("clip=0 done") == 1 and not any("half a li" in line for line in said)
     assert "the stop request did not reach the box (ConnectionResetError: the connection dropped)" in said
+
+
+def test_the_run_on_the_box_ends_at_the_supervisors_exit_code_not_the_workers_last_state(tmp_path, monkeypatch) -> None:
+    """The worker writes "generated" a moment before it exits, and its supervisor writes after that: the laptop must
+    not stitch, bundle or remove the job dir before the supervisor's exit_code (the CI race: the removed job dir came
+    back); a supervisor that never writes it (killed) is waited for EXIT_WAIT_S, then the run goes on, warned."""
+    import tasks.box
+    from provisioning.base import Box
+    from provisioning.local import LocalTransport
+
+    status_file = tmp_path / "job" / "run" / "status" / "status.json"
+    status_file.parent.mkdir(parents=True)
+    box = Box(provider="local", root=str(tmp_path), transport=LocalTransport())
+    said = RunLog()
+    follower = tasks.box.WorkerFollower(box, str(tmp_path / "job"), run_limit_s=600, keep=None, log=said)
+
+    def outcome_of(**status: object) -> object:
+        status_file.write_text(json.dumps({"clips_done": 2, **status}))
+        return follower.outcome(follower.read()[1])
+
+    assert outcome_of(state="generating", clip=1) is None
+    assert outcome_of(state="generated") is None  # the worker's last state, its supervisor still running
+    final = outcome_of(state="generated", exit_code=0)
+    assert (final.state, final.exit_code, final.clips_done) == ("generated", 0, 2)
+    assert said == []
+
+    monkeypatch.setattr(tasks.box, "EXIT_WAIT_S", 0)
+    follower.ended_at = time.monotonic() - 1
+    assert outcome_of(state="failed", reason="the worker exited with status 1").state == "failed"
+    assert said == ["the worker ended failed but its supervisor has not exited in 0 s"]

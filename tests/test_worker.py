@@ -16,7 +16,7 @@ from jobspecs.contracts import Commit, ReferenceImage, RunInfo
 from remote.bundle import sha256_file
 from remote.layout import JobPaths, stage_job
 from remote.status import read_status
-from remote.supervise import EXIT_STOPPED, supervise
+from remote.supervise import EXIT_FAILED, EXIT_STOPPED, supervise, supervise_and_record
 from remote.worker import EXIT_BUSY, worker_lock
 
 HUNG_WORKER = str(REPO / "tests" / "hung_worker.py")
@@ -77,6 +77,42 @@ def test_the_run_limit_kills_a_run_that_overruns(tmp_path, worker_env) -> None:
     rc = supervise(paths.job_dir, worker_argv=[sys.executable, HUNG_WORKER, str(paths.job_dir)])
     assert rc == EXIT_STOPPED
     assert_killed_with_clip_0_kept(paths, "the run went past its limit of 25 s")
+
+
+# a worker that ends "generated" and then takes a while to exit (its Prefect's teardown); with an argument, the job
+# dir is removed under it first (a laptop that released the box before the supervisor had exited)
+ENDING_WORKER = """
+import shutil, sys, time
+from pathlib import Path
+from remote.status import update_status
+job_dir = Path(sys.argv[1])
+update_status(job_dir / "run", state="generated", clip=None)
+if len(sys.argv) > 2:
+    shutil.rmtree(job_dir)
+time.sleep(1.5)
+"""
+
+
+@pytest.fixture
+def sigterm_restored():
+    handler = signal.getsignal(signal.SIGTERM)
+    yield
+    signal.signal(signal.SIGTERM, handler)
+
+
+def test_the_supervisor_exit_code_is_the_last_write_and_a_removed_job_dir_stays_removed(
+    tmp_path, monkeypatch, sigterm_restored
+) -> None:
+    monkeypatch.setenv("PYTHONPATH", str(REPO))
+    paths = make_job(tmp_path)
+    assert supervise_and_record(paths.job_dir, [sys.executable, "-c", ENDING_WORKER, str(paths.job_dir)]) == 0
+    status = read_status(paths.run_dir)
+    assert (status.state, status.exit_code) == ("generated", 0)  # written after the worker had exited
+
+    removed = make_job(tmp_path / "removed")
+    argv = [sys.executable, "-c", ENDING_WORKER, str(removed.job_dir), "remove"]
+    assert supervise_and_record(removed.job_dir, argv) == EXIT_FAILED
+    assert not removed.job_dir.exists()  # not made again by the supervisor's last writes
 
 
 def test_a_second_worker_on_the_same_box_refuses_to_start(tmp_path) -> None:
