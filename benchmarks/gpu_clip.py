@@ -90,7 +90,9 @@ from benchmarks.full_size import (  # noqa: E402
     WAN_TRANSFORMER,
     WAN_VAE,
 )
-from remote.models.fa4 import attention_by, flash_attention_op, unavailable  # noqa: E402
+from remote.models import fp8, sage  # noqa: E402
+from remote.models.attention import attention_by  # noqa: E402
+from remote.models.fa4 import flash_attention_op, unavailable  # noqa: E402
 
 GIB = 2**30
 RESULTS = REPO / "benchmarks" / "results"
@@ -116,6 +118,10 @@ VARIANT_ORDER = (
     "cudnn+fqkv+xattn+compile",
     "fa4",
     "fa4+compile",
+    "sage",
+    "sage+compile",
+    "fp8+compile",
+    "quantized",
     "fbc",
     "adapter",
     "adapter+fbc",
@@ -126,6 +132,9 @@ AUTOTUNE_MODE = "max-autotune-no-cudagraphs"
 DENSE_VARIANTS = ("stock", "cudnn", "cudnn+compile", "cudnn+fqkv+compile", "cudnn+fqkv+autotune", "fbc")
 WAN_VARIANTS = DENSE_VARIANTS[:-1] + ("cudnn+fqkv+xattn+compile", "fbc")
 FA4_VARIANTS = ("fa4", "fa4+compile")  # only when asked for (--variants): they need the flash-attn-4 wheels
+# only when asked for: the 8-bit levers (sage: Triton; fp8: torchao). fp8 quantizes the module in place, so its
+# variants come last (and --fp32-ref runs before the first of them)
+QUANT_VARIANTS = ("sage", "sage+compile", "fp8+compile", "quantized")
 # Hunyuan's prompt: 144 image tokens (576 / interleave 4) + 256 text tokens padded, of which a short prompt uses ~80.
 HUNYUAN_TEXT_TOKENS, HUNYUAN_VALID_TOKENS = 400, 224
 
@@ -328,6 +337,14 @@ def sdpa_through_fa4(device: torch.device):
     return attention_by(flash_attention_op())
 
 
+def sdpa_through_sage(device: torch.device):
+    """SDPA answered by the 8-bit attention where it can be: the product's routing (remote/models/sage.py), here
+    also where the product leaves it off for being slower (Hopper), to measure it."""
+    if device.type != "cuda":
+        raise RuntimeError("8-bit attention: a CUDA kernel")
+    return attention_by(sage.sage_attention_op(), sage.HEAD_DIMS)
+
+
 def gib(n: float) -> float:
     return round(n / GIB, 2)
 
@@ -434,8 +451,70 @@ def attention_probe(heads: int, tokens: int, head_dim: int, mask_tokens: int | N
             del out, ref
         except Exception as exc:
             result["fa4"] = {"error": f"{type(exc).__name__}: {str(exc).splitlines()[0][:300]}"}
+    if device.type == "cuda" and mask is None and head_dim in sage.HEAD_DIMS:
+        result["sage"] = sage_probe(heads, tokens, head_dim, device, dtype)
     del q, k, v
     return result
+
+
+def exact_rows(q, k, v, rows: torch.Tensor) -> torch.Tensor:
+    """float64-accumulated softmax attention of the query rows `rows` over every key, head by head: (B, H, R, D)."""
+    out = []
+    for h in range(q.shape[1]):
+        scores = (q[:, h, rows].double() @ k[:, h].double().transpose(-1, -2)) * q.shape[-1] ** -0.5
+        out.append(scores.softmax(-1) @ v[:, h].double())
+    return torch.stack(out, dim=1)
+
+
+def sage_probe(heads: int, tokens: int, head_dim: int, device, dtype) -> dict:
+    """The 8-bit attention (remote/models/sage.py: SageAttention 1.0.6's kernels with the padding keys masked) at
+    the model's length and at the nearest multiple of 64 below it, against exact attention (float64 on 512 sampled
+    query rows) and torch SDPA's default kernel, on random normal q, k, v; the sageattention 1.0.6 wheel as it is
+    published too, where it is importable (the length that is not a multiple of 64 shows its padding bug)."""
+    try:
+        from sageattention import sageattn
+    except ImportError:
+        sageattn = None
+    results = {}
+    for length in (tokens, tokens // 64 * 64):
+        gen = torch.Generator().manual_seed(2)
+        q, k, v = (_randn((1, length, heads, head_dim), gen, device, dtype).permute(0, 2, 1, 3) for _ in range(3))
+        rows = torch.randperm(length, generator=gen)[:512].to(device)
+        exact = exact_rows(q, k, v, rows)
+        flop = 4 * heads * length * length * head_dim
+        entry: dict = {"padding_keys_in_last_block": (-length) % 64}
+        kernels = {
+            "sdpa_default": torch.nn.functional.scaled_dot_product_attention,
+            "sage_product": lambda q, k, v: sage.sage_attention_op()(
+                q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2), head_dim**-0.5
+            ).transpose(1, 2),
+        }
+        if sageattn is not None:  # it subtracts k's mean from k in place: a copy each call
+            kernels["sageattention_1_0_6_wheel"] = lambda q, k, v: sageattn(q, k.clone(), v, tensor_layout="HND")
+        for name, kernel in kernels.items():
+            try:
+                with torch.no_grad():
+                    out = kernel(q, k, v)
+                    times = []
+                    for _ in range(3):
+                        stop = now(device)
+                        kernel(q, k, v)
+                        times.append(stop())
+                diff = out[:, :, rows].double() - exact
+                norms = out[:, :, rows].double().norm(dim=-1) / exact.norm(dim=-1)
+                entry[name] = {
+                    "ms": round(min(times) * 1e3, 2),
+                    "tflops": round(flop / min(times) / 1e12, 1),
+                    "rel_l2_vs_exact": float(diff.norm() / exact.norm()),
+                    "max_abs_vs_exact": float(diff.abs().max()),
+                    "row_norm_ratio_mean": float(norms.mean()),  # < 1: rows shrunk (the wheel's padding keys)
+                }
+                del out
+            except Exception as exc:
+                entry[name] = {"error": f"{type(exc).__name__}: {str(exc).splitlines()[0][:300]}"}
+        results[str(length)] = entry
+        del q, k, v, exact
+    return results
 
 
 def stand_in_for_ffmpeg() -> None:
@@ -566,12 +645,15 @@ class Bench:
         self.fused = False
         self.xattn = False
         self.outputs: dict[str, torch.Tensor] = {}  # each variant's output, on the CPU
+        self.ref32: torch.Tensor | None = None  # the float32 forward's output (--fp32-ref), on the CPU
 
     def call(self, transformer, inputs) -> Callable[[], torch.Tensor]:
         kwargs = trim_prompt(inputs) if self.trim else inputs
-        attention = {"cudnn": sdpa_cudnn_first, "fa4": lambda: sdpa_through_fa4(self.device)}.get(
-            self.attention, contextlib.nullcontext
-        )
+        attention = {
+            "cudnn": sdpa_cudnn_first,
+            "fa4": lambda: sdpa_through_fa4(self.device),
+            "sage": lambda: sdpa_through_sage(self.device),
+        }.get(self.attention, contextlib.nullcontext)
 
         def run() -> torch.Tensor:
             with torch.no_grad(), attention():
@@ -584,11 +666,16 @@ class Bench:
         if self.ref is None:
             return {"finite": finite, "out_max_abs": float(out.float().abs().max())}
         diff = out.float() - self.ref.float()
-        return {
+        result = {
             "finite": finite,
             "max_abs_diff_vs_stock": float(diff.abs().max()),
             "rel_l2_vs_stock": float(diff.norm() / self.ref.float().norm()),
         }
+        if self.ref32 is not None:  # taken before fp8 changed the module (fp32_reference)
+            diff32 = out.float().cpu() - self.ref32
+            result["max_abs_err_vs_fp32"] = float(diff32.abs().max())
+            result["rel_l2_err_vs_fp32"] = float(diff32.norm() / self.ref32.norm())
+        return result
 
     def measure(self, fn: Callable[[], torch.Tensor], reps: int, flops: bool = False) -> tuple[dict, torch.Tensor]:
         if self.cuda:
@@ -724,7 +811,7 @@ def run_shape(spec: Model, args) -> dict:
         wanted = [
             v
             for v in VARIANT_ORDER
-            if v in args.variants and (v in spec.variants or v in ADAPTER_VARIANTS + FA4_VARIANTS)
+            if v in args.variants and (v in spec.variants or v in ADAPTER_VARIANTS + FA4_VARIANTS + QUANT_VARIANTS)
         ]
     else:
         wanted = [v for v in VARIANT_ORDER if v in spec.variants]
@@ -747,6 +834,22 @@ def run_shape(spec: Model, args) -> dict:
             elif variant.startswith("fa4"):
                 bench.attention = "fa4"
                 entry["what"] = "unmasked attention by FlashAttention-4 (remote/models/fa4.py); the rest SDPA"
+            elif variant in QUANT_VARIANTS:
+                if "fp8" in variant or variant == "quantized":
+                    if args.fp32_ref and bench.ref32 is None:  # before fp8 changes the weights
+                        result["fp32_reference"] = fp32_reference(bench, transformer, inputs, blocks, restore=True)
+                        if cuda and spec.resident and args.cap_gib:
+                            torch.cuda.set_per_process_memory_fraction(args.cap_gib * GIB / total)
+                    entry["fp8_linear"] = fp8.quantize_transformer(transformer, device)
+                bench.attention = "sage" if variant.startswith("sage") or variant == "quantized" else "default"
+                entry["what"] = {
+                    "sage": "unmasked attention by the 8-bit kernel (remote/models/sage.py); the rest SDPA",
+                    "default": "torch SDPA's default kernel",
+                }[bench.attention]
+                if "fp8" in entry:
+                    entry["what"] += "; linear layers of the blocks in fp8 (remote/models/fp8.py)"
+                if variant == "quantized":
+                    entry["what"] += "; regional compile"
             if "trim" in variant and not bench.trim:
                 stand_in_for_ffmpeg()
                 from remote.models.hunyuan import unmasked_processor_class  # the product's: one class for all
@@ -767,7 +870,7 @@ def run_shape(spec: Model, args) -> dict:
             if "xattn" in variant:
                 entry["what"] += f"; cross-attention on {entry.get('cross_attention_backend', 'the same')} backend"
             mode = AUTOTUNE_MODE if "autotune" in variant else args.compile_mode
-            if "compile" in variant or "autotune" in variant:
+            if "compile" in variant or "autotune" in variant or variant == "quantized":
                 compile_blocks(blocks, compile_backend, mode)
                 entry["what"] += f"; regional torch.compile of {len(blocks)} blocks (fullgraph, static shapes"
                 entry["what"] += f", mode {mode})" if mode else ")"
@@ -825,7 +928,7 @@ def run_shape(spec: Model, args) -> dict:
                 bench.outputs[variant] = out.to("cpu", copy=True)
                 del out
                 last_baseline = variant
-                if "compile" in variant or "autotune" in variant:
+                if "compile" in variant or "autotune" in variant or variant == "quantized":
                     entry["dynamo"] = dynamo_counts()
             rates(entry, flop, spec.forwards_per_clip, peak, matmul)
             stock_s = result["variants"].get("stock", {}).get("s_per_forward")
@@ -870,7 +973,7 @@ def run_shape(spec: Model, args) -> dict:
         result["stock_mfu"] = result["variants"].get("stock", {}).get("mfu")
     save(header, result)
 
-    if args.fp32_ref:
+    if args.fp32_ref and "fp32_reference" not in result:
         t0 = time.monotonic()
         try:
             result["fp32_reference"] = fp32_reference(bench, transformer, inputs, blocks)
@@ -1048,15 +1151,19 @@ def profile_forward(fn: Callable[[], torch.Tensor], variant: str, device) -> dic
     }
 
 
-def fp32_reference(bench: Bench, transformer, inputs: dict, blocks) -> dict:
+def fp32_reference(bench: Bench, transformer, inputs: dict, blocks, restore: bool = False) -> dict:
     """The same weights and inputs in float32 (no TF32, eager, default SDPA): each kept output's error against it,
-    to tell bf16 rounding (stock's own error) from a change of math."""
+    to tell bf16 rounding (stock's own error) from a change of math. `restore`: the module's dtypes are put back
+    afterwards (each parameter and buffer its own: diffusers keeps some in float32) and the reference is kept
+    (Bench.ref32) for the variants that follow (the fp8 ones, which change the weights)."""
     cuda = bench.cuda
+    t0 = time.monotonic()
     for block in blocks:
         block.__dict__.pop("forward", None)
     if cuda:
         torch.cuda.set_per_process_memory_fraction(1.0)
         torch.cuda.empty_cache()
+    dtypes = {name: t.dtype for name, t in (*transformer.named_parameters(), *transformer.named_buffers())}
     transformer.float()
     inputs32 = {k: (v.float() if torch.is_tensor(v) and v.is_floating_point() else v) for k, v in inputs.items()}
     saved = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32)
@@ -1069,10 +1176,19 @@ def fp32_reference(bench: Bench, transformer, inputs: dict, blocks) -> dict:
     finally:
         torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved
     ref = ref.float().cpu()
+    if restore:
+        with torch.no_grad():
+            for name, t in (*transformer.named_parameters(), *transformer.named_buffers()):
+                t.data = t.data.to(dtypes[name])
+        bench.ref32 = ref
+        gc.collect()
+        if cuda:
+            torch.cuda.empty_cache()
     out = {"s": round(seconds, 2), "ref_max_abs": float(ref.abs().max()), "variants": {}}
     for name, value in bench.outputs.items():
         diff = value.float() - ref
         out["variants"][name] = {"max_abs_err": float(diff.abs().max()), "rel_l2_err": float(diff.norm() / ref.norm())}
+    out["wall_s"] = round(time.monotonic() - t0, 1)
     return out
 
 

@@ -2,7 +2,7 @@
 steps + the VAE decode, under a 24 GiB cap, with the adapter's own `24gb` memory plan; with --steps 0, one whole
 clip (the profile's steps, its longest clip) next to the planner's prediction for it on this GPU.
 
-    python benchmarks/gpu_models.py [MODEL ...] [--profile baseline|fast] [--cap-gib 24] [--steps 2|0]
+    python benchmarks/gpu_models.py [MODEL ...] [--profile baseline|quantized|cached|fast] [--cap-gib 24] [--steps 2|0]
                                     [--frames N] [--memory 24gb] [--out DIR]
     python benchmarks/gpu_models.py --dry-run [MODEL ...]   (this script's plumbing on tiny pipelines, CPU)
 
@@ -192,18 +192,26 @@ def planner_gpu(name: str) -> str | None:
     return None
 
 
+def ran(result: dict, knob: str) -> bool:
+    """Whether the adapter turned `knob` on in this run (flash_attn_4, sage_attention, fp8_linear are skipped where
+    they can't run, and say so)."""
+    return result.get("settings", {}).get("speed", {}).get(knob, "off").startswith("on")
+
+
 def ran_flash_attention(result: dict) -> bool:
-    """Whether the adapter routed attention to FlashAttention-4 in this run (the knob is skipped where it can't)."""
-    return result.get("settings", {}).get("speed", {}).get("flash_attn_4", "off").startswith("on")
+    return ran(result, "flash_attn_4")
 
 
 def planner_check(spec, clip, gpu: str, measured: dict) -> dict:
     """The planner's phases for this clip on `gpu` (the first clip of its shape: compile included) against the
     measured ones. The GPU part of a clip is prep + denoise (+ compile, inside the first steps) + decode; the
-    interpolation and encode run on the CPU afterwards and are not measured here. FlashAttention-4 as it ran (the
+    interpolation and encode run on the CPU afterwards and are not measured here. FlashAttention-4, the 8-bit
+    attention and fp8 as they ran (the
     knob is skipped where the package or the GPU is missing)."""
     on_gpu = ("prep", "denoise", "compile", "decode")
-    spec = with_generation(spec, flash_attn_4=ran_flash_attention(measured))
+    spec = with_generation(
+        spec, **{knob: ran(measured, knob) for knob in ("flash_attn_4", "sage_attention", "fp8_linear")}
+    )
     predicted = predict_clip(spec, clip, gpu, first_of_shape=True)
     no_hits = predict_clip(with_generation(spec, first_block_cache=0.0), clip, gpu, first_of_shape=True)
     total = sum(predicted.phases[k] for k in on_gpu)
@@ -321,7 +329,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("models", nargs="*", help=f"any of {', '.join(MODELS)} (default: all)")
     parser.add_argument("--cap-gib", type=float, default=24.0)
-    parser.add_argument("--profile", default="baseline", choices=["baseline", "fast"])
+    parser.add_argument("--profile", default="baseline", choices=["baseline", "quantized", "cached", "fast"])
     parser.add_argument("--steps", type=int, default=2, help="denoising steps; 0: the profile's (a whole clip)")
     parser.add_argument("--frames", type=int, default=None, help="default: the longest clip the profile allows")
     parser.add_argument("--memory", default="24gb", choices=["24gb", "full", "auto"])

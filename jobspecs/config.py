@@ -37,7 +37,9 @@ class SpeedKnobs(Config):
     """The speed knobs of a baseline or a profile (None: the model has no such knob, or the profile keeps it).
     first_block_cache: the threshold, 0 = off; interpolate_to: the fps clips are written at after frame
     interpolation, 0 = off; prompt_trim: cut the prompt's padded tail and drop the attention mask (HunyuanVideo,
-    batch 1: the same math); flash_attn_4: FlashAttention-4 on sm_90+ GPUs."""
+    batch 1: the same math); flash_attn_4: FlashAttention-4 on sm_90+ GPUs; sage_attention: 8-bit attention
+    (SageAttention); fp8_linear: the transformer's linear layers in fp8 (torchao); mag_cache: MagCache with the
+    model's published calibration."""
 
     first_block_cache: float | None = None
     interpolate_to: int | None = None
@@ -45,6 +47,9 @@ class SpeedKnobs(Config):
     compile: bool | None = None
     prompt_trim: bool | None = None
     flash_attn_4: bool | None = None
+    sage_attention: bool | None = None
+    fp8_linear: bool | None = None
+    mag_cache: bool | None = None
 
 
 class Profile(SpeedKnobs):
@@ -59,6 +64,33 @@ class Profile(SpeedKnobs):
     scheduler: str | None = None
     shift: float | None = None
     negative_prompt: str | None = None
+
+
+class MagCacheCalibration(Config):
+    """A model's published MagCache calibration (diffusers' MagCacheConfig takes these): the magnitude ratios of
+    successive steps' residuals at the step count they were calibrated at (resampled to another count)."""
+
+    source: str
+    threshold: float
+    max_skip_steps: int
+    retention_ratio: float
+    ratios: list[float]
+
+    def skipped_steps(self, steps: int) -> int:
+        """How many of `steps` denoising steps MagCache skips: diffusers 0.42.1's rule (hooks/mag_cache.py), which
+        reads only these ratios, never the activations, so the count is known before the run."""
+        scale = (len(self.ratios) - 1) / max(steps - 1, 1)
+        ratios = [self.ratios[round(i * scale)] for i in range(steps)]  # nearest_interp, as diffusers does
+        ratio, count, error, skipped = 1.0, 0, 0.0, 0
+        for step in range(int(self.retention_ratio * steps + 0.5), steps):
+            ratio *= ratios[step]
+            count += 1
+            error += abs(1.0 - ratio)
+            if step > 0 and error <= self.threshold and count <= self.max_skip_steps:
+                skipped += 1
+            else:
+                ratio, count, error = 1.0, 0, 0.0
+        return skipped
 
 
 class Baseline(SpeedKnobs):
@@ -80,6 +112,7 @@ class Baseline(SpeedKnobs):
     shift: float | None
     negative_prompt: str | None
     profiles: dict[str, Profile] = {}  # profile name -> overrides of the settings above
+    mag_cache_calibration: MagCacheCalibration | None = None  # where `mag_cache` is a setting of the model
 
     @model_validator(mode="after")
     def profiles_change_only_what_the_model_has(self) -> Baseline:
@@ -135,6 +168,7 @@ class Architecture(Config):
     reference: Reference | None = None
     full_plan_needs_gib: float | None = None  # `auto` picks the full memory plan on GPUs with this much memory
     offloads_in_24gb: bool = False  # the 24gb memory plan group-offloads the transformer
+    fp8_resident_in_24gb: bool = False  # ... unless its linear layers are fp8 (fp8_linear): then it stays on the GPU
 
     @model_validator(mode="after")
     def diffusers_models_are_complete(self) -> Architecture:
@@ -149,9 +183,11 @@ class Architecture(Config):
 
 class Gpu(Config):
     peak_bf16_tflops: float  # dense bf16 tensor-core peak, fp32 accumulation
-    fp8_tflops: float | None = None  # informational
+    fp8_tflops: float | None = None  # dense fp8 peak (fp32 accumulation); None: no fp8 tensor cores
     memory_gb: float
-    efficiency: PerModel | None = None  # its own measured stock efficiency; None: Throughput.efficiency's
+    capability: float  # CUDA compute capability (8.9: Ada, 9.0: Hopper): which kernels the box turns on
+    efficiency: PerModel | None = None  # its own stock efficiency (measured, or derived: throughput.yaml says)
+    compile_speedup: PerModel | None = None  # compile's speed-up on this GPU where it differs from the H100's
 
 
 class CompileKnob(Config):
@@ -179,12 +215,24 @@ class AttentionBackendKnob(Config):
     speedup: float
 
 
+class PrecisionKnob(Config):
+    """An 8-bit lever (sage_attention: the attention kernels; fp8_linear: the GEMMs) and how much faster it makes
+    the kernels it replaces, by compute capability; the planner credits it on the part of the forward those kernels
+    take (Knobs.attention_share), by Amdahl's law."""
+
+    min_capability: float  # where the box turns it on
+    kernel_speedup: dict[float, float]  # compute capability -> the speed-up over the baseline's kernels
+
+
 class Knobs(Config):
     compile: CompileKnob
     prompt_trim: SpeedupKnob
     first_block_cache: FirstBlockCacheKnob
     flash_attn_4: FlashAttention4Knob
     attention_backend: AttentionBackendKnob
+    attention_share: PerModel  # attention's share of the compiled baseline's kernel time (the rest: GEMMs mostly)
+    sage_attention: PrecisionKnob
+    fp8_linear: PrecisionKnob
 
 
 class Cpu(Config):

@@ -178,6 +178,9 @@ class ClipParams(Contract):
     compile: bool | None
     prompt_trim: bool | None
     flash_attn_4: bool | None
+    sage_attention: bool | None = None  # (these three: clip logs written before them have none)
+    fp8_linear: bool | None = None
+    mag_cache: bool | None = None
     steps: int | None
     guidance: float | None
     guidance_kind: str | None
@@ -404,6 +407,8 @@ class RunSettings(Contract):
     profile: str | None
     source: str | None
     memory_plan: str | None
+    # what each lever that changes the arithmetic did (the adapter's speed notes: "on: …" or why it was skipped)
+    levers: dict[str, str] = {}
 
 
 class Timing(Contract):

@@ -236,13 +236,20 @@ def shown(value: object, quote: bool = True) -> str:
 
 
 def validate(data: dict, source: str = "spec") -> JobSpec:
+    """The spec, validated; `generation.profile: auto` resolved to the profile the planner picks
+    (jobspecs.plan.pick_profile: the returned spec names it, and its profile_choice says why)."""
     try:
-        return JobSpec.model_validate(data)
+        spec = JobSpec.model_validate(data)
     except ValidationError as exc:
         errors = [describe(e) for e in exc.errors()]
         if len(errors) > MAX_ERRORS:
             errors = errors[:MAX_ERRORS] + [f"… and {len(errors) - MAX_ERRORS} more"]
         raise SpecError(f"{source} is not valid:\n" + "\n".join(errors)) from None
+    if spec.generation.profile == "auto":
+        from jobspecs.plan import pick_profile  # the planner reads specs: imported here, not at the top
+
+        spec = pick_profile(spec)
+    return spec
 
 
 def describe(error: dict) -> str:

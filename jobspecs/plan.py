@@ -19,7 +19,7 @@ from pydantic import BaseModel
 
 from jobspecs.config import architectures, throughput
 from jobspecs.flops import clip_forward
-from jobspecs.schema import Constants, JobSpec, Shot, SpecError, total_seconds
+from jobspecs.schema import PROFILE_ORDER, Constants, JobSpec, Shot, SpecError, total_seconds
 
 PIXELS_720P = 1280 * 720
 
@@ -135,6 +135,8 @@ def plan_table(spec: JobSpec) -> str:
         )
     rows.append(f"film: {total_seconds(spec):.2f} s at 24 fps, 1280x720, transition {spec.stitch.transition}")
     rows.append(f"limits: {spec.guardrails.clip_limit_s:g} s per clip, {spec.run_limit_s:g} s per run")
+    if spec.profile_choice:
+        rows.append(spec.profile_choice)
     return "\n".join(rows)
 
 
@@ -164,6 +166,8 @@ class RunPrediction:
     clip_limit_s: float
     run_limit_s: float
     warnings: list[str] = field(default_factory=list)  # problems check_plan let through (plan_check: warn)
+    # with First Block Cache on: the longest clip if it hit at the published rate (the prediction credits no hit)
+    longest_with_published_hits_s: float | None = None
 
     @property
     def longest(self) -> ClipPrediction:
@@ -196,40 +200,91 @@ def gpu_throughput(model: str, gpu: str) -> tuple[float, float]:
 
 def offloaded(spec: JobSpec, gpu: str) -> bool:
     """Whether the box will group-offload the transformer: the 24gb plan of a model that offloads in it, asked for
-    or picked by `auto` on a GPU with less memory than the model's full plan needs (architectures.yaml)."""
+    or picked by `auto` on a GPU with less memory than the model's full plan needs (architectures.yaml), unless
+    fp8 linear layers keep it resident there."""
     arch = architectures()[spec.model]
     if not arch.offloads_in_24gb or spec.generation.memory == "full":
+        return False
+    if arch.fp8_resident_in_24gb and fp8_linear_on(spec, gpu):
         return False
     return spec.generation.memory == "24gb" or throughput().gpus[gpu].memory_gb < arch.full_plan_needs_gib
 
 
+def flash_attn_4_on(spec: JobSpec, gpu: str) -> bool:
+    """Whether the box runs FlashAttention-4 for this spec on `gpu`: asked for, a listed GPU, not offloaded."""
+    return (
+        bool(spec.effective("flash_attn_4"))
+        and gpu in throughput().knobs.flash_attn_4.gpus
+        and not offloaded(spec, gpu)
+    )
+
+
+def sage_attention_on(spec: JobSpec, gpu: str) -> bool:
+    """Whether the box runs 8-bit attention for this spec on `gpu`: asked for, the GPU capable, the kernel faster
+    there than the baseline's (not on Hopper), and FlashAttention-4 not running there (remote/models/sage.py)."""
+    card, knob = throughput().gpus[gpu], throughput().knobs.sage_attention
+    return (
+        bool(spec.effective("sage_attention"))
+        and card.capability >= knob.min_capability
+        and knob.kernel_speedup.get(card.capability, 1.0) >= 1.0  # slower kernels stay off (remote/models/sage.py)
+        and not flash_attn_4_on(spec, gpu)
+    )
+
+
+def fp8_linear_on(spec: JobSpec, gpu: str) -> bool:
+    """Whether the box runs the transformer's linear layers in fp8 on `gpu` (fp8 tensor cores: sm_89+)."""
+    return bool(spec.effective("fp8_linear")) and throughput().gpus[gpu].capability >= (
+        throughput().knobs.fp8_linear.min_capability
+    )
+
+
+def precision_speedup(spec: JobSpec, gpu: str) -> float:
+    """How much faster a forward runs with the 8-bit levers the box turns on (sage_attention, fp8_linear), by
+    Amdahl's law: attention's share of the forward's time sped up by the 8-bit attention kernel's speed-up, the
+    rest by the fp8 GEMMs' (throughput.yaml `attention_share`, `kernel_speedup` by compute capability)."""
+    table = throughput()
+    knobs, capability = table.knobs, table.gpus[gpu].capability
+    attention = knobs.sage_attention.kernel_speedup.get(capability, 1.0) if sage_attention_on(spec, gpu) else 1.0
+    gemm = knobs.fp8_linear.kernel_speedup.get(capability, 1.0) if fp8_linear_on(spec, gpu) else 1.0
+    share = knobs.attention_share[spec.model]
+    return 1.0 / (share / attention + (1.0 - share) / gemm)
+
+
 def knob_speedup(spec: JobSpec, gpu: str) -> float:
-    """How much faster than stock diffusers the spec's same-math knobs make a forward on `gpu` (throughput.yaml
-    `knobs`; FlashAttention-4 only where the box turns it on: the GPUs listed, the transformer not offloaded)."""
-    knobs, speedup = throughput().knobs, 1.0
+    """How much faster than stock diffusers the spec's knobs make a forward on `gpu` (throughput.yaml `knobs`; each
+    only where the box turns it on): compile, prompt_trim, FlashAttention-4, then the 8-bit levers."""
+    table, speedup = throughput(), 1.0
+    knobs, card = table.knobs, table.gpus[gpu]
     if spec.effective("compile"):
-        speedup *= knobs.compile.speedup[spec.model]
+        speedup *= (card.compile_speedup or knobs.compile.speedup)[spec.model]
     if spec.effective("prompt_trim"):
         speedup *= knobs.prompt_trim.speedup[spec.model]
-    if spec.effective("flash_attn_4") and gpu in knobs.flash_attn_4.gpus and not offloaded(spec, gpu):
+    if flash_attn_4_on(spec, gpu):
         speedup *= knobs.flash_attn_4.speedup[spec.model]
     if spec.effective("attention_backend") not in (None, "native"):
         speedup *= knobs.attention_backend.speedup
-    return speedup
+    return speedup * precision_speedup(spec, gpu)
 
 
 def cache_hits(threshold: float) -> float:
-    """Assumed share of the forwards after the first step that First Block Cache skips (throughput.yaml)."""
+    """The published share of the forwards after the first step that First Block Cache skips (throughput.yaml):
+    not in a prediction (unmeasured on our models), only in the range the plan shows."""
     knob = throughput().knobs.first_block_cache
     return knob.hits_at_reference * min(threshold / knob.reference_threshold, 1.0) if threshold else 0.0
 
 
 def predict_clip(
-    spec: JobSpec, clip: ClipPlan, gpu: str, first_of_shape: bool = False, new_prompt: bool = False
+    spec: JobSpec,
+    clip: ClipPlan,
+    gpu: str,
+    first_of_shape: bool = False,
+    new_prompt: bool = False,
+    published_hits: bool = False,
 ) -> ClipPrediction:
     """Predicted seconds of one clip of `spec` on `gpu` ("cpu" for kenburns). With compile on, `first_of_shape`: the
     first clip of its shape, which pays for the compile; `new_prompt`: a later one whose prompt is new to that shape,
-    which pays for a recompile where the prompt's length is an input shape (prompt_trim)."""
+    which pays for a recompile where the prompt's length is an input shape (prompt_trim). First Block Cache gets no
+    hit (none was measured on these models) unless `published_hits`: the published rate, for the plan's range."""
     arch, table = architectures()[spec.model], throughput()
     cpu = table.cpu
     pixels = clip.width * clip.height / PIXELS_720P
@@ -246,8 +301,12 @@ def predict_clip(
     steps = spec.effective("steps")
     per_step = 2 if spec.baseline.guidance_kind == "cfg" and spec.effective("guidance") > 1 else 1
     forwards = steps * per_step
-    hits = cache_hits(spec.effective("first_block_cache")) * (steps - 1) * per_step
+    hits = cache_hits(spec.effective("first_block_cache")) * (steps - 1) * per_step if published_hits else 0.0
+    if spec.effective("mag_cache"):  # its skips follow from the published calibration alone: known in advance
+        hits = spec.baseline.mag_cache_calibration.skipped_steps(steps) * per_step
     flop = (forwards - hits) * forward.total + hits * forward.cached  # the work; a hit's time is measured apart
+    # a hit's seconds over a computed forward's: First Block Cache's, measured; MagCache skips the first block too,
+    # so its skips cost at most that (ASSUMED equal)
     cached_cost = knobs.first_block_cache.cached_cost[spec.model] if hits else 0.0
     reference = arch.reference
     slower = table.gpus[table.reference].peak_bf16_tflops / peak  # reference-GPU seconds → this GPU
@@ -282,6 +341,11 @@ def predict_run(spec: JobSpec, gpu: str | None = None) -> RunPrediction:
         clips.append(predict_clip(spec, clip, gpu, first_of_shape=first, new_prompt=new_prompt))
         seen |= {shape, (shape, clip.prompt)}
     load_s = float(architectures()[spec.model].load_s)
+    with_hits = None
+    if spec.effective("first_block_cache"):
+        with_hits = max(
+            predict_clip(spec, clip, gpu, True, True, published_hits=True).seconds for clip in plan_clips(spec)
+        )
     return RunPrediction(
         model=spec.model,
         profile=spec.generation.profile,
@@ -291,12 +355,41 @@ def predict_run(spec: JobSpec, gpu: str | None = None) -> RunPrediction:
         total_s=load_s + sum(clip.seconds for clip in clips),
         clip_limit_s=spec.guardrails.clip_limit_s,
         run_limit_s=spec.run_limit_s,
+        longest_with_published_hits_s=with_hits,
     )
 
 
 def with_generation(spec: JobSpec, **settings) -> JobSpec:
     """`spec` with generation settings changed, for arithmetic only (not validated again)."""
     return spec.model_copy(update={"generation": spec.generation.model_copy(update=settings)})
+
+
+def pick_profile(spec: JobSpec) -> JobSpec:
+    """`generation.profile: auto` resolved: the first profile of PROFILE_ORDER the model has whose every clip the
+    planner fits inside guardrails.clip_limit_s on infrastructure.gpu (the last one the model has when none fits:
+    check_plan then refuses it, saying why). The spec's own generation overrides apply under each. The returned
+    spec names the profile picked; its `profile_choice` says why, with what the better profiles would have needed."""
+    from jobspecs.load import validate  # load imports this module
+
+    gpu = plan_gpu(spec)
+    limit = spec.guardrails.clip_limit_s
+    candidates = [name for name in PROFILE_ORDER if name == "baseline" or name in spec.baseline.profiles]
+    missed = []
+    for name in candidates:
+        longest = predict_run(with_generation(spec, profile=name), gpu).longest.seconds
+        if longest <= limit or name == candidates[-1]:
+            break
+        missed.append(f"{name} {longest:.0f} s")
+    data = spec.model_dump(mode="json")
+    data["generation"]["profile"] = name
+    picked = validate(data, source="the spec with generation.profile resolved")
+    verdict = "inside" if longest <= limit else "over"
+    why = f"; the better profiles' longest clips: {', '.join(missed)}" if missed else ""
+    picked._profile_choice = (
+        f"generation.profile auto → {name} on {gpu}: longest clip predicted at {longest:.0f} s, {verdict} the "
+        f"{limit:g} s clip limit{why}"
+    )
+    return picked
 
 
 def what_fits(spec: JobSpec, gpu: str) -> list[str]:
@@ -393,6 +486,9 @@ class PlanReport(BaseModel):
     usd_per_hour: float | None  # infrastructure.max_usd_per_hour (None: no price to estimate with)
     usd_estimate: float | None  # total_s at usd_per_hour: GPU time only, no provisioning or transfers
     clips: list[PlannedClip]
+    profile_choice: str | None = None  # what `generation.profile: auto` picked and why
+    # First Block Cache on: the longest clip at its published hit rate (the prediction above credits no hit)
+    longest_with_published_cache_hits_s: float | None = None
 
 
 def plan_report(spec: JobSpec) -> PlanReport:
@@ -413,6 +509,10 @@ def plan_report(spec: JobSpec) -> PlanReport:
         usd_per_hour=price,
         usd_estimate=round(prediction.estimate_usd(price), 4) if price else None,
         clips=[PlannedClip(index=c.index, frames=c.frames, predicted_s=round(c.seconds, 1)) for c in prediction.clips],
+        profile_choice=spec.profile_choice,
+        longest_with_published_cache_hits_s=round(with_hits, 1)
+        if (with_hits := prediction.longest_with_published_hits_s)
+        else None,
     )
 
 
@@ -433,6 +533,13 @@ def prediction_table(prediction: RunPrediction, usd_per_hour: float | None = Non
         rows.append(
             f"estimate: ${prediction.estimate_usd(usd_per_hour):.2f} of GPU time at ${usd_per_hour:g}/h "
             "(provisioning and transfers not included)"
+        )
+    if prediction.longest_with_published_hits_s is not None:
+        knob = throughput().knobs.first_block_cache
+        rows.append(
+            f"First Block Cache: no hit credited (none measured on these models); at the published rate "
+            f"({knob.hits_at_reference:.0%} of forwards at threshold {knob.reference_threshold:g}) the longest clip "
+            f"would take {prediction.longest_with_published_hits_s:.0f} s"
         )
     rows.extend(f"WARNING {warning}" for warning in prediction.warnings)
     return "\n".join(rows)

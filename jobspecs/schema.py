@@ -15,6 +15,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    PrivateAttr,
     StringConstraints,
     ValidationInfo,
     field_validator,
@@ -306,18 +307,35 @@ class Generation(Strict):
     # The GPU memory plan of the diffusers models: `full` keeps everything on the GPU (a 40–140 GB card, by
     # model), `24gb` fits an RTX 4090; `auto` picks by the GPU's memory. remote/models/ says what each does.
     memory: Literal["auto", "full", "24gb"] = "auto"
-    # The speed profile: `baseline` (the locked official settings) or `fast` (jobspecs/baselines.yaml `profiles`:
-    # settings the planner predicts inside 9 minutes per clip on an RTX 4090). The fields here override either.
-    profile: Literal["baseline", "fast"] = "baseline"
+    # The speed profile (jobspecs/baselines.yaml `profiles`): `baseline` (the locked official settings), `quantized`
+    # (the same settings, 8-bit attention and fp8 linear layers), `cached` (quantized + the model's calibrated cache),
+    # `fast` (fewer steps, shorter clips: what fits a 4090 by changing what the model makes), or `auto`: the first of
+    # those four, in that order, that the planner fits inside the clip limit on infrastructure.gpu (resolved when
+    # the spec is loaded; jobspecs/load.py). The fields here override any of them.
+    profile: Literal["auto", "baseline", "quantized", "cached", "fast"] = "baseline"
     first_block_cache: float | None = Field(None, ge=0, le=1)  # First Block Cache threshold; 0 = off
     interpolate_to: int | None = Field(None, ge=0, le=60)  # write clips at this fps (minterpolate); 0 = off
     attention_backend: AttentionBackend | None = None  # diffusers' attention backend of the transformer
     compile: bool | None = None  # regional torch.compile of the transformer's repeated blocks (CUDA only)
     prompt_trim: bool | None = None  # Hunyuan: the prompt's padded tail cut, attention unmasked (same math)
     flash_attn_4: bool | None = None  # FlashAttention-4 for the unmasked attention on sm_90+ GPUs (same math)
+    sage_attention: bool | None = None  # 8-bit attention (SageAttention: int8 QK, fp16 PV) on sm_80+ GPUs
+    fp8_linear: bool | None = None  # the transformer's linear layers in fp8 (torchao, rowwise) on sm_89+ GPUs
+    mag_cache: bool | None = None  # MagCache with the model's published calibration (Wan 2.2 TI2V-5B)
 
 
-SPEED_KNOBS = ("first_block_cache", "interpolate_to", "attention_backend", "compile", "prompt_trim", "flash_attn_4")
+SPEED_KNOBS = (
+    "first_block_cache",
+    "interpolate_to",
+    "attention_backend",
+    "compile",
+    "prompt_trim",
+    "flash_attn_4",
+    "sage_attention",
+    "fp8_linear",
+    "mag_cache",
+)
+PROFILE_ORDER = ("baseline", "quantized", "cached", "fast")  # what `auto` tries, best first
 
 
 class Stitch(Strict):
@@ -407,6 +425,7 @@ class JobSpec(Strict):
     constants: Constants
     shots: list[Shot] = Field(min_length=1)
     generation: Generation = Generation()
+    _profile_choice: str | None = PrivateAttr(None)  # what `profile: auto` picked and why (jobspecs.plan.pick_profile)
     stitch: Stitch = Stitch()
     guardrails: Guardrails = Guardrails()
     color_match: ColorMatch = ColorMatch()
@@ -428,8 +447,13 @@ class JobSpec(Strict):
             if getattr(self.generation, name) is not None and getattr(base, name) is None:
                 raise ValueError(f"generation.{name}: model '{self.model}' has no such setting")
         profile = self.generation.profile
-        if profile != "baseline" and profile not in base.profiles:
+        if profile not in ("baseline", "auto") and profile not in base.profiles:
             raise ValueError(f"generation.profile = '{profile}': model '{self.model}' has no such profile")
+        if self.effective("mag_cache") and self.effective("first_block_cache"):
+            raise ValueError(
+                f"generation.first_block_cache = {self.effective('first_block_cache')} with mag_cache on: one cache "
+                "at a time (set first_block_cache: 0, or mag_cache: false)"
+            )
         if base.repo is None and self.generation.memory != "auto":
             raise ValueError(f"generation.memory = '{self.generation.memory}': model '{self.model}' uses no GPU")
         width, height = self.size
@@ -466,6 +490,11 @@ class JobSpec(Strict):
     @property
     def baseline(self) -> Baseline:
         return baselines()[self.model]
+
+    @property
+    def profile_choice(self) -> str | None:
+        """What `generation.profile: auto` picked and why; None where the spec named its profile."""
+        return self._profile_choice
 
     @property
     def profile_settings(self) -> dict:

@@ -32,8 +32,13 @@ POLL_S = 0.5
 
 
 def worker_env() -> dict[str, str]:
-    """The worker's environment: unbuffered output and, unless an API is given, a Prefect of the box's own."""
+    """The worker's environment: unbuffered output, expandable CUDA memory segments and, unless an API is given, a
+    Prefect of the box's own."""
     env = dict(os.environ, PYTHONUNBUFFERED="1", DO_NOT_TRACK="1", PREFECT_SERVER_ANALYTICS_ENABLED="false")
+    # the allocator grows segments instead of caching fixed blocks: Hunyuan's fp8-resident 24gb plan peaks at
+    # 22.4 GiB allocated with it and ran out of memory under a 24 GiB cap without it (1.95 GiB reserved but
+    # unallocated: fragmentation; benchmarks/README.md)
+    env.setdefault("PYTORCH_CUDA_ALLOC_CONF", "expandable_segments:True")
     if "PREFECT_API_URL" not in env:  # the box's own Prefect, kept beside the interpreter: migrated once per box
         env.setdefault("PREFECT_HOME", str(Path(sys.prefix) / "prefect-home"))
         env.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")

@@ -242,13 +242,25 @@ def settings_of(job: dict, logs: list[ClipLog], manifest: Manifest) -> RunSettin
     effective = {k: getattr(params, k) for k in keys if params is not None and getattr(params, k) is not None}
     memory = model.get("memory")
     profile = generation.get("profile") or (params.profile if params else None) or model.get("profile")
+    speed = model.get("speed") if isinstance(model.get("speed"), dict) else {}
     return RunSettings(
         generation=generation,
         effective=effective,
         profile=profile,
         source=model.get("source"),
         memory_plan=memory.get("plan") if isinstance(memory, dict) else memory,
+        levers={name: str(speed[name]) for name in LEVERS if name in speed},
     )
+
+
+# the levers that change the arithmetic or skip work, as the report names them when they were on
+LEVERS = {
+    "flash_attn_4": "FlashAttention-4",
+    "sage_attention": "8-bit attention",
+    "fp8_linear": "fp8 linear layers",
+    "mag_cache": "MagCache",
+    "first_block_cache": "First Block Cache",
+}
 
 
 def settings_text(settings: RunSettings) -> str:
@@ -266,6 +278,7 @@ def settings_text(settings: RunSettings) -> str:
     for key in ("memory_plan", "profile", "source"):
         if getattr(settings, key):
             parts.append(f"{key.replace('_', ' ')} {getattr(settings, key)}")
+    parts += [LEVERS[name] for name, done in settings.levers.items() if done.startswith(("on", "threshold"))]
     return ", ".join(parts) or "n/a"
 
 

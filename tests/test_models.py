@@ -267,7 +267,7 @@ def test_hunyuan_prompt_trim_is_the_same_math_on_the_tiny_model() -> None:
     pipe.transformer.enable_group_offload(
         torch.device("cpu"), torch.device("cpu"), offload_type="block_level", num_blocks_per_group=1
     )
-    done = regional_compile(pipe.transformer, cached=False, backend="eager")
+    done = regional_compile(pipe.transformer, cache=None, backend="eager")
     assert done.endswith("fullgraph=False: group offload hooks in the blocks)")
     assert set(pipe.transformer._repeated_blocks) == blocks
     with torch.no_grad():

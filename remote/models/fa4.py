@@ -6,19 +6,18 @@ With regional compile that is 1.08× (Wan), 1.24× (CogVideoX) and 1.16× (Hunyu
 (benchmarks/README.md). remote/setup.sh installs the package (the `hopper` extra) only on a box whose GPU is sm_90+.
 Not on a group-offloaded transformer (Hunyuan's 24gb plan): there it measured 10 % slower per step.
 
-How: while the transformer runs, torch.nn.functional.scaled_dot_product_attention is answered by FlashAttention-4
-wherever the call allows it (no mask, no dropout, not causal, bf16 or fp16, head dim a multiple of 8); every other
-call (Hunyuan's masked token refiner, a float32 model) goes to SDPA as before. The kernel is a torch custom op, so
-regional torch.compile keeps it as one opaque call. diffusers' processors hand SDPA (B, H, S, D) views of their
-(B, S, H, D) projections, which is FlashAttention's layout: the transposes back are free.
+How: remote/models/attention.py routes every unmasked SDPA call of the transformer (head dim a multiple of 8) to
+it; the masked ones (Hunyuan's token refiner) stay on SDPA. The kernel is a torch custom op, so regional
+torch.compile keeps it as one opaque call.
 """
 
 from __future__ import annotations
 
-import contextlib
 import functools
 
 import torch
+
+from remote.models.attention import route_forward
 
 MIN_CAPABILITY = (9, 0)  # Hopper and newer: where it was measured and where setup.sh installs it
 ON = "on: FlashAttention-4 (flash-attn-4) for the transformer's unmasked attention, torch SDPA for the rest"
@@ -58,48 +57,6 @@ def flash_attention_op():
     return flash_attention_4
 
 
-def sdpa_or_kernel(sdpa, kernel):
-    """An SDPA with torch's signature that sends the calls `kernel` can take to it: kernel(q, k, v, scale) on
-    (B, S, H, D) tensors, returning (B, S, H, D)."""
-
-    def attention(query, key, value, attn_mask=None, dropout_p=0.0, is_causal=False, scale=None, enable_gqa=False):
-        if (
-            attn_mask is not None
-            or dropout_p
-            or is_causal
-            or enable_gqa
-            or query.shape[-1] % 8
-            or query.dtype not in (torch.bfloat16, torch.float16)
-            or query.shape[1] != key.shape[1]
-        ):
-            return sdpa(
-                query,
-                key,
-                value,
-                attn_mask=attn_mask,
-                dropout_p=dropout_p,
-                is_causal=is_causal,
-                scale=scale,
-                enable_gqa=enable_gqa,
-            )
-        scale = scale if scale is not None else query.shape[-1] ** -0.5
-        return kernel(query.transpose(1, 2), key.transpose(1, 2), value.transpose(1, 2), scale).transpose(1, 2)
-
-    return attention
-
-
-@contextlib.contextmanager
-def attention_by(kernel):
-    """torch.nn.functional.scaled_dot_product_attention routed through `kernel` where it can (sdpa_or_kernel)."""
-    functional = torch.nn.functional
-    sdpa = functional.scaled_dot_product_attention
-    functional.scaled_dot_product_attention = sdpa_or_kernel(sdpa, kernel)
-    try:
-        yield
-    finally:
-        functional.scaled_dot_product_attention = sdpa
-
-
 def route_attention(transformer: torch.nn.Module, device: torch.device, kernel=None) -> str:
     """Run `transformer`'s forward with its attention by FlashAttention-4 where the device has it (or by `kernel`,
     for tests) and the transformer is not group-offloaded; returns what was done, for the logs and the manifest."""
@@ -112,12 +69,5 @@ def route_attention(transformer: torch.nn.Module, device: torch.device, kernel=N
         if reason:
             return f"{reason}; torch SDPA used"
         kernel = flash_attention_op()
-    forward = transformer.forward
-
-    @functools.wraps(forward)
-    def forward_with_flash_attention(*args, **kwargs):
-        with attention_by(kernel):
-            return forward(*args, **kwargs)
-
-    transformer.forward = forward_with_flash_attention
+    route_forward(transformer, kernel)
     return ON

@@ -240,9 +240,10 @@ def repeated_block_classes(transformer) -> list[str]:
     return list(dict.fromkeys(type(block).__name__ for blocks in lists if blocks for block in blocks))
 
 
-def regional_compile(transformer, cached: bool, **compile_kwargs) -> str:
+def regional_compile(transformer, cache: str | None, **compile_kwargs) -> str:
     """torch.compile of every block in the transformer's block lists (compile_repeated_blocks), in one graph per
-    block unless hooks run inside the blocks: First Block Cache's (`cached`) and group offload's (its onload and
+    block unless hooks run inside the blocks: a cache's (`cache`: its name, First Block Cache or MagCache) and group
+    offload's (its onload and
     offload are torch.compiler.disable()d: a graph break, which fullgraph=True refuses). Returns what was done.
 
     The blocks' classes are named here: diffusers' own `_repeated_blocks` names none for CogVideoX and misses
@@ -252,7 +253,7 @@ def regional_compile(transformer, cached: bool, **compile_kwargs) -> str:
     transformer._repeated_blocks = repeated_block_classes(transformer)
     hooks = [
         name
-        for name, on in (("First Block Cache", cached), ("group offload", _is_group_offload_enabled(transformer)))
+        for name, on in ((cache, cache is not None), ("group offload", _is_group_offload_enabled(transformer)))
         if on
     ]
     transformer.compile_repeated_blocks(fullgraph=not hooks, **compile_kwargs)
@@ -260,14 +261,29 @@ def regional_compile(transformer, cached: bool, **compile_kwargs) -> str:
     return f"compile_repeated_blocks({', '.join(transformer._repeated_blocks)}, fullgraph={not hooks}{why})"
 
 
+def mag_cache_config(spec: JobSpec):
+    """diffusers' MagCacheConfig from the model's published calibration (baselines.yaml `mag_cache_calibration`),
+    for the spec's step count (diffusers resamples the ratios to it)."""
+    from diffusers import MagCacheConfig
+
+    calibration = spec.baseline.mag_cache_calibration
+    return MagCacheConfig(
+        threshold=calibration.threshold,
+        max_skip_steps=calibration.max_skip_steps,
+        retention_ratio=calibration.retention_ratio,
+        num_inference_steps=spec.effective("steps"),
+        mag_ratios=calibration.ratios,
+    )
+
+
 def apply_speed_knobs(pipe, device, spec: JobSpec) -> dict:
-    """The spec's attention backend, First Block Cache, regional compile and FlashAttention-4 (fa4.py), applied to
-    the transformer; returns what was done (for the logs and the manifest). Knobs that need CUDA are skipped on the
-    CPU, with the reason. Frame interpolation (`interpolate_to`) is the worker's: it happens when the clip is
-    written."""
+    """The spec's attention backend, caches (First Block Cache, MagCache), fp8 linear layers (fp8.py), regional
+    compile, FlashAttention-4 (fa4.py) and 8-bit attention (sage.py), applied to the transformer in that order;
+    returns what was done (for the logs and the manifest). Knobs that need CUDA are skipped on the CPU, with the
+    reason. Frame interpolation (`interpolate_to`) is the worker's: it happens when the clip is written."""
     from diffusers import FirstBlockCacheConfig
 
-    from remote.models.fa4 import route_attention
+    from remote.models import fa4, fp8, sage
 
     transformer = pipe.transformer
     done = {"profile": spec.generation.profile}
@@ -287,29 +303,50 @@ def apply_speed_knobs(pipe, device, spec: JobSpec) -> dict:
         done["first_block_cache"] = f"threshold {threshold}"
     else:
         done["first_block_cache"] = "off"
+    if spec.effective("mag_cache"):
+        config = mag_cache_config(spec)
+        transformer.enable_cache(config)
+        calibration = spec.baseline.mag_cache_calibration
+        skipped = calibration.skipped_steps(config.num_inference_steps)
+        done["mag_cache"] = (
+            f"threshold {config.threshold}, K {config.max_skip_steps}, retention {config.retention_ratio}: "
+            f"{skipped} of {config.num_inference_steps} steps skipped per branch ({calibration.source})"
+        )
+    elif spec.baseline.mag_cache_calibration is not None:
+        done["mag_cache"] = "off"
+    if spec.effective("fp8_linear"):
+        done["fp8_linear"] = fp8.quantize_transformer(transformer, device)
+    elif spec.effective("fp8_linear") is not None:
+        done["fp8_linear"] = "off"
+    cache = "First Block Cache" if threshold else "MagCache" if spec.effective("mag_cache") else None
     if not spec.effective("compile"):
         done["compile"] = "off"
     elif device.type != "cuda":
         done["compile"] = f"skipped on {device.type}: regional torch.compile is for CUDA"
     else:
-        done["compile"] = regional_compile(transformer, cached=bool(threshold))
+        done["compile"] = regional_compile(transformer, cache)
     if spec.effective("flash_attn_4"):
-        done["flash_attn_4"] = route_attention(transformer, device)
+        done["flash_attn_4"] = fa4.route_attention(transformer, device)
     else:
         done["flash_attn_4"] = "off"
+    if spec.effective("sage_attention"):
+        done["sage_attention"] = sage.route_attention(transformer, device, fa4=done["flash_attn_4"] == fa4.ON)
+    elif spec.effective("sage_attention") is not None:
+        done["sage_attention"] = "off"
     target = spec.effective("interpolate_to")
     done["interpolate_to"] = f"{target} fps (minterpolate, when the clip is written)" if target else "off"
     return done
 
 
 class CacheCounter:
-    """How many transformer forwards of a call First Block Cache answered from its cache: the forwards in which the
-    last block did not run. Off (None) when the cache is off or the blocks are compiled (hooks would break graphs)."""
+    """How many transformer forwards of a call the cache (First Block Cache, MagCache) answered: the forwards in which
+    the last block did not run. Off (None) when no cache is on or the blocks are compiled (hooks would break graphs)."""
 
     def __init__(self, pipe, spec: JobSpec, device) -> None:
         self.calls = {"forwards": 0, "last_block": 0}
         compiled = spec.effective("compile") and device.type == "cuda"
-        self.on = bool(spec.effective("first_block_cache")) and not compiled
+        cache = bool(spec.effective("first_block_cache")) or bool(spec.effective("mag_cache"))
+        self.on = cache and not compiled
         if self.on:
             transformer = pipe.transformer
             lists = [getattr(transformer, name, None) for name in BLOCK_LISTS]

@@ -20,7 +20,9 @@ Memory plans (`generation.memory`):
   24gb   the transformer and the LLaVA text encoder stay in (pinned) CPU memory and stream to the GPU block by
          block / layer by layer on a side CUDA stream (group offload: weights arrive while the previous block
          computes, bf16 kept exact); CLIP and the VAE stay on the GPU; the VAE decodes in tiles. Host RAM: about
-         twice the offloaded weights (80 GB) while the pinned copies are made.
+         twice the offloaded weights (80 GB) while the pinned copies are made. With fp8_linear (where the GPU runs
+         fp8 and jobspecs/architectures.yaml says it fits), the transformer's blocks are quantized to fp8 one by one
+         on the GPU and stay there (12.8 GB of weights) instead of streaming.
 """
 
 from __future__ import annotations
@@ -99,23 +101,37 @@ class HunyuanI2V(DiffusersAdapter):
         )
 
     def place(self, pipe, device, plan: str) -> dict:
-        """`full`: everything on the GPU. `24gb`: the transformer and LLaVA group-offloaded, CLIP and the VAE on the
-        GPU, the VAE decoding in tiles. The prompt can't be encoded ahead (LLaVA reads it with the image)."""
+        """`full`: everything on the GPU. `24gb`: LLaVA group-offloaded (leaf level), CLIP and the VAE on the GPU,
+        the VAE decoding in tiles, and the transformer group-offloaded (block level) or, with fp8 linear layers
+        where they run and fit (architectures.yaml fp8_resident_in_24gb), quantized block by block onto the GPU and
+        resident. The prompt can't be encoded ahead (LLaVA reads it with the image)."""
         from diffusers.hooks import apply_group_offloading
 
+        from remote.models import fp8
+
+        stream = device.type == "cuda"  # CUDA streams overlap the copies with compute; none on the CPU
+        streamed = f"group offload to cpu, {'with' if stream else 'without'} CUDA streams"
         if plan == "full":
             pipe.to(device)
-            offload = "none"
+            transformer = text_encoder = "on the GPU"
         else:
-            stream = device.type == "cuda"  # CUDA streams overlap the copies with compute; none on the CPU
-            pipe.transformer.enable_group_offload(
-                onload_device=device,
-                offload_device=torch.device("cpu"),
-                offload_type="block_level",
-                num_blocks_per_group=1,
-                use_stream=stream,
-                record_stream=stream,
-            )
+            if (
+                self.architecture.fp8_resident_in_24gb
+                and self.spec.effective("fp8_linear")
+                and not fp8.unavailable(device)
+            ):
+                fp8.quantize_transformer(pipe.transformer, device, block_by_block=True)
+                transformer = "linear layers of the blocks in fp8, on the GPU"
+            else:
+                pipe.transformer.enable_group_offload(
+                    onload_device=device,
+                    offload_device=torch.device("cpu"),
+                    offload_type="block_level",
+                    num_blocks_per_group=1,
+                    use_stream=stream,
+                    record_stream=stream,
+                )
+                transformer = f"block-level {streamed}, 1 block per group"
             apply_group_offloading(
                 pipe.text_encoder,
                 onload_device=device,
@@ -124,18 +140,16 @@ class HunyuanI2V(DiffusersAdapter):
                 use_stream=stream,
                 record_stream=stream,
             )
+            text_encoder = f"leaf-level {streamed}"
             pipe.text_encoder_2.to(device)
             pipe.vae.to(device)
             pipe.vae.enable_tiling()
-            offload = f"group offload to cpu, {'with' if stream else 'without'} CUDA streams"
-        on_gpu = plan == "full"
         resident = torch.cuda.memory_allocated() / 2**30 if device.type == "cuda" else None
         return {
             "setting": self.spec.generation.memory,
             "plan": plan,
-            "transformer": f"{pipe.transformer.dtype}, "
-            + ("on the GPU" if on_gpu else f"block-level {offload}, 1 block per group"),
-            "text_encoder": f"{pipe.text_encoder.dtype}, " + ("on the GPU" if on_gpu else f"leaf-level {offload}"),
+            "transformer": f"{pipe.transformer.dtype}, {transformer}",
+            "text_encoder": f"{pipe.text_encoder.dtype}, {text_encoder}",
             "text_encoder_2": f"{pipe.text_encoder_2.dtype}, on {device.type}",
             "vae": f"{pipe.vae.dtype}, on {device.type}, {'untiled' if plan == 'full' else 'tiled'} decode",
             "resident_gib": round(resident, 2) if resident is not None else None,
