@@ -372,7 +372,16 @@ def library_versions() -> dict:
     import importlib.metadata as md
 
     out = {"python": platform.python_version(), "torch": torch.__version__}
-    for name in ("diffusers", "transformers", "triton"):
+    # the distributions whose code can run here (flash-attn-4 is the one that provides flash_attn.cute)
+    for name in (
+        "diffusers",
+        "transformers",
+        "triton",
+        "flash-attn-4",
+        "nvidia-cutlass-dsl",
+        "torchao",
+        "sageattention",
+    ):
         try:
             out[name] = md.version(name)
         except md.PackageNotFoundError:
@@ -380,12 +389,6 @@ def library_versions() -> dict:
     if torch.cuda.is_available():
         out["cuda"] = torch.version.cuda
         out["cudnn"] = torch.backends.cudnn.version()
-    try:
-        import flash_attn  # noqa: F401
-
-        out["flash_attn"] = md.version("flash-attn")
-    except Exception:
-        out["flash_attn"] = None
     return out
 
 

@@ -400,10 +400,12 @@ def what_fits(spec: JobSpec, gpu: str) -> list[str]:
     def longest(candidate: JobSpec) -> float:
         return predict_run(candidate, gpu).longest.seconds
 
-    if spec.generation.profile == "baseline" and "fast" in spec.baseline.profiles:
-        fast = with_generation(spec, profile="fast")
-        if longest(fast) <= limit:
-            fits.append(f"--set generation.profile=fast (longest clip {longest(fast):.0f} s)")
+    order = PROFILE_ORDER
+    if spec.generation.profile in order:  # the profiles after this one, the first that fits
+        for name in order[order.index(spec.generation.profile) + 1 :]:
+            if name in spec.baseline.profiles and longest(other := with_generation(spec, profile=name)) <= limit:
+                fits.append(f"--set generation.profile={name} (longest clip {longest(other):.0f} s)")
+                break
     steps = spec.effective("steps")
     if steps:
         fitting = [n for n in range(steps - 1, 0, -1) if longest(with_generation(spec, steps=n)) <= limit]

@@ -416,8 +416,9 @@ def test_tiny_weights_are_built_on_demand_and_prompts_keep_no_autograd_graph(tin
     assert adapter.pipe.text_encoder is None
 
 
-def transformer_inputs(model: str) -> tuple:
-    """A tiny pipeline's transformer and the keyword arguments one 1-step call at 64×64, 9 frames gave it."""
+def transformer_inputs(model: str, config: dict | None = None) -> tuple:
+    """A tiny pipeline's transformer and the keyword arguments one 1-step call at 64×64, 9 frames gave it; `config`:
+    the transformer rebuilt with these config values first (random weights)."""
     import torch
 
     from remote.models.tiny import TINY
@@ -428,10 +429,12 @@ def transformer_inputs(model: str) -> tuple:
         from diffusers import WanImageToVideoPipeline
 
         pipe = WanImageToVideoPipeline.from_pipe(pipe)  # the tiny repo is saved as text-to-video, like the real one
+    if config:
+        pipe.transformer = type(pipe.transformer).from_config({**pipe.transformer.config, **config}).eval()
     pipe.set_progress_bar_config(disable=True)
     calls = []
     hook = pipe.transformer.register_forward_pre_hook(lambda _, a, kw: calls.append(kw), with_kwargs=True)
-    extra = {"max_sequence_length": 16} if model == "wan22_ti2v_5b" else {"image_embed_interleave": 4}
+    extra = {"wan22_ti2v_5b": {"max_sequence_length": 16}, "hunyuan_i2v": {"image_embed_interleave": 4}}.get(model, {})
     pipe(
         image=Image.new("RGB", (64, 64), "orange"),
         prompt="a red espresso cup on a saucer",
@@ -506,7 +509,8 @@ def test_flash_attention_4_is_skipped_where_it_cannot_run() -> None:
     """The knob says why it did nothing: a CPU here (the same code path tells an sm_89 4090 from a Hopper)."""
     import torch
 
-    from remote.models.fa4 import route_attention, sdpa_or_kernel
+    from remote.models.attention import sdpa_or_kernel
+    from remote.models.fa4 import route_attention
 
     module = torch.nn.Linear(2, 2)
     forward = module.forward
@@ -536,3 +540,152 @@ def test_flash_attention_4_stays_off_a_group_offloaded_transformer() -> None:
     forward = transformer.forward
     assert route_attention(transformer, torch.device("cpu"), kernel=lambda *a: None) == f"{OFFLOADED}; torch SDPA used"
     assert transformer.forward == forward
+
+
+# head dim 64 (the 8-bit kernels take 64 and 128; the tiny models have 10-16); Hunyuan's RoPE axes must add up to it
+WIDE_HEADS = {
+    "wan22_ti2v_5b": {"attention_head_dim": 64},
+    "hunyuan_i2v": {"attention_head_dim": 64, "rope_axes_dim": (16, 24, 24)},
+    "cogvideox15_5b_i2v": {"attention_head_dim": 64},
+}
+
+
+@pytest.mark.parametrize("model", list(WIDE_HEADS))
+def test_8_bit_attention_routing_on_the_tiny_models(model) -> None:
+    """remote/models/sage.py on the CPU (the kernels are Triton's, for CUDA): its routing, with a reference kernel of
+    its signature in its place, in bfloat16. Every unmasked call of head dim 64 reaches it: Wan's self- and
+    cross-attention, CogVideoX's joint attention (its processor calls SDPA itself, which diffusers' backends can't
+    reach), Hunyuan's blocks with the prompt trimmed; Hunyuan's masked token refiner stays on SDPA. The output is
+    SDPA's up to bf16 rounding. Another head dim is not routed; nor is anything where FlashAttention-4 runs."""
+    import torch
+
+    from remote.models.hunyuan import PromptTrim
+    from remote.models.sage import FA4_ON, ON, route_attention
+
+    def reference(q, k, v, scale):
+        calls.append((tuple(q.shape), tuple(k.shape)))
+        scores = torch.einsum("bshd,bthd->bhst", q.float(), k.float()) * scale
+        return torch.einsum("bhst,bthd->bshd", scores.softmax(-1), v.float()).to(q.dtype)
+
+    torch.set_num_threads(1)
+    transformer, inputs = transformer_inputs(model, WIDE_HEADS[model])
+    transformer = transformer.to(torch.bfloat16)
+    inputs = {k: v.to(torch.bfloat16) if torch.is_tensor(v) and v.is_floating_point() else v for k, v in inputs.items()}
+    if model == "hunyuan_i2v":
+        PromptTrim(transformer)
+    if model == "wan22_ti2v_5b":
+        routed_per_forward = 2 * len(transformer.blocks)  # self + cross in each block
+    elif model == "cogvideox15_5b_i2v":
+        routed_per_forward = len(transformer.transformer_blocks)
+    else:  # the refiner's masked attention is not routed
+        routed_per_forward = len(transformer.transformer_blocks) + len(transformer.single_transformer_blocks)
+    with torch.no_grad():
+        sdpa = transformer(**inputs)[0].float()
+        forward = transformer.forward
+        assert route_attention(transformer, torch.device("cpu"), fa4=True, kernel=reference) == FA4_ON
+        assert transformer.forward == forward
+        calls = []
+        assert route_attention(transformer, torch.device("cpu"), fa4=False, kernel=reference) == ON
+        routed = transformer(**inputs)[0].float()
+        assert len(calls) == routed_per_forward and all(q[-1] == 64 for q, _ in calls)
+    assert torch.nn.functional.scaled_dot_product_attention.__name__ == "scaled_dot_product_attention"
+    assert (routed - sdpa).abs().max().item() <= 0.02 * sdpa.abs().max().item()
+
+    narrow, narrow_inputs = transformer_inputs("wan22_ti2v_5b")  # head dim 12: stays on SDPA
+    calls = []
+    route_attention(narrow, torch.device("cpu"), fa4=False, kernel=reference)
+    with torch.no_grad():
+        narrow(**narrow_inputs)
+    assert calls == []
+
+
+def test_8_bit_attention_says_why_it_is_off(monkeypatch) -> None:
+    """The skip reasons, the same code path as on a box: the CPU; a GPU below sm_80; Hopper, where the kernel was
+    measured slower than cuDNN's (throughput.yaml's kernel_speedup below 1 decides, for the planner too); an sm_89
+    box without Triton (the CUDA torch wheels bring it; this CPU machine has none)."""
+    import torch
+
+    from remote.models import sage
+
+    assert sage.unavailable(torch.device("cpu")) == "skipped on cpu: a CUDA kernel"
+    cuda = torch.device("cuda")
+    for capability, reason in (
+        ((7, 5), "skipped on sm_75: needs sm_80+ (int8 tensor cores)"),
+        ((9, 0), "skipped on sm_90: slower here than torch SDPA's attention kernel (0.69×, jobspecs/throughput.yaml)"),
+        ((8, 9), "skipped: Triton is not installed (the CUDA torch wheels bring it)"),
+    ):
+        monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None, c=capability: c)
+        assert sage.unavailable(cuda) == reason
+    module = torch.nn.Linear(2, 2)
+    assert sage.route_attention(module, cuda, fa4=False).endswith("; torch SDPA used")
+
+
+def test_fp8_linear_layers_on_the_cpu_its_refusal_and_the_layers_it_takes(monkeypatch) -> None:
+    """torchao's fp8 matmuls need fp8 tensor cores: on the CPU the knob is skipped and says so, and torchao itself
+    refuses the config there. The layers it takes: the blocks' bf16 Linears with both dims multiples of 16 (not the
+    embeddings or the head, not the float32 modules diffusers keeps). With torchao's hardware check lifted (torch
+    runs _scaled_mm on the CPU), the real quantization: exactly those weights become float8 with a scale per row,
+    and the output stays within a few percent of bf16's."""
+    import torch
+    from torchao.quantization import Float8DynamicActivationFloat8WeightConfig, PerRow, quant_api, quantize_
+    from torchao.quantization.quantize_.workflows.float8.float8_tensor import Float8Tensor
+
+    from remote.models import fp8
+
+    torch.set_num_threads(1)
+    transformer, inputs = transformer_inputs("wan22_ti2v_5b", {"attention_head_dim": 64, "ffn_dim": 256})
+    transformer = transformer.to(torch.bfloat16)
+    inputs = {k: v.to(torch.bfloat16) if torch.is_tensor(v) and v.is_floating_point() else v for k, v in inputs.items()}
+    with torch.no_grad():
+        before = transformer(**inputs)[0].float()
+    cpu = torch.device("cpu")
+    assert fp8.quantize_transformer(transformer, cpu) == (
+        "skipped on cpu: fp8 matmuls need fp8 tensor cores (CUDA, sm_89+); bf16 linear layers used"
+    )
+    layer = torch.nn.Linear(64, 64).to(torch.bfloat16)
+    with pytest.raises(AssertionError, match="compute capability"):
+        quantize_(layer, Float8DynamicActivationFloat8WeightConfig(granularity=PerRow()))
+    names = fp8.block_linears(transformer)
+    linears = {name for name, m in transformer.named_modules() if isinstance(m, torch.nn.Linear)}
+    assert names and set(names) < linears and all(name.startswith("blocks.") for name in names)
+    assert {"proj_out", "condition_embedder.time_embedder.linear_1"} & set(names) == set()
+
+    monkeypatch.setattr(fp8, "unavailable", lambda device: None)
+    monkeypatch.setattr(quant_api, "_check_hardware_support", lambda granularity: None)
+    done = fp8.quantize_transformer(transformer, cpu)
+    assert done.startswith(f"on: {len(names)} linear layers of the blocks in float8 e4m3") and "torchao 0.18.0" in done
+    quantized = {
+        name for name, m in transformer.named_modules() if isinstance(getattr(m, "weight", None), Float8Tensor)
+    }
+    assert quantized == set(names)
+    assert fp8.quantize_transformer(transformer, cpu) == done  # once: Hunyuan's placing may have done it already
+    with torch.no_grad():
+        after = transformer(**inputs)[0].float()
+    error = ((after - before).norm() / before.norm()).item()
+    print(f"fp8 (rowwise, dynamic) vs bf16 on the tiny Wan: rel. L2 {error:.4f}")
+    assert 0 < error < 0.08
+
+
+def test_mag_cache_skips_the_steps_its_calibration_says(tiny_home, monkeypatch) -> None:
+    """The cached profile on Wan: MagCache with the published calibration (baselines.yaml), resampled to the spec's
+    steps; the steps it skips are the ones the planner counts (the rule reads only the ratios), in both CFG branches;
+    two clips in a row give the same frames (the cache starts clean). The 8-bit levers say why they are off here."""
+    from jobspecs import validate
+    from jobspecs.config import baselines
+    from remote.models import load_adapter
+
+    monkeypatch.setenv("SHOOTOUT_TINY_HF_HOME", str(tiny_home["home"]))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    spec = validate(tiny_spec("wan22_ti2v_5b", memory="24gb", max_frames=33, steps=8, profile="cached"))
+    adapter = load_adapter(spec)
+    adapter.load()
+    clip = plan_clips(spec)[0]
+    image = Image.new("RGB", (64, 64), "orange")
+    first, again = (adapter.generate(clip.prompt, image, clip, clip.seed) for _ in range(2))
+    skipped = baselines()["wan22_ti2v_5b"].mag_cache_calibration.skipped_steps(8)
+    assert skipped == 4 and first.params["first_block_cache_hits"] == {"calls": 16, "hits": 2 * skipped}
+    assert np.array_equal(first.frames, again.frames)
+    speed = adapter.info()["speed"]
+    assert speed["mag_cache"].startswith("threshold 0.06, K 2, retention 0.2: 4 of 8 steps skipped per branch")
+    assert speed["sage_attention"] == "skipped on cpu: a CUDA kernel; torch SDPA used"
+    assert speed["fp8_linear"].startswith("skipped on cpu: fp8 matmuls need fp8 tensor cores")

@@ -16,7 +16,7 @@ from PIL import Image
 from jobspecs import SpecError, validate
 from jobspecs.config import architectures, throughput
 from jobspecs.flops import FAMILIES, clip_forward, latent_grid
-from jobspecs.plan import check_plan, plan_clips, predict_clip, predict_run
+from jobspecs.plan import PlanReport, check_plan, plan_clips, predict_clip, predict_run
 
 DIFFUSERS = ("wan22_ti2v_5b", "hunyuan_i2v", "cogvideox15_5b_i2v")
 LIMIT_FAST_S = 9 * 60  # what the fast profiles promise on an RTX 4090
@@ -285,8 +285,10 @@ def test_flash_attention_4_is_credited_where_the_box_runs_it() -> None:
     assert not credited("hunyuan_i2v", "H100") and not credited("hunyuan_i2v", "H200", "24gb")
 
 
-@pytest.mark.parametrize("model", DIFFUSERS)
+@pytest.mark.parametrize("model", ["cogvideox15_5b_i2v", "hunyuan_i2v"])
 def test_baseline_refused_on_a_4090_naming_the_fix_and_the_fast_profile_fits(model) -> None:
+    """Wan's baseline fits a 4090 (the next test); CogVideoX's and Hunyuan's don't, nor does `quantized`: the
+    refusal names the first profile that fits and the other settings that would."""
     with pytest.raises(SpecError) as refused:
         check_plan(model_spec(model))
     message = str(refused.value)
@@ -315,16 +317,22 @@ def test_every_knob_is_accounted_for() -> None:
     assert fewer.phases["denoise"] == pytest.approx(baseline.phases["denoise"] / 2)
     no_cfg = predict_clip(model_spec("wan22_ti2v_5b", guidance=1.0), clip, "RTX 4090")
     assert no_cfg.forwards == 50
-    cached = predict_clip(model_spec("wan22_ti2v_5b", first_block_cache=0.07), clip, "RTX 4090")
+    cached_spec = model_spec("wan22_ti2v_5b", first_block_cache=0.07)
+    assert predict_clip(cached_spec, clip, "RTX 4090") == baseline  # no First Block Cache hit credited
+    cached = predict_clip(cached_spec, clip, "RTX 4090", published_hits=True)  # the range the plan shows
     knobs = throughput().knobs
     hits = knobs.first_block_cache.hits_at_reference * 49 * 2
     forward = clip_forward(architectures()["wan22_ti2v_5b"], clip.frames, clip.width, clip.height)
     assert cached.tflop * 1e12 == pytest.approx((100 - hits) * forward.total + hits * forward.cached)
     cost = knobs.first_block_cache.cached_cost["wan22_ti2v_5b"]  # a hit's seconds over a forward's, measured
     assert cached.phases["denoise"] == pytest.approx(baseline.phases["denoise"] * (100 - hits + hits * cost) / 100)
-    uncompiled = predict_clip(model_spec("wan22_ti2v_5b", compile=False), clip, "RTX 4090")
+    uncompiled = predict_clip(model_spec("wan22_ti2v_5b", compile=False), clip, "H100")
     speedup = knobs.compile.speedup["wan22_ti2v_5b"]
-    assert uncompiled.phases["denoise"] == pytest.approx(baseline.phases["denoise"] * speedup)
+    assert uncompiled.phases["denoise"] == pytest.approx(predict_clip(base, clip, "H100").phases["denoise"] * speedup)
+    # on the 4090 (calibrated on uncompiled official code) compile is credited nothing
+    assert throughput().gpus["RTX 4090"].compile_speedup["wan22_ti2v_5b"] == 1.0
+    uncompiled = predict_clip(model_spec("wan22_ti2v_5b", compile=False), clip, "RTX 4090")
+    assert uncompiled.phases["denoise"] == pytest.approx(baseline.phases["denoise"])
     compiled = predict_run(base, "RTX 4090").clips  # the baseline compiles: once per clip shape
     warmup = knobs.compile.warmup_s
     assert compiled[0].phases["compile"] == warmup["wan22_ti2v_5b"] and compiled[1].phases["compile"] == 0
@@ -415,3 +423,138 @@ def test_shootout_plan_json_is_the_prediction_and_the_verdict(tmp_path, capsys) 
     fast = json.loads(capsys.readouterr().out)
     assert fast["fits"] is True and fast["problems"] == [] and fast["profile"] == "fast"
     assert max(c["predicted_s"] for c in fast["clips"]) <= fast["clip_limit_s"]
+
+
+def test_wan_at_its_official_settings_fits_a_4090_and_quantized_inside_9_minutes(capsys) -> None:
+    """The issue's bar: `shootout plan jobspecs/wan.yaml --set generation.profile=quantized --json`, every shot 5 s
+    (one native 121-frame clip per shot), every clip inside 9 minutes on an RTX 4090. And the baseline (50 steps,
+    CFG, 1280×704×121) is Wan's published 524.8 s on a 4090 plus what the planner adds: the compile and the encode."""
+    from flows.cli import main
+
+    shots = [f"shots.{i}.duration_s=5" for i in range(6)]
+    assert (
+        main(
+            [
+                "plan",
+                str(REPO / "jobspecs" / "wan.yaml"),
+                "--json",
+                "--set",
+                "generation.profile=quantized",
+                *[arg for shot in shots for arg in ("--set", shot)],
+            ]
+        )
+        == 0
+    )
+    report = PlanReport.model_validate_json(capsys.readouterr().out)
+    assert (report.gpu, report.profile, report.fits) == ("RTX 4090", "quantized", True)
+    assert [clip.frames for clip in report.clips] == [121] * 6
+    assert max(clip.predicted_s for clip in report.clips) <= LIMIT_FAST_S
+    baseline = predict_clip(
+        model_spec("wan22_ti2v_5b", compile=False), plan_clips(model_spec("wan22_ti2v_5b"))[0], "RTX 4090"
+    )
+    published = baseline.phases["prep"] + baseline.phases["denoise"] + baseline.phases["decode"]
+    assert published == pytest.approx(524.8, rel=0.002)  # the calibration (throughput.yaml RTX 4090 efficiency)
+
+
+def test_auto_picks_the_best_profile_that_fits_for_each_model_on_a_4090_and_an_h100() -> None:
+    """baseline → quantized → cached → fast: the first whose longest clip fits the clip limit on the spec's GPU;
+    the choice and what the better profiles would have needed are said."""
+    picked = {}
+    for gpu in ("RTX 4090", "H100"):
+        for model in DIFFUSERS:
+            spec = (
+                model_spec(model, profile="auto")
+                if gpu == "RTX 4090"
+                else validate(
+                    demo_data()
+                    | {
+                        "model": model,
+                        "generation": {"profile": "auto"},
+                        "infrastructure": {"gpu": gpu},
+                        "shots": [dict(s, duration_s=5) for s in demo_data()["shots"]],
+                    }
+                )
+            )
+            picked[gpu, model] = spec.generation.profile
+            assert spec.profile_choice.startswith(f"generation.profile auto → {spec.generation.profile} on {gpu}")
+            assert check_plan(spec).longest.seconds <= spec.guardrails.clip_limit_s
+    assert picked == {
+        ("RTX 4090", "wan22_ti2v_5b"): "baseline",
+        ("RTX 4090", "cogvideox15_5b_i2v"): "fast",
+        ("RTX 4090", "hunyuan_i2v"): "fast",
+        ("H100", "wan22_ti2v_5b"): "baseline",
+        ("H100", "cogvideox15_5b_i2v"): "baseline",
+        ("H100", "hunyuan_i2v"): "fast",  # 1,007 s baseline, 846 s quantized (fp8 alone on Hopper)
+    }
+    hunyuan = model_spec("hunyuan_i2v", profile="auto")
+    assert "the better profiles' longest clips: baseline " in hunyuan.profile_choice
+    assert "quantized " in hunyuan.profile_choice and "cached " in hunyuan.profile_choice
+
+
+def test_the_8_bit_levers_are_credited_where_the_box_turns_them_on() -> None:
+    """8-bit attention: on Ada (published kernel rate), not on Hopper (measured slower there than cuDNN, and
+    FlashAttention-4 runs there anyway); fp8: sm_89+ only (not an A100); both by Amdahl's law on attention's share.
+    fp8 keeps Hunyuan resident in 24 GB, so its 4090 plan is no longer group-offloaded."""
+    from jobspecs.plan import fp8_linear_on, offloaded, precision_speedup, sage_attention_on
+
+    knobs = throughput().knobs
+    quantized = model_spec("wan22_ti2v_5b", profile="quantized")
+    assert sage_attention_on(quantized, "RTX 4090") and fp8_linear_on(quantized, "RTX 4090")
+    assert not sage_attention_on(quantized, "H100") and not sage_attention_on(quantized, "H200")
+    assert fp8_linear_on(quantized, "H200") and not fp8_linear_on(quantized, "A100 SXM4")
+    assert sage_attention_on(quantized, "A100 SXM4")  # sm_80: runs, no published speed-up: none credited
+    share = knobs.attention_share["wan22_ti2v_5b"]
+    ada = 1 / (share / knobs.sage_attention.kernel_speedup[8.9] + (1 - share) / knobs.fp8_linear.kernel_speedup[8.9])
+    assert precision_speedup(quantized, "RTX 4090") == pytest.approx(ada)
+    assert precision_speedup(quantized, "A100 SXM4") == 1.0
+    clip = plan_clips(quantized)[0]
+    baseline = predict_clip(model_spec("wan22_ti2v_5b"), clip, "RTX 4090")
+    assert predict_clip(quantized, clip, "RTX 4090").phases["denoise"] == pytest.approx(
+        baseline.phases["denoise"] / ada
+    )
+    hunyuan = model_spec("hunyuan_i2v", profile="quantized")
+    assert offloaded(model_spec("hunyuan_i2v"), "RTX 4090") and not offloaded(hunyuan, "RTX 4090")
+    assert offloaded(hunyuan, "A100 SXM4")  # no fp8 tensor cores: streams as before
+
+
+def test_caches_credit_only_what_is_known_before_the_run() -> None:
+    """MagCache's skips follow from the published calibration (the ratios, not the activations): 24 of 50 steps per
+    CFG branch at the authors' settings, credited. First Block Cache's hits depend on the content and were never
+    measured on these models: none credited, the published rate shown as a range."""
+    from jobspecs.config import baselines
+
+    calibration = baselines()["wan22_ti2v_5b"].mag_cache_calibration
+    assert calibration.skipped_steps(50) == 24 and calibration.skipped_steps(30) == 14
+    cached = model_spec("wan22_ti2v_5b", profile="cached")
+    clip = plan_clips(cached)[0]
+    prediction = predict_clip(cached, clip, "RTX 4090")
+    quantized = predict_clip(model_spec("wan22_ti2v_5b", profile="quantized"), clip, "RTX 4090")
+    cost = throughput().knobs.first_block_cache.cached_cost["wan22_ti2v_5b"]
+    assert prediction.phases["denoise"] == pytest.approx(quantized.phases["denoise"] * (52 + 48 * cost) / 100)
+    fbc = model_spec("cogvideox15_5b_i2v", profile="cached")
+    no_hits = predict_run(fbc, "RTX 4090")
+    same = predict_run(model_spec("cogvideox15_5b_i2v", profile="quantized"), "RTX 4090")
+    assert no_hits.longest.seconds == same.longest.seconds  # no hit credited
+    assert no_hits.longest_with_published_hits_s < no_hits.longest.seconds
+    with pytest.raises(SpecError, match="one cache at a time"):
+        model_spec("wan22_ti2v_5b", profile="cached", first_block_cache=0.05)
+    with pytest.raises(SpecError, match="generation.mag_cache: model 'hunyuan_i2v' has no such setting"):
+        model_spec("hunyuan_i2v", mag_cache=True)
+
+
+def test_the_planner_is_within_15_percent_of_the_quantized_whole_clips_on_the_h200() -> None:
+    """benchmarks/gpu_models.py --profile quantized --steps 0 on the H200: the knobs as the run's log says they ran
+    (FlashAttention-4 was not installed there, 8-bit attention is off on Hopper, fp8 on)."""
+    runs = sorted((REPO / "benchmarks" / "results").glob("gpu_clip_run_*_NVIDIA-H200.json"))
+    if not runs:
+        pytest.skip("benchmarks/results is absent (benchmarks/ is not shipped in the wheel)")
+    for path in runs:
+        run = json.loads(path.read_text())
+        speed = run["settings"]["speed"]
+        ran = {knob: speed[knob].startswith("on") for knob in ("flash_attn_4", "sage_attention", "fp8_linear")}
+        assert run["peak_allocated_gib"] <= 22 and ran["fp8_linear"] and not ran["sage_attention"]
+        spec = model_spec(run["model"], memory="24gb", profile=run["profile"], **ran)
+        clip = replace(plan_clips(spec)[0], frames=run["clip"]["frames"])
+        phases = predict_clip(spec, clip, "H200", first_of_shape=True).phases
+        predicted = phases["prep"] + phases["denoise"] + phases["compile"] + phases["decode"]
+        assert predicted == pytest.approx(run["denoise_s"] + run["decode_s"], rel=0.15), path.name

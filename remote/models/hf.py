@@ -31,7 +31,19 @@ from remote.models import Generated
 
 TINY_HOME_ENV = "SHOOTOUT_TINY_HF_HOME"
 DEFAULT_TINY_HOME = Path.home() / ".cache" / "i2v-shootout" / "tiny-hf"
-LIBRARIES = ("torch", "diffusers", "transformers", "accelerate", "huggingface-hub", "tokenizers", "safetensors", "ftfy")
+LIBRARIES = (
+    "torch",
+    "diffusers",
+    "transformers",
+    "accelerate",
+    "huggingface-hub",
+    "tokenizers",
+    "safetensors",
+    "ftfy",
+    "triton",  # the 8-bit attention's kernels (remote/models/sage.py)
+    "torchao",  # fp8 linear layers (fp8.py)
+    "flash-attn-4",  # fa4.py
+)
 # Text the tokenizer guard encodes both ways: Hunyuan's template markers, plain prose, digits and accents.
 PROBES = (
     "<|start_header_id|>system<|end_header_id|>\n\n<image>\nA cat walks on the beach.",
