@@ -208,6 +208,8 @@ def main(argv: list[str] | None = None) -> int:
                 f"OK {args.spec}: {len(job.spec.shots)} shots, {job.spec.clip_count} clips, "
                 f"{total_seconds(job.spec):.2f} s, model {job.spec.model}"
             )
+            if job.spec.profile_choice:
+                print(job.spec.profile_choice)
             for warning in warnings:
                 print(f"WARNING {warning}")
             return 0

@@ -166,7 +166,7 @@ def shootout(
         infra.provider,
     )
     publish_costs(cost, out)
-    publish_summary(manifest, out / run_id, cost)
+    publish_summary(manifest, out / run_id, cost, job.spec.profile_choice)
     if status.state != "generated":
         raise RunIncomplete(
             f"{status.state}: {status.reason}; {status.clips_done} finished clips "

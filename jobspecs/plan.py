@@ -2,11 +2,12 @@
 predicted seconds of every clip on the target GPU, checked against the clip limit before anything is rented.
 
 The prediction: transformer FLOPs per forward from the model's architecture (jobspecs/flops.py,
-architectures.yaml) / the GPU's throughput (peak × stock efficiency × the same-math knobs' speed-ups, measured on
-an H100: throughput.yaml) × forwards per clip (steps, CFG; a First Block Cache hit at its measured fraction of a
-forward), plus the compile, the clip's preparation and VAE decode (measured on the reference GPU, scaled by peak
-and clip size), frame interpolation and the encode on the CPU. Every assumption is written next to its number in
-those two files.
+architectures.yaml) / the GPU's throughput (peak × stock efficiency × the knobs' speed-ups, compile and the rest
+measured on an H100, the 8-bit levers by Amdahl's law on attention's share of the time: throughput.yaml) ×
+forwards per clip (steps, CFG; MagCache's skips, known from its calibration, at a cached forward's measured cost;
+no First Block Cache hit), plus the compile, the clip's preparation and VAE decode (measured on the reference GPU,
+scaled by peak and clip size), frame interpolation and the encode on the CPU. Every assumption is written next to
+its number in those files. `generation.profile: auto` is resolved here too (pick_profile).
 """
 
 from __future__ import annotations
@@ -332,20 +333,17 @@ def predict_clip(
 def predict_run(spec: JobSpec, gpu: str | None = None) -> RunPrediction:
     """Predicted seconds of every clip and of the run on `gpu` (default: infrastructure.gpu; kenburns: "cpu")."""
     gpu = plan_gpu(spec, gpu)
-    clips, seen = [], set()
+    clips, with_hits, seen = [], [], set()
     for clip in plan_clips(spec):
         # a compiled model compiles once per clip shape; with prompt_trim the prompt's length is an input shape too
         # (the planner can't count tokens: a recompile is charged per prompt new to the shape)
         shape = (clip.frames, clip.width, clip.height)
         first, new_prompt = shape not in seen, (shape, clip.prompt) not in seen
         clips.append(predict_clip(spec, clip, gpu, first_of_shape=first, new_prompt=new_prompt))
+        if spec.effective("first_block_cache"):  # the range: at the published hit rate
+            with_hits.append(predict_clip(spec, clip, gpu, first, new_prompt, published_hits=True).seconds)
         seen |= {shape, (shape, clip.prompt)}
     load_s = float(architectures()[spec.model].load_s)
-    with_hits = None
-    if spec.effective("first_block_cache"):
-        with_hits = max(
-            predict_clip(spec, clip, gpu, True, True, published_hits=True).seconds for clip in plan_clips(spec)
-        )
     return RunPrediction(
         model=spec.model,
         profile=spec.generation.profile,
@@ -355,7 +353,7 @@ def predict_run(spec: JobSpec, gpu: str | None = None) -> RunPrediction:
         total_s=load_s + sum(clip.seconds for clip in clips),
         clip_limit_s=spec.guardrails.clip_limit_s,
         run_limit_s=spec.run_limit_s,
-        longest_with_published_hits_s=with_hits,
+        longest_with_published_hits_s=max(with_hits) if with_hits else None,
     )
 
 
@@ -495,6 +493,7 @@ class PlanReport(BaseModel):
 
 def plan_report(spec: JobSpec) -> PlanReport:
     prediction = predict_run(spec)
+    with_hits = prediction.longest_with_published_hits_s
     problems = plan_problems(spec, prediction)
     price = spec.infrastructure.max_usd_per_hour
     return PlanReport(
@@ -512,9 +511,7 @@ def plan_report(spec: JobSpec) -> PlanReport:
         usd_estimate=round(prediction.estimate_usd(price), 4) if price else None,
         clips=[PlannedClip(index=c.index, frames=c.frames, predicted_s=round(c.seconds, 1)) for c in prediction.clips],
         profile_choice=spec.profile_choice,
-        longest_with_published_cache_hits_s=round(with_hits, 1)
-        if (with_hits := prediction.longest_with_published_hits_s)
-        else None,
+        longest_with_published_cache_hits_s=round(with_hits, 1) if with_hits is not None else None,
     )
 
 

@@ -31,7 +31,10 @@ def verify(archive: Path, out_dir: Path) -> Manifest:
     return manifest
 
 
-def summary_markdown(manifest: Manifest, run_dir: Path, cost: RunCost, sheet: Path | None) -> str:
+def summary_markdown(
+    manifest: Manifest, run_dir: Path, cost: RunCost, sheet: Path | None, profile_choice: str | None = None
+) -> str:
+    """The summary; `profile_choice`: what `generation.profile: auto` picked and why (jobspecs.plan.pick_profile)."""
     video, guard, clips = manifest.final_video, manifest.guardrails, manifest.clips
     profile = (manifest.model.model_extra or {}).get("profile")
     lines = [
@@ -42,6 +45,7 @@ def summary_markdown(manifest: Manifest, run_dir: Path, cost: RunCost, sheet: Pa
         f"{manifest.stitch.size} @ {manifest.stitch.fps} fps)"
         if video and manifest.stitch
         else "- video: none (no clip finished)",
+        *([f"- {profile_choice}"] if profile_choice else []),
         f"- clips: {clips.finished} of {clips.planned} finished",
         f"- guardrails: {guard.outcome}"
         + (f" — {guard.reason}" if guard.reason else "")
@@ -70,12 +74,12 @@ def summary_markdown(manifest: Manifest, run_dir: Path, cost: RunCost, sheet: Pa
 
 
 @task(name="publish-summary")
-def publish_summary(manifest: Manifest, run_dir: Path, cost: RunCost) -> str:
+def publish_summary(manifest: Manifest, run_dir: Path, cost: RunCost, profile_choice: str | None = None) -> str:
     """The run's markdown summary artifact: video path, guardrail outcome, cost, clips and a contact sheet."""
     sheet = None
     if manifest.clips.finished:
         sheet = contact_sheet(run_dir, run_dir.with_name(f"{run_dir.name}.contact.jpg"), thumb_width=160)
-    markdown = summary_markdown(manifest, run_dir, cost, sheet)
+    markdown = summary_markdown(manifest, run_dir, cost, sheet, profile_choice)
     create_markdown_artifact(
         key=artifact_key("summary", manifest.model.id),
         markdown=markdown,

@@ -168,7 +168,7 @@ def test_first_block_cache_and_interpolation_in_a_worker_run(tiny_runs) -> None:
         assert (params["generated_frames"], params["generated_fps"]) == (81, 16)
         assert (params["frames"], params["fps"]) == (121, 24)
         assert params["interpolation"].startswith("minterpolate=mi_mode=mci") and params["first_block_cache"] == 1.0
-        assert params["adapter"]["first_block_cache_hits"] == {"calls": 2, "hits": 1}  # step 2 came from the cache
+        assert params["adapter"]["cache_hits"] == {"calls": 2, "hits": 1}  # step 2 came from the cache
         # CogVideoX's T5 reads 226 tokens: the log says what of the prompt (here the constants' tail) it never read
         window = params["adapter"]["prompt_window"]
         assert window["window"] == 226 and window["tokens"] > 226 and len(window["cut"]) > 100
@@ -203,7 +203,7 @@ def test_first_block_cache_skips_blocks_and_starts_clean_each_clip(tiny_home, mo
     first, again = (adapter.generate(clip.prompt, image, clip, clip.seed) for _ in range(2))
     per_step = 2 if model == "wan22_ti2v_5b" else 1  # CFG: a conditional and an unconditional forward
     hits = {"calls": 2 * per_step, "hits": per_step}  # every forward after the first step: the last block idle
-    assert first.params["first_block_cache_hits"] == hits == again.params["first_block_cache_hits"]
+    assert first.params["cache_hits"] == hits == again.params["cache_hits"]
     assert np.array_equal(first.frames, again.frames)  # nothing of the first clip's cache leaked into the second
     speed = adapter.info()["speed"]
     assert speed["compile"] == "skipped on cpu: regional torch.compile is for CUDA"
@@ -683,7 +683,7 @@ def test_mag_cache_skips_the_steps_its_calibration_says(tiny_home, monkeypatch) 
     image = Image.new("RGB", (64, 64), "orange")
     first, again = (adapter.generate(clip.prompt, image, clip, clip.seed) for _ in range(2))
     skipped = baselines()["wan22_ti2v_5b"].mag_cache_calibration.skipped_steps(8)
-    assert skipped == 4 and first.params["first_block_cache_hits"] == {"calls": 16, "hits": 2 * skipped}
+    assert skipped == 4 and first.params["cache_hits"] == {"calls": 16, "hits": 2 * skipped}
     assert np.array_equal(first.frames, again.frames)
     speed = adapter.info()["speed"]
     assert speed["mag_cache"].startswith("threshold 0.06, K 2, retention 0.2: 4 of 8 steps skipped per branch")

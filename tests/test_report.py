@@ -285,3 +285,29 @@ def test_a_run_stopped_by_a_guardrail_is_scored_on_what_it_finished(runs, tmp_pa
     assert partial["clips_finished"] == 2 and len(partial["seams"]) == 1
     assert partial["metrics"]["completion"] == pytest.approx(2 / 3) and partial["normalised"]["completion"] == 0
     assert result["winner"] == "run-clean"  # both runs are kenburns: the run id names the winner
+
+
+def test_the_report_names_the_levers_that_ran_and_keeps_why_the_others_did_not() -> None:
+    """A run's settings line says which arithmetic-changing levers were on (the adapter's speed notes start with
+    "on" or a cache's threshold); the ones skipped keep their reason in `levers`."""
+    from jobspecs.contracts import RunSettings
+    from report.compare import settings_text
+
+    levers = {
+        "sage_attention": "on: 8-bit attention (SageAttention 1.0.6's kernels, padding keys masked) for …",
+        "fp8_linear": "skipped on sm_86: fp8 tensor cores are sm_89+ (Ada, Hopper); bf16 linear layers used",
+        "mag_cache": "threshold 0.06, K 2, retention 0.2: 24 of 50 steps skipped per branch (…)",
+        "first_block_cache": "off",
+    }
+    settings = RunSettings(
+        generation={"profile": "cached"},
+        effective={"width": 1280, "height": 704, "frames": 121, "fps": 24, "steps": 50},
+        profile="cached",
+        source="hub",
+        memory_plan="24gb",
+        levers=levers,
+    )
+    text = settings_text(settings)
+    assert text.endswith("profile cached, source hub, 8-bit attention, MagCache"), text
+    assert "fp8" not in text and "First Block Cache" not in text
+    assert RunSettings.model_validate_json(settings.model_dump_json()).levers == levers

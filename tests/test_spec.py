@@ -207,7 +207,12 @@ def test_speed_knobs_are_refused_where_they_cannot_apply(tmp_path) -> None:
         "generation.first_block_cache",
         "model 'kenburns' has no such setting",
     )
-    refused(tmp_path, changed(generation={"profile": "turbo"}), "generation.profile = 'turbo'", "'baseline' or 'fast'")
+    refused(
+        tmp_path,
+        changed(generation={"profile": "turbo"}),
+        "generation.profile = 'turbo'",
+        "'auto', 'baseline', 'quantized', 'cached' or 'fast'",
+    )
     cog = changed(model="cogvideox15_5b_i2v")
     refused(
         tmp_path,

@@ -9,7 +9,9 @@ subclass hf.DiffusersAdapter, which does what they share (the weights from the l
 choice, the speed knobs, the timed call, the log's params, info()); each model's file keeps only what is its own:
 the pipeline class and dtypes it loads, its scheduler's options, where its memory plan puts the parts, its call
 arguments and what it logs of them (and Hunyuan's PromptTrim). Their text window and the memory their full plan
-needs are jobspecs/architectures.yaml's, which the planner reads too. fa4.py routes attention to FlashAttention-4;
+needs are jobspecs/architectures.yaml's, which the planner reads too. The speed knobs that replace kernels:
+attention.py routes a transformer's unmasked attention to a kernel, fa4.py's (FlashAttention-4, Hopper) or sage.py's
+(8-bit attention, its Triton kernels in sage_kernels.py); fp8.py puts the blocks' linear layers in fp8 (torchao).
 tiny.py builds the random-weight pipelines of `model_source: tiny`.
 """
 

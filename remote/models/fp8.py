@@ -64,11 +64,15 @@ def quantize_transformer(transformer: torch.nn.Module, device: torch.device, blo
     """The blocks' Linear layers to fp8 (torchao, rowwise), where the device can run them; returns what was done.
     `block_by_block`: the transformer is on the CPU and too large for the GPU in bf16: each block is moved to
     `device` and quantized there in turn, then the rest of the module follows (it ends up on `device`)."""
+    from diffusers.hooks.group_offloading import _is_group_offload_enabled
+
     if getattr(transformer, DONE, None):
         return getattr(transformer, DONE)
     reason = unavailable(device)
     if reason:
         return f"{reason}; bf16 linear layers used"
+    if _is_group_offload_enabled(transformer):  # its hooks hold the bf16 weights it streams: quantize before, or not
+        return "skipped: the transformer is group-offloaded; bf16 linear layers used"
     from torchao.quantization import Float8DynamicActivationFloat8WeightConfig, PerRow, quantize_
 
     # set_inductor_config=False: torchao would otherwise switch on coordinate-descent tuning for every later

@@ -255,8 +255,8 @@ def repeated_block_classes(transformer) -> list[str]:
 def regional_compile(transformer, cache: str | None, **compile_kwargs) -> str:
     """torch.compile of every block in the transformer's block lists (compile_repeated_blocks), in one graph per
     block unless hooks run inside the blocks: a cache's (`cache`: its name, First Block Cache or MagCache) and group
-    offload's (its onload and
-    offload are torch.compiler.disable()d: a graph break, which fullgraph=True refuses). Returns what was done.
+    offload's (its onload and offload are torch.compiler.disable()d: a graph break, which fullgraph=True refuses).
+    Returns what was done.
 
     The blocks' classes are named here: diffusers' own `_repeated_blocks` names none for CogVideoX and misses
     HunyuanVideo-I2V's TokenReplace blocks (it would compile only the patch embed and the token refiner)."""
@@ -569,7 +569,7 @@ class DiffusersAdapter(abc.ABC):
             "peak_vram_reserved_bytes": call.peak_vram_reserved_bytes,
             "memory": self.memory,
             "speed": self.speed,
-            "first_block_cache_hits": self.cache.result(),
+            "cache_hits": self.cache.result(),  # forwards First Block Cache or MagCache answered (CacheCounter)
         }
         return Generated(
             frames=call.frames, timings_s=call.timings_s, peak_vram_bytes=call.peak_vram_bytes, params=params
