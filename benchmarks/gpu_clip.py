@@ -849,7 +849,7 @@ def run_shape(spec: Model, args) -> dict:
                     "sage": "unmasked attention by the 8-bit kernel (remote/models/sage.py); the rest SDPA",
                     "default": "torch SDPA's default kernel",
                 }[bench.attention]
-                if "fp8" in entry:
+                if "fp8_linear" in entry:
                     entry["what"] += "; linear layers of the blocks in fp8 (remote/models/fp8.py)"
                 if variant == "quantized":
                     entry["what"] += "; regional compile"
