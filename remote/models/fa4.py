@@ -18,6 +18,7 @@ import functools
 import torch
 
 from remote.models.attention import route_forward
+from remote.models.hf import cuda_refusal
 
 MIN_CAPABILITY = (9, 0)  # Hopper and newer: where it was measured and where setup.sh installs it
 ON = "on: FlashAttention-4 (flash-attn-4) for the transformer's unmasked attention, torch SDPA for the rest"
@@ -27,11 +28,8 @@ OFFLOADED = "skipped: the transformer is group-offloaded, where FlashAttention-4
 
 def unavailable(device: torch.device) -> str | None:
     """Why FlashAttention-4 can't run on `device`, or None when it can."""
-    if device.type != "cuda":
-        return f"skipped on {device.type}: a CUDA kernel"
-    capability = torch.cuda.get_device_capability(device)
-    if capability < MIN_CAPABILITY:
-        return f"skipped on sm_{capability[0]}{capability[1]}: used on sm_90+ (Hopper and newer) only"
+    if reason := cuda_refusal(device, MIN_CAPABILITY, "used on sm_90+ (Hopper and newer) only"):
+        return reason
     try:
         import flash_attn.cute  # noqa: F401
     except ImportError:

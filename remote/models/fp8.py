@@ -19,7 +19,7 @@ import importlib.metadata
 
 import torch
 
-from remote.models.hf import BLOCK_LISTS
+from remote.models.hf import BLOCK_LISTS, cuda_refusal
 
 MIN_CAPABILITY = (8, 9)  # fp8 tensor cores: Ada and Hopper and newer
 DONE = "quantized_to_fp8"  # set on a transformer once quantized (the 24gb plan of Hunyuan does it while placing)
@@ -27,11 +27,8 @@ DONE = "quantized_to_fp8"  # set on a transformer once quantized (the 24gb plan 
 
 def unavailable(device: torch.device) -> str | None:
     """Why fp8 linear layers can't run on `device`, or None when they can."""
-    if device.type != "cuda":
-        return f"skipped on {device.type}: fp8 matmuls need fp8 tensor cores (CUDA, sm_89+)"
-    capability = torch.cuda.get_device_capability(device)
-    if capability < MIN_CAPABILITY:
-        return f"skipped on sm_{capability[0]}{capability[1]}: fp8 tensor cores are sm_89+ (Ada, Hopper)"
+    if reason := cuda_refusal(device, MIN_CAPABILITY, "fp8 tensor cores are sm_89+ (Ada, Hopper)"):
+        return reason
     try:
         import torchao  # noqa: F401
     except ImportError:

@@ -243,6 +243,21 @@ def baseline_overrides(spec: JobSpec) -> dict:
 
 
 CPU_ATTENTION_BACKENDS = ("native", "_native_math")  # the others are CUDA kernels
+
+
+def cuda_refusal(device, minimum: tuple[int, int], needs: str) -> str | None:
+    """Why a CUDA kernel knob (fa4.py, sage.py, fp8.py) can't run on `device`: not a GPU, or its compute capability
+    below `minimum` (`needs` says what it needs); None when the GPU can run it."""
+    import torch
+
+    if device.type != "cuda":
+        return f"skipped on {device.type}: a CUDA kernel"
+    major, minor = torch.cuda.get_device_capability(device)
+    if (major, minor) < minimum:
+        return f"skipped on sm_{major}{minor}: {needs}"
+    return None
+
+
 BLOCK_LISTS = ("blocks", "transformer_blocks", "single_transformer_blocks")  # Wan; CogVideoX; Hunyuan (both)
 
 

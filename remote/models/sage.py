@@ -27,6 +27,7 @@ import torch
 
 from jobspecs.config import throughput
 from remote.models.attention import route_forward
+from remote.models.hf import cuda_refusal
 
 MIN_CAPABILITY = (8, 0)  # int8 tensor-core dot products in Triton: Ampere and newer
 HEAD_DIMS = (64, 128)  # the vendored kernels' (CogVideoX: 64; Wan, Hunyuan: 128); other calls stay on SDPA
@@ -35,12 +36,10 @@ FA4_ON = "skipped: FlashAttention-4 runs the attention here, and is faster"
 
 
 def unavailable(device: torch.device) -> str | None:
-    """Why the 8-bit attention can't run on `device`, or None when it can."""
-    if device.type != "cuda":
-        return f"skipped on {device.type}: a CUDA kernel"
+    """Why the 8-bit attention can't run (or would be slower) on `device`, or None when it can."""
+    if reason := cuda_refusal(device, MIN_CAPABILITY, "needs sm_80+ (int8 tensor cores)"):
+        return reason
     capability = torch.cuda.get_device_capability(device)
-    if capability < MIN_CAPABILITY:
-        return f"skipped on sm_{capability[0]}{capability[1]}: needs sm_80+ (int8 tensor cores)"
     speedup = throughput().knobs.sage_attention.kernel_speedup.get(float(f"{capability[0]}.{capability[1]}"))
     if speedup is not None and speedup < 1:
         return (
