@@ -364,23 +364,30 @@ def with_generation(spec: JobSpec, **settings) -> JobSpec:
 
 def pick_profile(spec: JobSpec) -> JobSpec:
     """`generation.profile: auto` resolved: the first profile of PROFILE_ORDER the model has whose every clip the
-    planner fits inside guardrails.clip_limit_s on infrastructure.gpu (the last one the model has when none fits:
-    check_plan then refuses it, saying why). The spec's own generation overrides apply under each. The returned
-    spec names the profile picked; its `profile_choice` says why, with what the better profiles would have needed."""
+    planner fits inside guardrails.clip_limit_s on infrastructure.gpu (the last one when none fits: check_plan then
+    refuses it, saying why). The spec's own generation overrides apply under each; a profile they make invalid
+    (a cache on top of the cached profile's) is passed over. The returned spec names the profile picked; its
+    `profile_choice` says why, with what the better profiles would have needed."""
     from jobspecs.load import validate  # load imports this module
 
     gpu = plan_gpu(spec)
     limit = spec.guardrails.clip_limit_s
-    candidates = [name for name in PROFILE_ORDER if name == "baseline" or name in spec.baseline.profiles]
+    candidates = []  # baseline is always one: a spec with `auto` validated as the baseline (no profile settings)
+    for name in PROFILE_ORDER:
+        if name != "baseline" and name not in spec.baseline.profiles:
+            continue
+        data = spec.model_dump(mode="json")
+        data["generation"]["profile"] = name
+        try:
+            candidates.append((name, validate(data, source=f"the spec with generation.profile {name}")))
+        except SpecError:
+            continue
     missed = []
-    for name in candidates:
-        longest = predict_run(with_generation(spec, profile=name), gpu).longest.seconds
-        if longest <= limit or name == candidates[-1]:
+    for name, picked in candidates:
+        longest = predict_run(picked, gpu).longest.seconds
+        if longest <= limit or name == candidates[-1][0]:
             break
         missed.append(f"{name} {longest:.0f} s")
-    data = spec.model_dump(mode="json")
-    data["generation"]["profile"] = name
-    picked = validate(data, source="the spec with generation.profile resolved")
     verdict = "inside" if longest <= limit else "over"
     why = f"; the better profiles' longest clips: {', '.join(missed)}" if missed else ""
     picked._profile_choice = (

@@ -489,6 +489,14 @@ def test_auto_picks_the_best_profile_that_fits_for_each_model_on_a_4090_and_an_h
     hunyuan = model_spec("hunyuan_i2v", profile="auto")
     assert "the better profiles' longest clips: baseline " in hunyuan.profile_choice
     assert "quantized " in hunyuan.profile_choice and "cached " in hunyuan.profile_choice
+    # on a 3090 (no fp8, no published 8-bit speed-up there) nothing fits Wan's 121 frames; with a First Block Cache
+    # of the spec's own, the cached profile (MagCache: one cache at a time) is passed over, not refused
+    shots = [dict(s, duration_s=5) for s in demo_data()["shots"]]
+    on_3090 = demo_data() | {"model": "wan22_ti2v_5b", "infrastructure": {"gpu": "RTX 3090"}, "shots": shots}
+    plain = validate(on_3090 | {"generation": {"profile": "auto"}})
+    assert plain.generation.profile == "fast" and ", cached " in plain.profile_choice  # none fits: check_plan refuses
+    own_cache = validate(on_3090 | {"generation": {"profile": "auto", "first_block_cache": 0.05}})
+    assert own_cache.generation.profile == "fast" and "cached" not in own_cache.profile_choice
 
 
 def test_the_8_bit_levers_are_credited_where_the_box_turns_them_on() -> None:
