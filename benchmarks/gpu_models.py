@@ -198,10 +198,6 @@ def ran(result: dict, knob: str) -> bool:
     return result.get("settings", {}).get("speed", {}).get(knob, "off").startswith("on")
 
 
-def ran_flash_attention(result: dict) -> bool:
-    return ran(result, "flash_attn_4")
-
-
 def planner_check(spec, clip, gpu: str, measured: dict) -> dict:
     """The planner's phases for this clip on `gpu` (the first clip of its shape: compile included) against the
     measured ones. The GPU part of a clip is prep + denoise (+ compile, inside the first steps) + decode; the
@@ -346,7 +342,7 @@ def main() -> int:
         except Exception:
             result = {"model": model, "error": traceback.format_exc()}
         gpu = re.sub(r"[^A-Za-z0-9._-]+", "-", result.get("gpu", "gpu")).strip("-")
-        label = f"{args.profile}-fa4" if ran_flash_attention(result) else args.profile
+        label = f"{args.profile}-fa4" if ran(result, "flash_attn_4") else args.profile
         name = f"gpu_models_{model}_{gpu}.json" if args.steps else f"gpu_clip_run_{model}_{label}_{gpu}.json"
         path = args.out / name
         path.write_text(json.dumps(result, indent=2, sort_keys=True) + "\n")

@@ -115,6 +115,12 @@ class Baseline(SpeedKnobs):
     mag_cache_calibration: MagCacheCalibration | None = None  # where `mag_cache` is a setting of the model
 
     @model_validator(mode="after")
+    def mag_cache_has_its_calibration(self) -> Baseline:
+        if (self.mag_cache is not None) != (self.mag_cache_calibration is not None):
+            raise ValueError("mag_cache and mag_cache_calibration: a model has both (a setting) or neither")
+        return self
+
+    @model_validator(mode="after")
     def profiles_change_only_what_the_model_has(self) -> Baseline:
         for name, profile in self.profiles.items():
             for field, value in profile.model_dump(exclude_none=True).items():

@@ -339,7 +339,7 @@ def apply_speed_knobs(pipe, device, spec: JobSpec) -> dict:
             f"threshold {config.threshold}, K {config.max_skip_steps}, retention {config.retention_ratio}: "
             f"{skipped} of {config.num_inference_steps} steps skipped per branch ({calibration.source})"
         )
-    elif spec.baseline.mag_cache_calibration is not None:
+    elif spec.effective("mag_cache") is not None:
         done["mag_cache"] = "off"
     if spec.effective("fp8_linear"):
         done["fp8_linear"] = fp8.quantize_transformer(transformer, device)
