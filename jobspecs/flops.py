@@ -145,3 +145,18 @@ def clip_forward(arch: Architecture, frames: int, width: int, height: int) -> Fo
     grid = latent_grid(frames, width, height, arch.vae.spatial, arch.vae.temporal)
     extra = {"per_token_timestep": arch.per_token_timestep} if arch.per_token_timestep is not None else {}
     return FAMILIES[arch.family](arch.transformer, grid, arch.text_tokens, **extra)
+
+
+def splits_evenly(arch: Architecture, frames: int, width: int, height: int, ranks: int, trimmed_text: bool) -> bool:
+    """Whether context parallelism on `ranks` GPUs splits every sequence of a clip's forward evenly: the video tokens
+    (all three models), and the text tokens where the model splits them too (CogVideoX's 226; Hunyuan's, which
+    prompt_trim makes the prompt's own length, unknown before the run). Even splits run diffusers' plain Ulysses,
+    which torch.compile takes; uneven ones need `ulysses_anything`, which it does not (remote/models/parallel.py)."""
+    forward = clip_forward(arch, frames, width, height)
+    if forward.tokens % ranks:
+        return False
+    if arch.family == "wan":  # Wan's plan splits only the video tokens (its cross-attention reads the whole text)
+        return True
+    if arch.family == "hunyuan" and trimmed_text:
+        return False
+    return forward.text_tokens % ranks == 0

@@ -87,6 +87,15 @@ class JobPaths:
     def log(self, index: int) -> Path:
         return self.run_dir / clip_files(index)[2]
 
+    def rank_error(self, rank: int) -> Path:
+        """What a rank other than 0 of a several-GPU worker died of (rank 0 writes status.json itself)."""
+        return self.run_dir / "status" / f"rank_{rank}.error"
+
+    def rank_errors(self) -> list[str]:
+        """The errors the other ranks left, "rank N: ..." in rank order."""
+        found = sorted(self.run_dir.glob("status/rank_*.error"), key=lambda p: int(p.stem.split("_")[1]))
+        return [f"{path.stem.replace('_', ' ')}: {path.read_text().strip()}" for path in found]
+
     def run_info(self) -> RunInfo:
         return RunInfo.model_validate_json(self.run_json.read_text())
 

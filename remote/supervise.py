@@ -19,6 +19,7 @@ import sys
 import time
 from pathlib import Path
 
+import psutil
 import yaml
 
 from jobspecs import validate
@@ -50,6 +51,33 @@ def kill_group(pid: int) -> None:
         os.killpg(pid, signal.SIGKILL)
     except ProcessLookupError:
         pass
+
+
+def kill_tree(pid: int) -> None:
+    """SIGKILL the worker's process group and every process below it: a several-GPU worker is torchrun, which
+    starts each rank in a session of its own (the ranks also die with their agent: parallel.die_with_parent). The
+    tree is read before anything is killed; a killed parent's children would be re-parented out of it."""
+    try:
+        below = psutil.Process(pid).children(recursive=True)
+    except psutil.NoSuchProcess:
+        below = []
+    kill_group(pid)
+    for process in below:
+        kill_group(process.pid)  # a rank leads its own session and group
+        try:
+            process.kill()
+        except psutil.NoSuchProcess:
+            pass
+
+
+def worker_command(paths: JobPaths, num_gpus: int) -> list[str]:
+    """One process on one GPU; torchrun with one rank per GPU on several (remote/models/parallel.py). torchrun's
+    standalone rendezvous stays on this machine (a free port on localhost)."""
+    worker = ["-m", "remote.worker", str(paths.job_dir)]
+    if num_gpus == 1:
+        return [sys.executable, *worker]
+    launcher = ["-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={num_gpus}"]
+    return [sys.executable, *launcher, *worker]
 
 
 def remove_partial_files(paths: JobPaths) -> list[str]:
@@ -85,7 +113,7 @@ def supervise(job_dir: Path, worker_argv: list[str] | None = None) -> int:
         run_limit_s=run_limit,
     )
     log_progress(paths.run_dir, "start", None, f"clip limit {clip_limit:g} s, run limit {run_limit:g} s")
-    argv = worker_argv or [sys.executable, "-m", "remote.worker", str(paths.job_dir)]
+    argv = worker_argv or worker_command(paths, spec.infrastructure.num_gpus)
     with open(paths.run_dir / "status" / "worker.log", "ab") as log:
         worker = subprocess.Popen(
             argv,
@@ -112,7 +140,7 @@ def supervise(job_dir: Path, worker_argv: list[str] | None = None) -> int:
         elif time.monotonic() > run_deadline:
             reason = f"the run went past its limit of {run_limit:g} s; killed"
         if reason:
-            kill_group(worker.pid)
+            kill_tree(worker.pid)
             worker.wait()
             mark_stopped(paths, reason)
             return EXIT_STOPPED
@@ -123,9 +151,16 @@ def supervise(job_dir: Path, worker_argv: list[str] | None = None) -> int:
     state = read_status(paths.run_dir).state
     if worker.returncode == 0 and state == "generated":
         return 0
-    if state not in TERMINAL_STATES:
-        update_status(paths.run_dir, state="failed", reason=f"the worker exited with status {worker.returncode}")
-        log_progress(paths.run_dir, "failed", None, f"the worker exited with status {worker.returncode}")
+    kill_tree(worker.pid)  # a several-GPU worker's ranks end with torchrun; nothing of it may outlive the run
+    ranks = paths.rank_errors()  # a rank that died first is the cause; rank 0's own error may be its consequence
+    if ranks or state not in TERMINAL_STATES:
+        reason = f"the worker exited with status {worker.returncode}"
+        if ranks:
+            reason += ": " + "; ".join(ranks)
+            if state == "failed":
+                reason += f" (rank 0: {read_status(paths.run_dir).reason})"
+        update_status(paths.run_dir, state="failed", reason=reason)
+        log_progress(paths.run_dir, "failed", None, reason)
     remove_partial_files(paths)
     return EXIT_FAILED
 
@@ -157,7 +192,7 @@ def stop(job_dir: Path) -> None:
         except ProcessLookupError:
             pass
     if status.worker_pid and status.state not in TERMINAL_STATES:
-        kill_group(status.worker_pid)
+        kill_tree(status.worker_pid)
         mark_stopped(paths, "stopped from outside; the supervisor was gone")
         update_status(paths.run_dir, exit_code=EXIT_STOPPED)  # in the supervisor's place
 

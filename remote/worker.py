@@ -35,7 +35,7 @@ from remote.bundle import sha256_file
 from remote.color import match_colors
 from remote.ffmpeg import ACCURATE_SWS, encode_frames, rawvideo_input, run_ffmpeg, x264_args
 from remote.layout import JobPaths, written_atomically
-from remote.models import ModelAdapter, load_adapter
+from remote.models import ModelAdapter, load_adapter, parallel
 from remote.status import PARENT_TASK_RUN, log_progress, now_iso, update_status
 
 EXIT_BUSY = 75  # another worker holds this box's lock
@@ -117,6 +117,7 @@ def generate_clip(
         image, color_log = match_colors(image, reference, spec.color_match.strength)
         log_progress(run_dir, "color", clip.index, f"ΔE {color_log['delta_e_before']} → {color_log['delta_e_after']}")
 
+    parallel.from_rank0((clip.index, image))  # the other ranks of a several-GPU worker compute with this image
     result = adapter.generate(clip.prompt, image, clip, clip.seed)
     window = result.params.get("prompt_window") or {}
     if window.get("cut"):  # the pipelines truncate silently; the user should know what the model never read
@@ -227,6 +228,22 @@ def generate_clips(job_dir: str) -> int:
     return len(clips)
 
 
+def follow_clips(paths: JobPaths) -> None:
+    """A rank other than 0 of a several-GPU worker (remote/models/parallel.py): the same model, the same clips, each
+    with the input image rank 0 sends, its share of every transformer forward computed; nothing written (rank 0
+    writes the clip, the frame and the log). No Prefect here: one flow run per run, rank 0's."""
+    spec = validate(yaml.safe_load(paths.job_yaml.read_text()), source=str(paths.job_yaml))
+    clips = plan_clips(spec)
+    done = len(paths.finished_logs())  # read before the first collective: rank 0 can't finish a clip alone
+    adapter = load_adapter(spec)
+    adapter.load()
+    for clip in clips[done:]:
+        index, image = parallel.from_rank0(None)
+        if index != clip.index:
+            raise RuntimeError(f"rank {parallel.rank()} expected clip {clip.index}; rank 0 is at clip {index}")
+        adapter.generate(clip.prompt, image, clip, clip.seed)
+
+
 def run_generate_clips(job_dir: str) -> None:
     """The worker's flow. Where the laptop's flow shares this Prefect API (the local provider: this machine is the
     box), it runs as a subflow of the laptop's task run that started it, so Prefect shows one run, not two. A rented
@@ -250,9 +267,15 @@ def main(argv: list[str] | None = None) -> int:
         print("usage: python -m remote.worker JOB_DIR", file=sys.stderr)
         return 2
     paths = JobPaths(Path(args[0]).resolve())
+    if parallel.world_size() > 1:  # torchrun's ranks (remote/models/parallel.py)
+        parallel.die_with_parent()  # torchrun starts each rank in a session of its own
+        parallel.start(parallel.device_of_rank())
+    if not parallel.is_rank0():
+        return follow(paths)
     try:
         with worker_lock(paths):
-            update_status(paths.run_dir, worker_pid=os.getpid())
+            if parallel.world_size() == 1:  # on several GPUs the worker is torchrun, which the supervisor recorded
+                update_status(paths.run_dir, worker_pid=os.getpid())
             run_generate_clips(str(paths.job_dir))
         return 0
     except WorkerBusy as exc:
@@ -263,6 +286,18 @@ def main(argv: list[str] | None = None) -> int:
         traceback.print_exc()
         update_status(paths.run_dir, state="failed", reason=f"{type(exc).__name__}: {exc}")
         log_progress(paths.run_dir, "failed", None, f"{type(exc).__name__}: {exc}")
+        return 1
+
+
+def follow(paths: JobPaths) -> int:
+    """Rank N > 0: follow_clips; what it died of goes to status/rank_N.error for the supervisor's reason (rank 0
+    alone writes status.json)."""
+    try:
+        follow_clips(paths)
+        return 0
+    except Exception as exc:
+        traceback.print_exc()
+        paths.rank_error(parallel.rank()).write_text(f"{type(exc).__name__}: {exc}")
         return 1
 
 

@@ -116,6 +116,30 @@ def prefect_server_log(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def tiny_home(tmp_path_factory) -> dict:
+    """The three tiny pipelines, built by the CLI into a fresh HF_HOME; {"home": Path, "commits": {id: sha}}."""
+    home = tmp_path_factory.mktemp("tiny-hf")
+    done = subprocess.run(
+        [sys.executable, "-m", "remote.models.tiny", str(home)], capture_output=True, text=True, timeout=300, cwd=REPO
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    lines = [line.split(": ", 1) for line in done.stdout.splitlines()]  # "<id>: <repo> @ <commit> in <hub>"
+    commits = {model: text.split(" @ ")[1].split()[0] for model, text in lines}
+    return {"home": home, "commits": commits}
+
+
+@pytest.fixture
+def worker_env(prefect_api, monkeypatch):
+    """A worker process started by the test reports to the session's Prefect server; SIGTERM handling is restored
+    after (the supervisor, run in the test's process, sets its own)."""
+    monkeypatch.setenv("PREFECT_API_URL", prefect_api)
+    monkeypatch.setenv("PYTHONPATH", str(REPO))
+    handler = signal.getsignal(signal.SIGTERM)
+    yield
+    signal.signal(signal.SIGTERM, handler)
+
+
+@pytest.fixture(scope="session")
 def prefect_api(prefect_server_log: Path) -> str:
     """A real `prefect server start` on 127.0.0.1 with its own PREFECT_HOME (a fresh SQLite database), its API
     URL; stopped by pid at the end. Processes the tests start get it through PREFECT_API_URL, this one too."""

@@ -11,8 +11,6 @@ from __future__ import annotations
 import copy
 import json
 import signal
-import subprocess
-import sys
 from pathlib import Path
 
 import imageio_ffmpeg
@@ -37,19 +35,6 @@ MODELS = {  # model id -> (pipeline class, memory setting the run uses, clip fra
 # CogVideoX's run also exercises two speed knobs: First Block Cache (a threshold every later step passes on random
 # weights) and frame interpolation from its 16 fps to 24 fps when the clip is written.
 KNOBS = {"cogvideox15_5b_i2v": {"first_block_cache": 1.0, "interpolate_to": 24}}
-
-
-@pytest.fixture(scope="session")
-def tiny_home(tmp_path_factory) -> dict:
-    """The three tiny pipelines, built by the CLI into a fresh HF_HOME; {"home": Path, "commits": {id: sha}}."""
-    home = tmp_path_factory.mktemp("tiny-hf")
-    done = subprocess.run(
-        [sys.executable, "-m", "remote.models.tiny", str(home)], capture_output=True, text=True, timeout=300, cwd=REPO
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    lines = [line.split(": ", 1) for line in done.stdout.splitlines()]  # "<id>: <repo> @ <commit> in <hub>"
-    commits = {model: text.split(" @ ")[1].split()[0] for model, text in lines}
-    return {"home": home, "commits": commits}
 
 
 def tiny_spec(model: str, **generation) -> dict:

@@ -41,16 +41,6 @@ def make_job(root: Path, **guardrails: float) -> JobPaths:
     return paths
 
 
-@pytest.fixture
-def worker_env(prefect_api, monkeypatch):
-    """The worker process reports to the session's Prefect server; SIGTERM handling is restored after."""
-    monkeypatch.setenv("PREFECT_API_URL", prefect_api)
-    monkeypatch.setenv("PYTHONPATH", str(REPO))
-    handler = signal.getsignal(signal.SIGTERM)
-    yield
-    signal.signal(signal.SIGTERM, handler)
-
-
 def assert_killed_with_clip_0_kept(paths: JobPaths, reason: str) -> None:
     status = read_status(paths.run_dir)
     assert status.state == "stopped" and reason in status.reason, status

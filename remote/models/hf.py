@@ -310,7 +310,7 @@ def apply_speed_knobs(pipe, device, spec: JobSpec) -> dict:
     reason. Frame interpolation (`interpolate_to`) is the worker's: it happens when the clip is written."""
     from diffusers import FirstBlockCacheConfig
 
-    from remote.models import fa4, fp8, sage
+    from remote.models import fa4, fp8, parallel, sage
 
     transformer = pipe.transformer
     done = {"profile": spec.generation.profile}
@@ -324,6 +324,8 @@ def apply_speed_knobs(pipe, device, spec: JobSpec) -> dict:
     else:
         transformer.set_attention_backend(backend)
         done["attention_backend"] = backend
+    if parallel.world_size() > 1:  # after the backend (diffusers checks it can split), before caches and compile
+        done["context_parallel"] = parallel.enable(transformer, spec, device)
     threshold = spec.effective("first_block_cache")
     if threshold:
         transformer.enable_cache(FirstBlockCacheConfig(threshold=threshold))
@@ -350,6 +352,8 @@ def apply_speed_knobs(pipe, device, spec: JobSpec) -> dict:
         done["compile"] = "off"
     elif device.type != "cuda":
         done["compile"] = f"skipped on {device.type}: regional torch.compile is for CUDA"
+    elif "ulysses_anything" in done.get("context_parallel", ""):
+        done["compile"] = "skipped: diffusers' uneven context-parallel split (ulysses_anything) does not compile"
     else:
         done["compile"] = regional_compile(transformer, cache)
     if spec.effective("flash_attn_4"):
@@ -524,8 +528,13 @@ class DiffusersAdapter(abc.ABC):
 
     def load(self) -> None:
         """The weights from the local Hugging Face cache at the pinned revision, then setup()."""
+        from remote.models import parallel
+
         self.weights = find_weights(self.spec)
         device = pick_device()
+        if parallel.world_size() > 1:  # torchrun's ranks: each its own GPU (the worker joined them in a group)
+            device = parallel.device_of_rank()
+            parallel.start(device)
         tokenizer, self.tokenizer_check = faithful_tokenizer(self.weights.snapshot, "tokenizer")
         self.setup(self.load_pipeline(self.weights.snapshot, tokenizer, device), device)
 
