@@ -389,6 +389,7 @@ class Infrastructure(Strict):
     # vast: the offer
     gpu: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)] = "RTX 4090"
     max_usd_per_hour: float | None = Field(None, gt=0)
+    num_gpus: int = Field(1, ge=1, le=8)  # (provisional: the planner half of #14 replaces this line)
     disk_gb: float = Field(80, ge=20)
     min_ram_gb: float | None = Field(None, gt=0)  # host RAM; default 96 GB for hunyuan_i2v (offload), else 32
     image: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)] = (
