@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import ctypes
 import functools
+import inspect
 import os
 import signal
 from contextlib import contextmanager
@@ -239,6 +240,20 @@ def splits_evenly(spec) -> bool:
     )
 
 
+def read_signatures_now(transformer) -> None:
+    """diffusers' split hooks find an argument passed by position from the module's signature (inspect.signature) on
+    their first call and cache it. A first call inside a compiled block makes torch.compile trace inspect, which
+    torch 2.11's dynamo refuses ("Unexpected type in sourceless builder"): read every hook's signature here, before
+    anything is compiled."""
+    for module in transformer.modules():
+        registry = getattr(module, "_diffusers_hook", None)
+        for hook in registry.hooks.values() if registry is not None else ():
+            metadata = getattr(hook, "module_forward_metadata", None)
+            if metadata is not None and metadata.cached_parameter_indices is None:
+                names = list(inspect.signature(metadata._cls.forward).parameters)[1:]  # after `self`
+                metadata.cached_parameter_indices = {name: index for index, name in enumerate(names)}
+
+
 def enable(transformer, spec, device) -> str:
     """Split `transformer`'s forwards across the ranks (Ulysses); returns what the logs record. After the attention
     backend is set (diffusers checks it supports context parallelism) and before compile, which it rules out where
@@ -260,6 +275,7 @@ def enable(transformer, spec, device) -> str:
     config = ContextParallelConfig(ulysses_degree=size, ulysses_anything=not even)
     with one_device_per_cpu_rank(device):
         transformer.enable_parallelism(config=config, cp_plan=plan)
+    read_signatures_now(transformer)
     whose = "the model's own plan" if plan is None else "this project's plan (remote/models/parallel.py)"
     split = "even splits" if even else "uneven splits (ulysses_anything)"
     return f"{ULYSSES}, {size} ranks ({device.type}), {whose}, {split}"
