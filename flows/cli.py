@@ -2,7 +2,7 @@
 
 shootout run SPEC [--out DIR] [--set key=value ...]
 shootout validate SPEC [--set key=value ...]
-shootout plan SPEC [--set key=value ...] [--json]
+shootout plan SPEC [--set key=value ...] [--json] [--offers]
 shootout verify BUNDLE [--extract DIR]
 shootout report RUN_DIR... [--out DIR] [--reference IMG] [--weights KEY=W ...]
 shootout setup [--live-instances N] [--secrets-from-env]   (the Prefect side: pool, limit, automation, secrets)
@@ -20,8 +20,12 @@ from pathlib import Path
 
 from jobspecs import SpecError, load_spec
 from jobspecs.load import resume_source
+from jobspecs.offers import offer_shapes
 from jobspecs.plan import (
     check_plan,
+    offer_line,
+    offer_rows,
+    offers_table,
     plan_enforced,
     plan_report,
     plan_table,
@@ -81,6 +85,12 @@ def parser() -> argparse.ArgumentParser:
         if name == "plan":
             command.add_argument(
                 "--json", action="store_true", help="the plan as JSON on stdout (exit 2 where a run would be refused)"
+            )
+            command.add_argument(
+                "--offers",
+                action="store_true",
+                help="also the offer shapes it chose from: GPUs, $/h, longest clip, run, fits, $/film (with --json: "
+                "`offers`)",
             )
         if name == "run":
             command.add_argument("--out", default="outputs", help="where <run_id>.tar and <run_id>/ go")
@@ -201,20 +211,21 @@ def main(argv: list[str] | None = None) -> int:
                 return 2 if isinstance(exc, BundleInputError) else 1
             print(f"OK {args.bundle}: run {manifest.run_id}, {len(manifest.files) + 2} files, every sha256 matches")
             return 0
-        job = load_spec(args.spec, args.overrides)
+        job = load_spec(args.spec, args.overrides, offers=offer_shapes)  # `auto` offers: from offer_shapes
         warnings = [*job.notes, *prompt_window_warnings(job.spec)]  # the reference image's, the prompts'
         if args.command == "validate":
             print(
                 f"OK {args.spec}: {len(job.spec.shots)} shots, {job.spec.clip_count} clips, "
                 f"{total_seconds(job.spec):.2f} s, model {job.spec.model}"
             )
-            if job.spec.profile_choice:
-                print(job.spec.profile_choice)
+            for choice in (job.spec.offer_choice, job.spec.profile_choice):
+                if choice:
+                    print(choice)
             for warning in warnings:
                 print(f"WARNING {warning}")
             return 0
         if args.command == "plan" and args.json:  # the verdict for scripts: JSON whether or not it fits
-            report = plan_report(job.spec)
+            report = plan_report(job.spec, with_offers=args.offers)
             print(report.model_dump_json(indent=2))
             for warning in warnings:
                 print(f"WARNING {warning}", file=sys.stderr)
@@ -222,6 +233,10 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "plan":  # the clips, then the planner's prediction; exits 2 if check_plan refuses
             print(plan_table(job.spec))
             print(prediction_table(predict_run(job.spec), job.spec.infrastructure.max_usd_per_hour))
+            rows = offer_rows(job.spec)  # the offer it runs on, priced; with --offers every shape it chose from
+            line = offers_table(rows) if args.offers else offer_line(rows)
+            if line:
+                print(line)
             for warning in [*warnings, *check_plan(job.spec).warnings]:
                 print(f"WARNING {warning}")
             return 0

@@ -1,8 +1,9 @@
 """The project's own config files, read by the planner on the laptop and by the adapters on the GPU box.
 
-    baselines()      jobspecs/baselines.yaml       each model's locked settings and its speed profiles
-    architectures()  jobspecs/architectures.yaml   what the planner and the adapters know of each model, no weights
-    throughput()     jobspecs/throughput.yaml      how fast each GPU runs the transformers, what the CPU steps cost
+    baselines()       jobspecs/baselines.yaml       each model's locked settings and its speed profiles
+    architectures()   jobspecs/architectures.yaml   what the planner and the adapters know of each model, no weights
+    throughput()      jobspecs/throughput.yaml      how fast each GPU runs the transformers, what the CPU steps cost
+    offer_snapshot()  jobspecs/offers.yaml          a dated snapshot of Vast.ai offer shapes and their prices
 
 Each file is read once and validated strictly (no unknown keys, frozen); a bad one fails with a ConfigError that
 names the file, the field and the rule. The user's job spec is jobspecs/schema.py's.
@@ -11,11 +12,12 @@ names the file, the field and the rule. The user's job spec is jobspecs/schema.p
 from __future__ import annotations
 
 import functools
+from datetime import date
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
 
 HERE = Path(__file__).parent
 PerModel = dict[str, float]  # model id -> a figure of that model
@@ -156,6 +158,7 @@ DIFFUSERS_FIELDS = (
     "text_window",
     "reference",
     "full_plan_needs_gib",
+    "weights_gb",
 )
 
 
@@ -175,6 +178,7 @@ class Architecture(Config):
     full_plan_needs_gib: float | None = None  # `auto` picks the full memory plan on GPUs with this much memory
     offloads_in_24gb: bool = False  # the 24gb memory plan group-offloads the transformer
     fp8_resident_in_24gb: bool = False  # ... unless its linear layers are fp8 (fp8_linear): then it stays on the GPU
+    weights_gb: float | None = None  # what a fresh box downloads of the pinned revision (the offer's $/film)
 
     @model_validator(mode="after")
     def diffusers_models_are_complete(self) -> Architecture:
@@ -183,8 +187,17 @@ class Architecture(Config):
             raise ValueError(f"family {self.family} needs {', '.join(missing)}")
         return self
 
+    @property
+    def heads(self) -> int | None:
+        """The transformer's attention heads: what Ulysses context parallelism splits across the GPUs (None: no
+        transformer)."""
+        return self.transformer["num_attention_heads"] if self.transformer else None
+
 
 # --- throughput.yaml -------------------------------------------------------------------------------
+
+
+Interconnect = Literal["nvlink", "pcie"]
 
 
 class Gpu(Config):
@@ -194,6 +207,7 @@ class Gpu(Config):
     capability: float  # CUDA compute capability (8.9: Ada, 9.0: Hopper): which kernels the box turns on
     efficiency: PerModel | None = None  # its own stock efficiency (measured, or derived: throughput.yaml says)
     compile_speedup: PerModel | None = None  # compile's speed-up on this GPU where it differs from the H100's
+    interconnect: Interconnect  # how a box of several of these moves the all-to-alls (context_parallel)
 
 
 class CompileKnob(Config):
@@ -249,12 +263,28 @@ class Cpu(Config):
     interpolate_s_per_frame: float  # per output frame
 
 
+class ContextParallel(Config):
+    """One clip's forwards on several GPUs (Ulysses): the denoising runs `efficiency` × N times as fast on N GPUs,
+    by the box's interconnect (ASSUMED figures: throughput.yaml says why)."""
+
+    efficiency: dict[Interconnect, dict[int, float]]  # interconnect -> GPUs -> efficiency
+
+    @model_validator(mode="after")
+    def efficiencies_are_fractions(self) -> ContextParallel:
+        for interconnect, table in self.efficiency.items():
+            for gpus, value in table.items():
+                if gpus < 2 or not 0 < value <= 1:
+                    raise ValueError(f"efficiency.{interconnect}.{gpus} = {value}: GPUs ≥ 2, efficiency in (0, 1]")
+        return self
+
+
 class Throughput(Config):
     reference: str  # the GPU architectures.yaml's `reference` seconds were measured on
     efficiency: PerModel  # fraction of the peak the stock transformer reaches (measured on the H100)
     gpus: dict[str, Gpu]  # names as Vast.ai writes them (infrastructure.gpu)
     cpu: Cpu
     knobs: Knobs
+    context_parallel: ContextParallel
 
     @model_validator(mode="after")
     def gpus_named_are_known(self) -> Throughput:
@@ -263,10 +293,58 @@ class Throughput(Config):
             raise ValueError(f"GPUs not in `gpus`: {', '.join(unknown)}")
         return self
 
+    @model_validator(mode="after")
+    def every_interconnect_has_its_efficiencies(self) -> Throughput:
+        missing = {card.interconnect for card in self.gpus.values()} - set(self.context_parallel.efficiency)
+        if missing:
+            raise ValueError(f"context_parallel.efficiency has no table for {', '.join(sorted(missing))}")
+        return self
+
+    def parallel_efficiency(self, gpu: str, num_gpus: int) -> float | None:
+        """The assumed efficiency of one clip's denoising on `num_gpus` of `gpu` (1.0 on one GPU; None: no figure
+        for that many GPUs over its interconnect)."""
+        if num_gpus == 1:
+            return 1.0
+        return self.context_parallel.efficiency[self.gpus[gpu].interconnect].get(num_gpus)
+
     def stock_efficiency(self, gpu: str) -> PerModel:
         """The fraction of `gpu`'s peak each model's stock transformer reaches: its own measurement, else the H100's
         (ASSUMED to hold on every GPU without its own)."""
         return self.gpus[gpu].efficiency or self.efficiency
+
+
+# --- offers.yaml -----------------------------------------------------------------------------------
+
+
+class Rental(Config):
+    """What a rented box spends besides the run, for an offer's dollars per film (ASSUMED: offers.yaml says why)."""
+
+    setup_s: float = Field(ge=0)  # create → running → SSH → the box's setup, before the model download
+    download_mb_per_s: float = Field(gt=0)  # the model's weights (architectures.yaml weights_gb) from the Hub
+
+
+class SnapshotShape(Config):
+    """One offer shape of the snapshot: a box of `num_gpus` × `gpu` at `usd_per_hour` for the whole box."""
+
+    gpu: str  # as Vast.ai writes it (throughput.yaml `gpus`)
+    num_gpus: int = Field(ge=1, le=8)
+    usd_per_hour: float = Field(gt=0)
+
+
+class OfferSnapshot(Config):
+    as_of: date  # the day the prices are from
+    source: str  # where they are from
+    rental: Rental
+    shapes: list[SnapshotShape] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def each_shape_once(self) -> OfferSnapshot:
+        seen = set()
+        for shape in self.shapes:
+            if (shape.gpu, shape.num_gpus) in seen:
+                raise ValueError(f"shapes: {shape.num_gpus}× {shape.gpu} is listed twice")
+            seen.add((shape.gpu, shape.num_gpus))
+        return self
 
 
 # --- loading ---------------------------------------------------------------------------------------
@@ -305,3 +383,13 @@ def architectures() -> dict[str, Architecture]:
 def throughput() -> Throughput:
     """The GPUs' and the CPU's speeds (jobspecs/throughput.yaml)."""
     return read(HERE / "throughput.yaml", Throughput)
+
+
+@functools.cache
+def offer_snapshot() -> OfferSnapshot:
+    """The dated snapshot of offer shapes and prices (jobspecs/offers.yaml); its GPUs are throughput.yaml's."""
+    snapshot = read(HERE / "offers.yaml", OfferSnapshot)
+    unknown = sorted({shape.gpu for shape in snapshot.shapes} - set(throughput().gpus))
+    if unknown:
+        raise ConfigError(f"jobspecs/offers.yaml: shapes: GPUs not in throughput.yaml `gpus`: {', '.join(unknown)}")
+    return snapshot

@@ -13,6 +13,7 @@ import yaml
 from PIL import Image, ImageOps, UnidentifiedImageError
 from pydantic import ValidationError
 
+from jobspecs.offers import OfferShape, OfferSource, snapshot_shapes
 from jobspecs.schema import JobSpec, SpecError
 
 MAX_SPEC_BYTES = 256 * 1024  # a spec file; the demo is 3 KB
@@ -49,13 +50,16 @@ class Reference:
     plain: bool  # the file is such an image already (an 8-bit RGB PNG, nothing to fix): it goes to the box as it is
 
 
-def load_spec(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> LoadedSpec:
-    """Load and validate; raises SpecError naming every bad field, its value and the rule."""
+def load_spec(
+    path: str | Path, overrides: list[str] | tuple[str, ...] = (), offers: OfferSource | None = None
+) -> LoadedSpec:
+    """Load and validate (`offers`: where `auto` offers are picked from, validate's default: the snapshot); raises
+    SpecError naming every bad field, its value and the rule."""
     source = Path(path)
     data = read_spec(source)
     for item in overrides:
         apply_override(data, item)
-    spec = validate(data, source=str(source))
+    spec = validate(data, source=str(source), offers=offers)
     try:
         reference = (source.parent / spec.reference_image).resolve()
     except (OSError, RuntimeError) as exc:  # a symlink loop
@@ -235,9 +239,11 @@ def shown(value: object, quote: bool = True) -> str:
     return text if len(text) <= MAX_SHOWN else f"{text[:MAX_SHOWN]}… ({len(text):,} characters)"
 
 
-def validate(data: dict, source: str = "spec") -> JobSpec:
-    """The spec, validated; `generation.profile: auto` resolved to the profile the planner picks
-    (jobspecs.plan.pick_profile: the returned spec names it, and its profile_choice says why)."""
+def validate(data: dict, source: str = "spec", offers: OfferSource | None = None) -> JobSpec:
+    """The spec, validated; `infrastructure.gpu` / `num_gpus: auto` resolved to the offer the planner picks from
+    `offers(spec)` (default: the dated snapshot, jobspecs/offers.yaml: offline and deterministic), and
+    `generation.profile: auto` to the profile it picks (jobspecs.plan.pick_offer, pick_profile: the returned spec
+    names them, and its offer_choice and profile_choice say why)."""
     try:
         spec = JobSpec.model_validate(data)
     except ValidationError as exc:
@@ -245,11 +251,20 @@ def validate(data: dict, source: str = "spec") -> JobSpec:
         if len(errors) > MAX_ERRORS:
             errors = errors[:MAX_ERRORS] + [f"… and {len(errors) - MAX_ERRORS} more"]
         raise SpecError(f"{source} is not valid:\n" + "\n".join(errors)) from None
+    if not spec.infrastructure.resolved:  # the offer, and on it the profile where that is `auto` too
+        from jobspecs.plan import pick_offer  # the planner reads specs: imported here, not at the top
+
+        return pick_offer(spec, (offers or snapshot_offers)(spec)).spec
     if spec.generation.profile == "auto":
-        from jobspecs.plan import pick_profile  # the planner reads specs: imported here, not at the top
+        from jobspecs.plan import pick_profile
 
         spec = pick_profile(spec)
     return spec
+
+
+def snapshot_offers(spec: JobSpec) -> list[OfferShape]:
+    """The offer source `validate` resolves `auto` with by default: the dated snapshot, whatever the spec."""
+    return snapshot_shapes()
 
 
 def describe(error: dict) -> str:

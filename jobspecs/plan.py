@@ -6,8 +6,11 @@ architectures.yaml) / the GPU's throughput (peak × stock efficiency × the knob
 measured on an H100, the 8-bit levers by Amdahl's law on attention's share of the time: throughput.yaml) ×
 forwards per clip (steps, CFG; MagCache's skips, known from its calibration, at a cached forward's measured cost;
 no First Block Cache hit), plus the compile, the clip's preparation and VAE decode (measured on the reference GPU,
-scaled by peak and clip size), frame interpolation and the encode on the CPU. Every assumption is written next to
-its number in those files. `generation.profile: auto` is resolved here too (pick_profile).
+scaled by peak and clip size), frame interpolation and the encode on the CPU. On N GPUs (context parallelism) the
+denoising alone is divided, by N × an assumed efficiency by interconnect. Every assumption is written next to its
+number in those files. `generation.profile: auto` is resolved here too (pick_profile), and `infrastructure.gpu` /
+`num_gpus: auto` (pick_offer: the offer shape with the lowest predicted dollars per film that fits, from
+jobspecs/offers.py's shapes).
 """
 
 from __future__ import annotations
@@ -16,11 +19,12 @@ import math
 import re
 from dataclasses import dataclass, field, replace
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
-from jobspecs.config import architectures, throughput
-from jobspecs.flops import clip_forward
-from jobspecs.schema import PROFILE_ORDER, Constants, JobSpec, Shot, SpecError, total_seconds
+from jobspecs.config import architectures, offer_snapshot, throughput
+from jobspecs.flops import clip_forward, splits_evenly
+from jobspecs.offers import OfferShape, OfferVerdict, offer_shapes, snapshot_source
+from jobspecs.schema import PROFILE_ORDER, Constants, JobSpec, Shot, SpecError, gpu_counts, total_seconds
 
 PIXELS_720P = 1280 * 720
 
@@ -136,6 +140,8 @@ def plan_table(spec: JobSpec) -> str:
         )
     rows.append(f"film: {total_seconds(spec):.2f} s at 24 fps, 1280x720, transition {spec.stitch.transition}")
     rows.append(f"limits: {spec.guardrails.clip_limit_s:g} s per clip, {spec.run_limit_s:g} s per run")
+    if spec.offer_choice:
+        rows.append(spec.offer_choice)
     if spec.profile_choice:
         rows.append(spec.profile_choice)
     return "\n".join(rows)
@@ -169,14 +175,25 @@ class RunPrediction:
     warnings: list[str] = field(default_factory=list)  # problems check_plan let through (plan_check: warn)
     # with First Block Cache on: the longest clip if it hit at the published rate (the prediction credits no hit)
     longest_with_published_hits_s: float | None = None
+    num_gpus: int = 1  # the GPUs every clip runs on (1 for kenburns)
 
     @property
     def longest(self) -> ClipPrediction:
         return max(self.clips, key=lambda clip: clip.seconds)
 
+    @property
+    def device(self) -> str:
+        """What the prediction is for, as messages name it: "RTX 4090", "2× H200", "cpu"."""
+        return device_name(self.gpu, self.num_gpus)
+
     def estimate_usd(self, usd_per_hour: float) -> float:
         """The run's GPU time at `usd_per_hour` (provisioning and transfers not included)."""
         return self.total_s / 3600 * usd_per_hour
+
+
+def device_name(gpu: str, num_gpus: int) -> str:
+    """A box as messages name it: "RTX 4090" (one GPU), "2× H200"."""
+    return gpu if num_gpus == 1 else f"{num_gpus}× {gpu}"
 
 
 def plan_gpu(spec: JobSpec, gpu: str | None = None) -> str:
@@ -184,7 +201,24 @@ def plan_gpu(spec: JobSpec, gpu: str | None = None) -> str:
     `gpu`, else infrastructure.gpu."""
     if architectures()[spec.model].family == "cpu":
         return "cpu"
-    return gpu or spec.infrastructure.gpu
+    return concrete("gpu", gpu or spec.infrastructure.gpu)
+
+
+def plan_num_gpus(spec: JobSpec, num_gpus: int | None = None) -> int:
+    """The GPUs a plan's clips run on: 1 for kenburns; `num_gpus`, else infrastructure.num_gpus."""
+    if architectures()[spec.model].family == "cpu":
+        return 1
+    return concrete("num_gpus", num_gpus or spec.infrastructure.num_gpus)
+
+
+def concrete(name: str, value: str | int) -> str | int:
+    """`value` of infrastructure.`name`, refused where it is still `auto` (a spec load.validate did not resolve)."""
+    if value == "auto":
+        raise SpecError(
+            f"infrastructure.{name} = 'auto': not resolved yet; load the spec with jobspecs.load.validate, which "
+            "picks the offer (pick_offer)"
+        )
+    return value
 
 
 def gpu_throughput(model: str, gpu: str) -> tuple[float, float]:
@@ -251,12 +285,41 @@ def precision_speedup(spec: JobSpec, gpu: str) -> float:
     return 1.0 / (share / attention + (1.0 - share) / gemm)
 
 
-def knob_speedup(spec: JobSpec, gpu: str) -> float:
+def compile_runs(spec: JobSpec, num_gpus: int = 1) -> bool:
+    """Whether the box compiles the transformer: compile on, and on several GPUs only where every clip's sequences
+    split evenly across them (diffusers' uneven split, ulysses_anything, does not compile: remote/models/hf.py skips
+    it; jobspecs.flops.splits_evenly). The tiny weights' shapes count as uneven, as on the box."""
+    if not spec.effective("compile"):
+        return False
+    if num_gpus == 1:
+        return True
+    if spec.model_source == "tiny":
+        return False
+    arch, trimmed = architectures()[spec.model], bool(spec.effective("prompt_trim"))
+    return all(
+        splits_evenly(arch, clip.frames, clip.width, clip.height, num_gpus, trimmed) for clip in plan_clips(spec)
+    )
+
+
+def parallel_speedup(gpu: str, num_gpus: int) -> float:
+    """How much faster the denoising runs on `num_gpus` of `gpu` than on one: N × the assumed efficiency over the
+    GPU's interconnect (throughput.yaml `context_parallel`)."""
+    efficiency = throughput().parallel_efficiency(gpu, num_gpus)
+    if efficiency is None:
+        interconnect = throughput().gpus[gpu].interconnect
+        raise SpecError(
+            f"infrastructure.num_gpus = {num_gpus}: jobspecs/throughput.yaml context_parallel has no efficiency for "
+            f"{num_gpus} GPUs over {interconnect} ({gpu})"
+        )
+    return num_gpus * efficiency
+
+
+def knob_speedup(spec: JobSpec, gpu: str, num_gpus: int = 1) -> float:
     """How much faster than stock diffusers the spec's knobs make a forward on `gpu` (throughput.yaml `knobs`; each
     only where the box turns it on): compile, prompt_trim, FlashAttention-4, then the 8-bit levers."""
     table, speedup = throughput(), 1.0
     knobs, card = table.knobs, table.gpus[gpu]
-    if spec.effective("compile"):
+    if compile_runs(spec, num_gpus):
         speedup *= (card.compile_speedup or knobs.compile.speedup)[spec.model]
     if spec.effective("prompt_trim"):
         speedup *= knobs.prompt_trim.speedup[spec.model]
@@ -281,11 +344,14 @@ def predict_clip(
     first_of_shape: bool = False,
     new_prompt: bool = False,
     published_hits: bool = False,
+    num_gpus: int = 1,
 ) -> ClipPrediction:
     """Predicted seconds of one clip of `spec` on `gpu` ("cpu" for kenburns). With compile on, `first_of_shape`: the
     first clip of its shape, which pays for the compile; `new_prompt`: a later one whose prompt is new to that shape,
     which pays for a recompile where the prompt's length is an input shape (prompt_trim). First Block Cache gets no
-    hit (none was measured on these models) unless `published_hits`: the published rate, for the plan's range."""
+    hit (none was measured on these models) unless `published_hits`: the published rate, for the plan's range. On
+    `num_gpus` GPUs (context parallelism) the denoising alone is divided (parallel_speedup): every GPU prepares the
+    clip and decodes it whole, and the compile is the same (or skipped: compile_runs)."""
     arch, table = architectures()[spec.model], throughput()
     cpu = table.cpu
     pixels = clip.width * clip.height / PIXELS_720P
@@ -298,7 +364,7 @@ def predict_clip(
     stock, peak = gpu_throughput(spec.model, gpu)
     knobs = table.knobs
     forward = clip_forward(arch, clip.frames, clip.width, clip.height)
-    forward_s = forward.total / 1e12 / (stock * knob_speedup(spec, gpu))  # one computed forward
+    forward_s = forward.total / 1e12 / (stock * knob_speedup(spec, gpu, num_gpus))  # one computed forward
     steps = spec.effective("steps")
     per_step = 2 if spec.baseline.guidance_kind == "cfg" and spec.effective("guidance") > 1 else 1
     forwards = steps * per_step
@@ -312,14 +378,14 @@ def predict_clip(
     reference = arch.reference
     slower = table.gpus[table.reference].peak_bf16_tflops / peak  # reference-GPU seconds → this GPU
     volume = clip.frames * clip.width * clip.height / (reference.frames * reference.width * reference.height)
-    compile_s = 0.0
-    if spec.effective("compile") and first_of_shape:
+    compile_s, compiled = 0.0, compile_runs(spec, num_gpus)
+    if compiled and first_of_shape:
         compile_s = knobs.compile.warmup_s[spec.model]
-    elif spec.effective("compile") and new_prompt and spec.effective("prompt_trim"):
+    elif compiled and new_prompt and spec.effective("prompt_trim"):
         compile_s = knobs.compile.recompile_s[spec.model]
     phases = {
         "prep": reference.prep_s * slower,
-        "denoise": ((forwards - hits) + hits * cached_cost) * forward_s,
+        "denoise": ((forwards - hits) + hits * cached_cost) * forward_s / parallel_speedup(gpu, num_gpus),
         "decode": reference.decode_s * slower * volume,
         "interpolate": written * cpu.interpolate_s_per_frame * pixels if written_fps != clip.fps else 0.0,
         "encode": encode,
@@ -330,18 +396,19 @@ def predict_clip(
     )
 
 
-def predict_run(spec: JobSpec, gpu: str | None = None) -> RunPrediction:
-    """Predicted seconds of every clip and of the run on `gpu` (default: infrastructure.gpu; kenburns: "cpu")."""
-    gpu = plan_gpu(spec, gpu)
+def predict_run(spec: JobSpec, gpu: str | None = None, num_gpus: int | None = None) -> RunPrediction:
+    """Predicted seconds of every clip and of the run on `num_gpus` × `gpu` (default: infrastructure.gpu and
+    num_gpus; kenburns: "cpu", 1). The model's load is the same on any number of GPUs (every GPU loads it at once)."""
+    gpu, num_gpus = plan_gpu(spec, gpu), plan_num_gpus(spec, num_gpus)
     clips, with_hits, seen = [], [], set()
     for clip in plan_clips(spec):
         # a compiled model compiles once per clip shape; with prompt_trim the prompt's length is an input shape too
         # (the planner can't count tokens: a recompile is charged per prompt new to the shape)
         shape = (clip.frames, clip.width, clip.height)
         first, new_prompt = shape not in seen, (shape, clip.prompt) not in seen
-        clips.append(predict_clip(spec, clip, gpu, first_of_shape=first, new_prompt=new_prompt))
+        clips.append(predict_clip(spec, clip, gpu, first_of_shape=first, new_prompt=new_prompt, num_gpus=num_gpus))
         if spec.effective("first_block_cache"):  # the range: at the published hit rate
-            with_hits.append(predict_clip(spec, clip, gpu, first, new_prompt, published_hits=True).seconds)
+            with_hits.append(predict_clip(spec, clip, gpu, first, new_prompt, True, num_gpus).seconds)
         seen |= {shape, (shape, clip.prompt)}
     load_s = float(architectures()[spec.model].load_s)
     return RunPrediction(
@@ -354,6 +421,7 @@ def predict_run(spec: JobSpec, gpu: str | None = None) -> RunPrediction:
         clip_limit_s=spec.guardrails.clip_limit_s,
         run_limit_s=spec.run_limit_s,
         longest_with_published_hits_s=max(with_hits) if with_hits else None,
+        num_gpus=num_gpus,
     )
 
 
@@ -362,15 +430,26 @@ def with_generation(spec: JobSpec, **settings) -> JobSpec:
     return spec.model_copy(update={"generation": spec.generation.model_copy(update=settings)})
 
 
+def respec(spec: JobSpec, section: str, **settings) -> JobSpec | None:
+    """`spec` with settings of one section changed, validated again (no `auto` resolved); None where the change
+    makes it invalid."""
+    data = spec.model_dump(mode="json")
+    data[section].update(settings)
+    try:
+        return JobSpec.model_validate(data)
+    except ValidationError:
+        return None
+
+
 def pick_profile(spec: JobSpec) -> JobSpec:
     """`generation.profile: auto` resolved: the first profile of PROFILE_ORDER the model has whose every clip the
-    planner fits inside guardrails.clip_limit_s on infrastructure.gpu (the last one when none fits: check_plan then
-    refuses it, saying why). The spec's own generation overrides apply under each; a profile they make invalid
-    (a cache on top of the cached profile's) is passed over. The returned spec names the profile picked; its
-    `profile_choice` says why, with what the better profiles would have needed."""
+    planner fits inside guardrails.clip_limit_s on infrastructure.gpu (× num_gpus; the last one when none fits:
+    check_plan then refuses it, saying why). The spec's own generation overrides apply under each; a profile they
+    make invalid (a cache on top of the cached profile's) is passed over. The returned spec names the profile
+    picked; its `profile_choice` says why, with what the better profiles would have needed."""
     from jobspecs.load import validate  # load imports this module
 
-    gpu = plan_gpu(spec)
+    gpu, num_gpus = plan_gpu(spec), plan_num_gpus(spec)
     limit = spec.guardrails.clip_limit_s
     candidates = []  # baseline is always one: a spec with `auto` validated as the baseline (no profile settings)
     for name in PROFILE_ORDER:
@@ -384,26 +463,27 @@ def pick_profile(spec: JobSpec) -> JobSpec:
             continue
     missed = []
     for name, picked in candidates:
-        longest = predict_run(picked, gpu).longest.seconds
+        longest = predict_run(picked, gpu, num_gpus).longest.seconds
         if longest <= limit or name == candidates[-1][0]:
             break
         missed.append(f"{name} {longest:.0f} s")
     verdict = "inside" if longest <= limit else "over"
     why = f"; the better profiles' longest clips: {', '.join(missed)}" if missed else ""
     picked._profile_choice = (
-        f"generation.profile auto → {name} on {gpu}: longest clip predicted at {longest:.0f} s, {verdict} the "
-        f"{limit:g} s clip limit{why}"
+        f"generation.profile auto → {name} on {device_name(gpu, num_gpus)}: longest clip predicted at {longest:.0f} s, "
+        f"{verdict} the {limit:g} s clip limit{why}"
     )
     return picked
 
 
-def what_fits(spec: JobSpec, gpu: str) -> list[str]:
-    """Settings under which every clip of `spec` is predicted inside its clip limit (the refusal's advice)."""
+def what_fits(spec: JobSpec, gpu: str, num_gpus: int = 1) -> list[str]:
+    """Settings under which every clip of `spec` is predicted inside its clip limit on `num_gpus` × `gpu` (the
+    refusal's advice): a later profile, fewer steps, shorter sub-clips, more GPUs, another offer."""
     limit = spec.guardrails.clip_limit_s
     fits = []
 
     def longest(candidate: JobSpec) -> float:
-        return predict_run(candidate, gpu).longest.seconds
+        return predict_run(candidate, gpu, num_gpus).longest.seconds
 
     order = PROFILE_ORDER
     if spec.generation.profile in order:  # the profiles after this one, the first that fits
@@ -422,7 +502,44 @@ def what_fits(spec: JobSpec, gpu: str) -> list[str]:
         if longest(shorter) <= limit:
             fits.append(f"--set generation.max_frames={frames} (shorter sub-clips: {shorter.clip_count} in all)")
             break
+    more = more_gpus_advice(spec, gpu, num_gpus)
+    if more:
+        fits.append(more)
+    if spec.infrastructure.provider == "vast":
+        other = other_offer_advice(spec)
+        if other:
+            fits.append(other)
     return fits
+
+
+def more_gpus_advice(spec: JobSpec, gpu: str, num_gpus: int) -> str | None:
+    """The fewest GPUs of `gpu` above `num_gpus` on which every clip fits (where the spec may run on that many)."""
+    if gpu == "cpu":
+        return None
+    for count in (n for n in gpu_counts(spec.model) if n > num_gpus):
+        candidate = respec(spec, "infrastructure", num_gpus=count)
+        if candidate is None:
+            continue
+        longest = predict_run(candidate, gpu, count).longest.seconds
+        if longest <= spec.guardrails.clip_limit_s:
+            return f"--set infrastructure.num_gpus={count} (longest clip {longest:.0f} s on {count}× {gpu})"
+    return None
+
+
+def other_offer_advice(spec: JobSpec) -> str | None:
+    """The cheapest offer shape on which every clip fits (offer_shapes, the price cap aside), as the settings that
+    pick it."""
+    candidate = respec(spec, "infrastructure", gpu="auto", num_gpus="auto", max_usd_per_hour=None)
+    best = best_offer(candidate, offer_shapes(candidate)) if candidate else None
+    if best is None:
+        return None
+    verdict, cap = best.verdict, spec.infrastructure.max_usd_per_hour
+    flags = "--set infrastructure.gpu=auto"
+    if "num_gpus" in spec.infrastructure.model_fields_set:
+        flags += " --set infrastructure.num_gpus=auto"
+    if cap and verdict.offer.usd_per_hour > cap:
+        flags += f" --set infrastructure.max_usd_per_hour={verdict.offer.usd_per_hour:g}"
+    return f"{flags} (the cheapest offer that fits: {offer_summary(verdict)})"
 
 
 def plan_problems(spec: JobSpec, prediction: RunPrediction) -> list[str]:
@@ -433,16 +550,16 @@ def plan_problems(spec: JobSpec, prediction: RunPrediction) -> list[str]:
     over = [clip for clip in prediction.clips if clip.seconds > limit]
     if over:
         worst = max(over, key=lambda clip: clip.seconds)
-        fits = what_fits(spec, prediction.gpu)
+        fits = what_fits(spec, prediction.gpu, prediction.num_gpus)
         advice = ("; it fits with " + " or ".join(fits)) if fits else "; no single setting makes it fit"
         problems.append(
-            f"model {spec.model} (profile {prediction.profile}) on {prediction.gpu}: clip {worst.index} is predicted "
-            f"at {worst.seconds:.0f} s ({worst.forwards} forwards, {worst.tflop:,.0f} TFLOP), above "
+            f"model {spec.model} (profile {prediction.profile}) on {prediction.device}: clip {worst.index} is "
+            f"predicted at {worst.seconds:.0f} s ({worst.forwards} forwards, {worst.tflop:,.0f} TFLOP), above "
             f"guardrails.clip_limit_s = {limit:g} s ({len(over)} of {len(prediction.clips)} clips over){advice}"
         )
     elif prediction.total_s > prediction.run_limit_s:
         problems.append(
-            f"model {spec.model} on {prediction.gpu}: the run is predicted at {prediction.total_s:.0f} s "
+            f"model {spec.model} on {prediction.device}: the run is predicted at {prediction.total_s:.0f} s "
             f"(load {prediction.load_s:.0f} s + clips), above the run limit of {prediction.run_limit_s:g} s; "
             "raise guardrails.run_limit_s or plan fewer clips"
         )
@@ -455,11 +572,11 @@ def plan_enforced(spec: JobSpec) -> bool:
     return spec.model_source != "tiny" and spec.guardrails.plan_check != "warn"
 
 
-def check_plan(spec: JobSpec, gpu: str | None = None) -> RunPrediction:
+def check_plan(spec: JobSpec, gpu: str | None = None, num_gpus: int | None = None) -> RunPrediction:
     """predict_run, refused with a SpecError when a clip is predicted over guardrails.clip_limit_s or the run over
     its run limit; with guardrails.plan_check = warn (or model_source tiny, where the prediction is the full-size
     model's) the problems come back in `warnings` instead."""
-    prediction = predict_run(spec, gpu)
+    prediction = predict_run(spec, gpu, num_gpus)
     problems = plan_problems(spec, prediction)
     if not problems:
         return prediction
@@ -470,6 +587,289 @@ def check_plan(spec: JobSpec, gpu: str | None = None) -> RunPrediction:
     return replace(prediction, warnings=problems)
 
 
+# --- offers: dollars per film, and `infrastructure.gpu` / `num_gpus: auto` ----------------------------------------
+
+
+def download_seconds(model: str) -> float:
+    """The model's weights from the Hub on a fresh box (architectures.yaml weights_gb at offers.yaml's rate)."""
+    return (architectures()[model].weights_gb or 0.0) * 1000 / offer_snapshot().rental.download_mb_per_s
+
+
+def rented_seconds(spec: JobSpec, prediction: RunPrediction) -> float:
+    """What a fresh box is paid for: its setup, the model's download and the predicted run (offers.yaml `rental`)."""
+    return offer_snapshot().rental.setup_s + download_seconds(spec.model) + prediction.total_s
+
+
+def usd_per_film(spec: JobSpec, prediction: RunPrediction, offer: OfferShape) -> float:
+    """The dollars a film costs on `offer`: rented_seconds at its price."""
+    return rented_seconds(spec, prediction) / 3600 * offer.usd_per_hour
+
+
+def offer_matches(spec: JobSpec, offer: OfferShape) -> bool:
+    """Whether `offer` is a shape the spec asks for: its GPU and count, each unless `auto`."""
+    infra = spec.infrastructure
+    return infra.gpu in ("auto", offer.gpu) and infra.num_gpus in ("auto", offer.num_gpus)
+
+
+def fit_problem(prediction: RunPrediction) -> str | None:
+    """Why a prediction does not fit the limits, in a few words (None: it fits)."""
+    longest = prediction.longest.seconds
+    if longest > prediction.clip_limit_s:
+        return f"its longest clip at {longest:.0f} s > the {prediction.clip_limit_s:g} s clip limit"
+    if prediction.total_s > prediction.run_limit_s:
+        return f"its run at {prediction.total_s:,.0f} s > the {prediction.run_limit_s:g} s run limit"
+    return None
+
+
+@dataclass(frozen=True)
+class JudgedOffer:
+    verdict: OfferVerdict
+    spec: JobSpec | None  # the spec on that offer, validated (its profile resolved there); None: refused on it
+
+
+def judge_offer(spec: JobSpec, offer: OfferShape) -> JudgedOffer:
+    """The spec on `offer`: validated with its GPU and count (a profile `auto` is resolved there), predicted at
+    that, priced per film; refused (a row without a prediction) where the spec can't run on it."""
+    from jobspecs.load import validate  # load imports this module
+
+    cap = spec.infrastructure.max_usd_per_hour
+    within_cap = cap is None or offer.usd_per_hour <= cap
+    data = spec.model_dump(mode="json")
+    data["infrastructure"].update(gpu=offer.gpu, num_gpus=offer.num_gpus)
+    try:
+        candidate = validate(data, source=f"the spec on {offer.name}")
+        prediction = predict_run(candidate)
+    except SpecError as error:
+        reason = "; ".join(line.removeprefix("(spec): ") for line in str(error).splitlines()[1:]) or str(error)
+        return JudgedOffer(OfferVerdict(offer=offer, within_cap=within_cap, problem=reason), None)
+    problem = fit_problem(prediction)
+    rented = rented_seconds(candidate, prediction)
+    verdict = OfferVerdict(
+        offer=offer,
+        profile=candidate.generation.profile,
+        longest_clip_s=round(prediction.longest.seconds, 1),
+        run_s=round(prediction.total_s, 1),
+        rented_s=round(rented, 1),
+        usd_per_film=round(usd_per_film(candidate, prediction, offer), 4),
+        fits=problem is None,
+        within_cap=within_cap,
+        problem=problem,
+    )
+    return JudgedOffer(verdict, candidate)
+
+
+def judge_offers(spec: JobSpec, offers: list[OfferShape]) -> list[JudgedOffer]:
+    """Every shape of `offers` the spec asks for, judged (judge_offer), in their order."""
+    return [judge_offer(spec, offer) for offer in offers if offer_matches(spec, offer)]
+
+
+def offer_rank(judged: JudgedOffer) -> tuple:
+    """The order offers are picked in: the better profile first (where `auto` picks one per offer), then the lower
+    dollars per film, then fewer GPUs, then the lower price."""
+    verdict = judged.verdict
+    return (
+        PROFILE_ORDER.index(verdict.profile),
+        verdict.usd_per_film,
+        verdict.offer.num_gpus,
+        verdict.offer.usd_per_hour,
+        verdict.offer.gpu,
+    )
+
+
+def choose_offer(judged: list[JudgedOffer], enforced: bool = True) -> JudgedOffer | None:
+    """The offer to run on: the first by offer_rank of those that fit within the price cap; where none fits and the
+    plan is not enforced (plan_check warn, tiny weights), the fastest within the cap; else None."""
+    priced = [offer for offer in judged if offer.spec is not None and offer.verdict.within_cap]
+    fitting = [offer for offer in priced if offer.verdict.fits]
+    if fitting:
+        return min(fitting, key=offer_rank)
+    if priced and not enforced:
+        return min(priced, key=lambda offer: (offer.verdict.longest_clip_s, offer.verdict.usd_per_film))
+    return None
+
+
+def best_offer(spec: JobSpec, offers: list[OfferShape]) -> JudgedOffer | None:
+    """The cheapest matching offer on which the spec fits within its price cap (None: none)."""
+    return choose_offer(judge_offers(spec, offers))
+
+
+def marked(judged: list[JudgedOffer], chosen: JudgedOffer | None) -> list[OfferVerdict]:
+    return [offer.verdict.model_copy(update={"chosen": offer is chosen}) for offer in judged]
+
+
+def offer_summary(verdict: OfferVerdict) -> str:
+    return (
+        f"{verdict.offer.name} at ${verdict.offer.usd_per_hour:.2f}/h, ${verdict.usd_per_film:.2f} per film, "
+        f"longest clip {verdict.longest_clip_s:.0f} s"
+    )
+
+
+def auto_fields(spec: JobSpec) -> str:
+    infra = spec.infrastructure
+    return f"infrastructure.gpu = {infra.gpu!r}, num_gpus = {infra.num_gpus!r}"
+
+
+@dataclass(frozen=True)
+class OfferChoice:
+    spec: JobSpec  # the spec resolved: the offer's GPU and count named (and a profile `auto` resolved there)
+    offer: OfferVerdict  # the offer picked, priced
+    verdicts: list[OfferVerdict]  # every offer shape the spec asked for, the one picked marked
+    text: str  # what was picked, from which prices, at what dollars per film (the spec's offer_choice)
+
+
+def pick_offer(spec: JobSpec, offers: list[OfferShape]) -> OfferChoice:
+    """`infrastructure.gpu` / `num_gpus: auto` resolved: of the shapes of `offers` the spec asks for (its GPU and
+    count unless `auto`), the one whose predicted run has every clip inside guardrails.clip_limit_s and the run
+    inside its run limit, within infrastructure.max_usd_per_hour, at the lowest dollars per film (ties: fewer GPUs).
+    With `generation.profile: auto` the profile is picked on each offer (pick_profile) and the better profile comes
+    first, then the price. A SpecError says what the cheapest fitting box would need where none fits."""
+    judged = judge_offers(spec, offers)
+    if not judged:
+        shapes = ", ".join(dict.fromkeys(offer.name for offer in offers)) or "none"
+        sources = ", ".join(sorted({offer.source for offer in offers})) or "no source"
+        raise SpecError(f"{auto_fields(spec)}: no offer shape matches ({sources}: {shapes})")
+    chosen = choose_offer(judged, plan_enforced(spec))
+    if chosen is None:
+        raise SpecError(no_offer_fits(spec, judged, offers))
+    verdicts = marked(judged, chosen)
+    text = offer_choice_text(spec, chosen, judged)
+    picked = chosen.spec
+    picked._offer_choice = text
+    picked._offer_verdicts = tuple(verdicts)
+    return OfferChoice(picked, next(v for v in verdicts if v.chosen), verdicts, text)
+
+
+def offer_choice_text(spec: JobSpec, chosen: JudgedOffer, judged: list[JudgedOffer]) -> str:
+    verdict = chosen.verdict
+    setup = offer_snapshot().rental.setup_s
+    text = (
+        f"{auto_fields(spec)} → {verdict.offer.name} at ${verdict.offer.usd_per_hour:.2f}/h ({verdict.offer.source}): "
+        f"${verdict.usd_per_film:.2f} per film ({setup:.0f} s setup + {download_seconds(spec.model):.0f} s download "
+        f"+ {verdict.run_s:,.0f} s run), longest clip {verdict.longest_clip_s:.0f} s"
+    )
+    fitting = sorted(
+        (offer for offer in judged if offer.spec is not None and offer.verdict.within_cap and offer.verdict.fits),
+        key=offer_rank,
+    )
+    if not verdict.fits:
+        return text + (
+            f"; none of the {len(judged)} matching offers fits within the cap: the fastest, as the plan is not "
+            "enforced (guardrails.plan_check warn or tiny weights)"
+        )
+    order = (
+        "the best profile first, then the lowest $/film" if spec.generation.profile == "auto" else "the lowest $/film"
+    )
+    text += f"; {order} of the {len(fitting)} offers that fit (of {len(judged)} matching)"
+    if len(fitting) > 1:
+        text += f"; next: {offer_summary(fitting[1].verdict)}"
+    return text
+
+
+def no_offer_fits(spec: JobSpec, judged: list[JudgedOffer], offers: list[OfferShape]) -> str:
+    """Why no matching offer is picked, and what would fit: the price the cheapest fitting box asks, else how far the
+    fastest is, and the settings that would fit on an offer."""
+    cap = spec.infrastructure.max_usd_per_hour
+    head = (
+        f"{auto_fields(spec)}: no offer fits model {spec.model} (profile {spec.generation.profile}) inside "
+        f"guardrails.clip_limit_s = {spec.guardrails.clip_limit_s:g} s and the run limit of {spec.run_limit_s:g} s"
+        + (f" within infrastructure.max_usd_per_hour = {cap:g}" if cap else "")
+    )
+    predicted = [offer for offer in judged if offer.spec is not None]
+    if not predicted:
+        reasons = "; ".join(f"{offer.verdict.offer.name}: {offer.verdict.problem}" for offer in judged[:3])
+        return f"{head}: the spec is refused on every matching offer ({reasons})"
+    fitting = [offer for offer in predicted if offer.verdict.fits]
+    if fitting:  # only above the cap
+        best = min(fitting, key=offer_rank).verdict
+        return (
+            f"{head}: the cheapest that fits, {offer_summary(best)}, asks more than the cap; --set "
+            f"infrastructure.max_usd_per_hour={best.offer.usd_per_hour:g} (or remove the cap)"
+        )
+    within = [offer for offer in predicted if offer.verdict.within_cap]
+    fastest = min(within or predicted, key=lambda offer: offer.verdict.longest_clip_s).verdict
+    where = " within the cap" if within and cap else ""
+    refused = [offer.verdict for offer in judged if offer.spec is None]
+    why = f" (refused on {len(refused)} more: {refused[0].problem})" if refused else ""
+    advice = offer_alternatives(spec, offers)
+    tail = ("; it fits with " + " or ".join(advice)) if advice else "; no setting tried (profile, offer) fits"
+    return (
+        f"{head}: the fastest{where}, {fastest.offer.name} (profile {fastest.profile}), has {fastest.problem}{why}"
+        f"{tail}"
+    )
+
+
+def offer_alternatives(spec: JobSpec, offers: list[OfferShape]) -> list[str]:
+    """Settings under which an offer of `offers` fits: a later profile, any GPU and count."""
+    advice = []
+    order = PROFILE_ORDER
+    if spec.generation.profile in order:
+        for name in order[order.index(spec.generation.profile) + 1 :]:
+            candidate = respec(spec, "generation", profile=name) if name in spec.baseline.profiles else None
+            best = best_offer(candidate, offers) if candidate else None
+            if best:
+                advice.append(f"--set generation.profile={name} ({offer_summary(best.verdict)})")
+                break
+    if spec.infrastructure.gpu != "auto" or spec.infrastructure.num_gpus != "auto":
+        candidate = respec(spec, "infrastructure", gpu="auto", num_gpus="auto")
+        best = best_offer(candidate, offers) if candidate else None
+        if best:
+            flags = "--set infrastructure.gpu=auto --set infrastructure.num_gpus=auto"
+            advice.append(f"{flags} ({offer_summary(best.verdict)})")
+    return advice
+
+
+def offer_rows(spec: JobSpec) -> list[OfferVerdict]:
+    """The offer table of `spec`: the shapes its `auto` was picked from; for a spec that names its offer and rents
+    it (provider vast), the matching shapes of offer_shapes, priced, the cheapest that fits marked (else the
+    fastest); [] where nothing is rented."""
+    if spec.offer_verdicts is not None:
+        return list(spec.offer_verdicts)
+    if spec.infrastructure.provider != "vast":
+        return []
+    judged = judge_offers(spec, offer_shapes(spec))
+    return marked(judged, choose_offer(judged, enforced=False))
+
+
+def offers_table(rows: list[OfferVerdict]) -> str:
+    """The offer shapes as text (`shootout plan --offers`): where the prices are from, each shape's prediction and
+    dollars per film, the one picked marked."""
+    if not rows:
+        return "offers: none (nothing is rented: infrastructure.provider is not vast)"
+    sources = sorted({row.offer.source for row in rows})
+    lines = [f"offers from {', '.join(sources)}:"]
+    if snapshot_source() in sources:
+        lines.append(f"  (not live prices: {offer_snapshot().source})")
+    lines.append(f"  {'gpu':<12} {'GPUs':>4} {'$/h':>6} {'longest s':>9} {'run s':>7} {'fits':>4} {'$/film':>7}  note")
+    for row in rows:
+        offer = row.offer
+        if row.profile is None:
+            cells = f"{'-':>9} {'-':>7} {'no':>4} {'-':>7}  refused: {row.problem}"
+        else:
+            notes = [f"profile {row.profile}"]
+            notes += [] if row.within_cap else ["above infrastructure.max_usd_per_hour"]
+            notes += [row.problem] if row.problem else []
+            notes += ["← chosen"] if row.chosen else []
+            fits = "yes" if row.fits else "no"
+            cells = (
+                f"{row.longest_clip_s:>9.0f} {row.run_s:>7.0f} {fits:>4} {row.usd_per_film:>7.2f}  {'; '.join(notes)}"
+            )
+        lines.append(f"  {offer.gpu:<12} {offer.num_gpus:>4} {offer.usd_per_hour:>6.2f} {cells}")
+    rental = offer_snapshot().rental
+    lines.append(
+        f"$/film = (setup {rental.setup_s:.0f} s + the weights at {rental.download_mb_per_s:g} MB/s + the run) / 3600 "
+        "× $/h (jobspecs/offers.yaml `rental`)"
+    )
+    return "\n".join(lines)
+
+
+def offer_line(rows: list[OfferVerdict]) -> str | None:
+    """The offer picked, on one line (`shootout plan` without --offers); None where none is."""
+    chosen = next((row for row in rows if row.chosen), None)
+    if chosen is None:
+        return None
+    return f"offer: {offer_summary(chosen)} ({chosen.offer.source}; --offers for the table)"
+
+
 class PlannedClip(BaseModel):
     index: int
     frames: int  # generated frames
@@ -478,11 +878,12 @@ class PlannedClip(BaseModel):
 
 class PlanReport(BaseModel):
     """`shootout plan SPEC --json`: the planner's verdict for scripts (and the offer optimizer): whether every clip
-    fits the clip limit and the run its run limit on `gpu` at `profile`, and what it costs at the price cap."""
+    fits the clip limit and the run its run limit on `num_gpus` × `gpu` at `profile`, and what it costs: at the
+    price cap, and per film on the offer it runs on."""
 
     model: str
     gpu: str  # "cpu" for kenburns
-    num_gpus: int  # the GPUs one clip runs on (1: every model runs on one GPU today)
+    num_gpus: int  # the GPUs every clip runs on (context parallelism; 1 for kenburns)
     profile: str
     fits: bool
     problems: list[str]  # why it does not fit ([] when it does)
@@ -496,17 +897,21 @@ class PlanReport(BaseModel):
     profile_choice: str | None = None  # what `generation.profile: auto` picked and why
     # First Block Cache on: the longest clip at its published hit rate (the prediction above credits no hit)
     longest_with_published_cache_hits_s: float | None = None
+    offer: OfferVerdict | None = None  # the offer it runs on (provider vast), priced: usd_per_film
+    offer_choice: str | None = None  # what `infrastructure.gpu` / `num_gpus: auto` picked and why
+    offers: list[OfferVerdict] | None = None  # with --offers: every offer shape judged, the chosen one marked
 
 
-def plan_report(spec: JobSpec) -> PlanReport:
+def plan_report(spec: JobSpec, with_offers: bool = False) -> PlanReport:
     prediction = predict_run(spec)
     with_hits = prediction.longest_with_published_hits_s
     problems = plan_problems(spec, prediction)
     price = spec.infrastructure.max_usd_per_hour
+    rows = offer_rows(spec)
     return PlanReport(
         model=prediction.model,
         gpu=prediction.gpu,
-        num_gpus=1,
+        num_gpus=prediction.num_gpus,
         profile=prediction.profile,
         fits=not problems,
         problems=problems,
@@ -519,12 +924,15 @@ def plan_report(spec: JobSpec) -> PlanReport:
         clips=[PlannedClip(index=c.index, frames=c.frames, predicted_s=round(c.seconds, 1)) for c in prediction.clips],
         profile_choice=spec.profile_choice,
         longest_with_published_cache_hits_s=round(with_hits, 1) if with_hits is not None else None,
+        offer=next((row for row in rows if row.chosen), None),
+        offer_choice=spec.offer_choice,
+        offers=rows if with_offers else None,
     )
 
 
 def prediction_table(prediction: RunPrediction, usd_per_hour: float | None = None) -> str:
     """Per-clip predictions and the totals, as text (what `shootout plan` prints after the clip table)."""
-    rows = [f"predicted on {prediction.gpu} (model {prediction.model}, profile {prediction.profile}):"]
+    rows = [f"predicted on {prediction.device} (model {prediction.model}, profile {prediction.profile}):"]
     rows.append(f"{'clip':>4} {'forwards':>8} {'TFLOP':>9} {'seconds':>8}  phases (s)")
     for clip in prediction.clips:
         phases = ", ".join(f"{name} {s:.0f}" for name, s in clip.phases.items() if s >= 0.5)

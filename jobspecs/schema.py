@@ -22,10 +22,12 @@ from pydantic import (
     model_validator,
 )
 
-from jobspecs.config import Baseline, baselines
+from jobspecs.config import Baseline, architectures, baselines
+from jobspecs.offers import OfferVerdict
 
 MIN_TOTAL_S, MAX_TOTAL_S = 30.0, 60.0
 MIN_SHOT_S, MAX_SHOT_S = 5.0, 10.0
+MAX_GPUS = 8  # infrastructure.num_gpus
 OUTPUT_FPS = 24
 OUTPUT_SIZE = (1280, 720)
 
@@ -386,10 +388,13 @@ class Infrastructure(Strict):
     """Where the worker runs: this machine (local), a rented Vast.ai instance (vast), or a box you have (ssh)."""
 
     provider: Literal["local", "vast", "ssh"] = "local"
-    # vast: the offer
+    # vast: the offer. gpu: as Vast.ai writes it, or `auto`: the offer shape (GPU and, unless num_gpus names it,
+    # how many) with the lowest predicted dollars per film among those that fit the limits, picked when the spec is
+    # loaded (jobspecs/plan.py pick_offer; the resolved spec names both). num_gpus: the GPUs one clip runs on
+    # (context parallelism, remote/models/parallel.py), or `auto` (default: 1, `auto` with gpu `auto`).
     gpu: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)] = "RTX 4090"
-    max_usd_per_hour: float | None = Field(None, gt=0)
-    num_gpus: int = Field(1, ge=1, le=8)  # (provisional: the planner half of #14 replaces this line)
+    num_gpus: int | Literal["auto"] = 1
+    max_usd_per_hour: float | None = Field(None, gt=0)  # the whole box's price
     disk_gb: float = Field(80, ge=20)
     min_ram_gb: float | None = Field(None, gt=0)  # host RAM; default 96 GB for hunyuan_i2v (offload), else 32
     image: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)] = (
@@ -406,11 +411,48 @@ class Infrastructure(Strict):
     allow_dirty: bool = False  # run code that differs from the recorded commit
     ready_timeout_s: float = Field(900, gt=0)  # instance running + SSH answering, per attempt
 
+    @model_validator(mode="before")
+    @classmethod
+    def auto_gpu_counts_too(cls, data: object) -> object:
+        """`gpu: auto` without a `num_gpus` picks the count too."""
+        if isinstance(data, dict) and "num_gpus" not in data and str(data.get("gpu", "")).strip() == "auto":
+            return {**data, "num_gpus": "auto"}
+        return data
+
+    @field_validator("num_gpus", mode="before")
+    @classmethod
+    def a_count_or_auto(cls, value: object) -> object:
+        if not isinstance(value, int | str) or (isinstance(value, str) and value.strip() != "auto"):
+            raise ValueError(f"a whole number of GPUs, 1–{MAX_GPUS}, or `auto` (the offer's)")
+        return value.strip() if isinstance(value, str) else value
+
+    @field_validator("num_gpus")
+    @classmethod
+    def one_to_eight(cls, value: int | str) -> int | str:
+        if value != "auto" and not 1 <= value <= MAX_GPUS:
+            raise ValueError(f"a box has 1–{MAX_GPUS} GPUs (or `auto`: the offer's)")
+        return value
+
     @model_validator(mode="after")
     def ssh_needs_a_host(self) -> Infrastructure:
         if self.provider == "ssh" and not self.host:
             raise ValueError("provider 'ssh' needs infrastructure.host (and port, user, key_file)")
         return self
+
+    @model_validator(mode="after")
+    def auto_rents(self) -> Infrastructure:
+        for name in ("gpu", "num_gpus"):
+            if getattr(self, name) == "auto" and self.provider != "vast":
+                raise ValueError(
+                    f"infrastructure.{name} = 'auto' picks a Vast.ai offer; with provider '{self.provider}' the box "
+                    f"is the one you have: name its {'GPU' if name == 'gpu' else 'GPU count'}"
+                )
+        return self
+
+    @property
+    def resolved(self) -> bool:
+        """Whether the offer is named: no `auto` left (load.validate resolves them)."""
+        return "auto" not in (self.gpu, self.num_gpus)
 
 
 class JobSpec(Strict):
@@ -427,6 +469,10 @@ class JobSpec(Strict):
     shots: list[Shot] = Field(min_length=1)
     generation: Generation = Generation()
     _profile_choice: str | None = PrivateAttr(None)  # what `profile: auto` picked and why (jobspecs.plan.pick_profile)
+    # what `infrastructure.gpu` / `num_gpus: auto` picked and why, and every offer it was picked from
+    # (jobspecs.plan.pick_offer)
+    _offer_choice: str | None = PrivateAttr(None)
+    _offer_verdicts: tuple[OfferVerdict, ...] | None = PrivateAttr(None)
     stitch: Stitch = Stitch()
     guardrails: Guardrails = Guardrails()
     color_match: ColorMatch = ColorMatch()
@@ -487,6 +533,13 @@ class JobSpec(Strict):
             )
         return self
 
+    @model_validator(mode="after")
+    def fits_the_gpus(self) -> JobSpec:
+        problem = num_gpus_problem(self, self.infrastructure.num_gpus)
+        if problem:
+            raise ValueError(problem)
+        return self
+
     # Effective generation settings: the baseline with this spec's overrides.
     @property
     def baseline(self) -> Baseline:
@@ -496,6 +549,18 @@ class JobSpec(Strict):
     def profile_choice(self) -> str | None:
         """What `generation.profile: auto` picked and why; None where the spec named its profile."""
         return self._profile_choice
+
+    @property
+    def offer_choice(self) -> str | None:
+        """What `infrastructure.gpu` / `num_gpus: auto` picked, from which prices, at what dollars per film; None
+        where the spec named its offer."""
+        return self._offer_choice
+
+    @property
+    def offer_verdicts(self) -> tuple[OfferVerdict, ...] | None:
+        """Every offer shape `auto` was picked from, as the planner judged it (None where the spec named its
+        offer)."""
+        return self._offer_verdicts
 
     @property
     def profile_settings(self) -> dict:
@@ -558,6 +623,37 @@ class JobSpec(Strict):
     @property
     def run_limit_s(self) -> float:
         return self.guardrails.run_limit_s or self.clip_count * self.guardrails.clip_limit_s
+
+
+def gpu_counts(model: str) -> list[int]:
+    """The GPU counts a clip of `model` can run on: those that divide its attention heads (Ulysses context
+    parallelism gives each GPU a share of the heads); [1] for a model without a transformer."""
+    heads = architectures()[model].heads
+    return [n for n in range(1, MAX_GPUS + 1) if heads and heads % n == 0] or [1]
+
+
+def num_gpus_problem(spec: JobSpec, num_gpus: int | str) -> str | None:
+    """Why `spec` can't run one clip on `num_gpus` GPUs (None: it can; `auto` is judged per offer). The tiny
+    weights and the local provider may run on several (the tests run ranks on the CPU)."""
+    if num_gpus in (1, "auto"):
+        return None
+    arch = architectures()[spec.model]
+    field = f"infrastructure.num_gpus = {num_gpus}"
+    if arch.family == "cpu":
+        return f"{field}: {spec.model} renders on the CPU; num_gpus must be 1"
+    if num_gpus not in gpu_counts(spec.model):
+        counts = ", ".join(str(n) for n in gpu_counts(spec.model))
+        return (
+            f"{field}: model '{spec.model}' has {arch.heads} attention heads, and Ulysses context parallelism splits "
+            f"the heads across the GPUs; num_gpus must divide {arch.heads} ({counts})"
+        )
+    if arch.family == "hunyuan" and not spec.effective("prompt_trim"):
+        return (
+            f"{field} with generation.prompt_trim off: model '{spec.model}''s masked attention is not split across "
+            "GPUs; turn generation.prompt_trim on (the same math at batch 1: the mask only hides the prompt's "
+            "padding) or set num_gpus: 1"
+        )
+    return None
 
 
 def check_720p_class(width: int, height: int) -> None:
