@@ -15,6 +15,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+import yaml
 from conftest import (
     DEMO,
     HF_TOKEN,
@@ -27,6 +28,7 @@ from conftest import (
     wait_until,
 )
 from fakes.vast_api import FakeVast
+from test_models import tiny_spec
 
 from remote.bundle import sha256_file
 
@@ -182,6 +184,33 @@ def test_ssh_run_gives_the_same_bytes_as_local(small_local_run, sshd_server, box
     assert not (root / run_dir.name).exists()  # the job dir on the box is removed once the bundle is safe
     assert not (out / f"{run_dir.name}.partial").exists()  # the kept clips were folded into the verified bundle
     assert_nothing_leaked(small_local_run["api"], out, root, tmp_path / "home", done.stdout, done.stderr)
+
+
+def test_a_two_gpu_offer_runs_one_clip_on_two_ranks_end_to_end(prefect_api, fake, sshd_server, box_venv, tmp_path):
+    """num_gpus 2: the real vastai client finds the fake's 2× RTX 4090 offer, the instance is created from it, the box
+    runs the worker as two ranks under torchrun (gloo on the CPU here) with the tiny Wan pipeline, the bundle comes
+    back verified with its clips made by context parallelism, and nothing is left running."""
+    data = tiny_spec("wan22_ti2v_5b")
+    spec_file = tmp_path / "spec" / "two_gpus.yaml"
+    spec_file.parent.mkdir()
+    shutil.copy(REPO / "jobspecs" / data["reference_image"], spec_file.parent / data["reference_image"])
+    spec_file.write_text(yaml.safe_dump(data))
+    out, root = tmp_path / "out", tmp_path / "box"
+    sets = remote_args("vast", sshd_server, box_venv, root, "--set", "infrastructure.num_gpus=2")
+    done = shootout_cli("run", str(spec_file), "--out", str(out), *sets, env=run_env(prefect_api, tmp_path, fake))
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-5000:]
+    run_dir, manifest = bundle_of(out)
+    assert manifest["clips"]["finished"] == 2
+    (created,) = fake.requests_to("PUT", "/api/v0/asks/*/")
+    assert created["path"].rstrip("/").endswith("/5006")  # the fake's one 2× RTX 4090 offer
+    search = fake.requests_to("POST", "/api/v0/bundles/")[0]["body"]
+    assert search["num_gpus"] == {"eq": "2"} or search["num_gpus"] == {"eq": 2}, search["num_gpus"]
+    for i in range(2):
+        log = json.loads((run_dir / "logs" / f"log_{i:03d}.json").read_text())
+        assert "2 ranks (cpu)" in log["params"]["adapter"]["speed"]["context_parallel"]
+    assert fake.live_instances() == []
+    cost = json.loads((out / f"{run_dir.name}.cost.json").read_text())
+    assert cost["gpu"] == "RTX 4090" and cost["usd_total"] > 0
 
 
 def box_status(root: Path) -> tuple[Path, dict] | None:

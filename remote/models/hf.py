@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import abc
 import contextlib
+import fcntl
 import gc
 import importlib
 import importlib.metadata
@@ -82,9 +83,12 @@ def find_weights(spec: JobSpec) -> Weights:
         from remote.models import tiny
 
         cache_dir, revision = tiny_home() / "hub", "main"
-        if not (cache_dir / f"models--{repo.replace('/', '--')}" / "refs" / "main").exists():
-            print(f"building the tiny {spec.model} pipeline into {tiny_home()}", flush=True)
-            tiny.install(tiny_home(), [spec.model])
+        tiny_home().mkdir(parents=True, exist_ok=True)
+        with open(tiny_home() / ".build.lock", "a") as lock:  # runs that share this machine build it once
+            fcntl.flock(lock, fcntl.LOCK_EX)  # one builds; the others wait, then find refs/main (written last)
+            if not (cache_dir / f"models--{repo.replace('/', '--')}" / "refs" / "main").exists():
+                print(f"building the tiny {spec.model} pipeline into {tiny_home()}", flush=True)
+                tiny.install(tiny_home(), [spec.model])
     else:
         cache_dir, revision = None, spec.baseline.revision
     try:
@@ -530,7 +534,8 @@ class DiffusersAdapter(abc.ABC):
         """The weights from the local Hugging Face cache at the pinned revision, then setup()."""
         from remote.models import parallel
 
-        self.weights = find_weights(self.spec)
+        with parallel.rank0_first():
+            self.weights = find_weights(self.spec)
         device = pick_device()
         if parallel.world_size() > 1:  # torchrun's ranks: each its own GPU (the worker joined them in a group)
             device = parallel.device_of_rank()

@@ -107,6 +107,21 @@ def from_rank0(value):
 
 
 @contextmanager
+def rank0_first():
+    """The block on rank 0 first, then on the other ranks: finding the weights, where the tiny pipelines are built on
+    demand, and transformers 5 saves a model's weights only on rank 0 once a process group exists (another rank's
+    build leaves its text encoder's folder empty)."""
+    import torch.distributed as dist
+
+    several = world_size() > 1 and dist.is_initialized()
+    if several and not is_rank0():
+        dist.barrier()
+    yield
+    if several and is_rank0():
+        dist.barrier()
+
+
+@contextmanager
 def one_device_per_cpu_rank(device):
     """diffusers 0.42.1 picks each rank's device as `rank % torch.accelerator.device_count()`
     (ModelMixin._resolve_parallel_config), which divides by zero on a machine with no accelerator. There every rank
