@@ -632,6 +632,9 @@ def gpu_counts(model: str) -> list[int]:
     return [n for n in range(1, MAX_GPUS + 1) if heads and heads % n == 0] or [1]
 
 
+TINY_HEADS = 2  # remote/models/tiny.py: every tiny transformer has 2 attention heads
+
+
 def num_gpus_problem(spec: JobSpec, num_gpus: int | str) -> str | None:
     """Why `spec` can't run one clip on `num_gpus` GPUs (None: it can; `auto` is judged per offer). The tiny
     weights and the local provider may run on several (the tests run ranks on the CPU)."""
@@ -646,6 +649,15 @@ def num_gpus_problem(spec: JobSpec, num_gpus: int | str) -> str | None:
         return (
             f"{field}: model '{spec.model}' has {arch.heads} attention heads, and Ulysses context parallelism splits "
             f"the heads across the GPUs; num_gpus must divide {arch.heads} ({counts})"
+        )
+    if spec.model_source == "tiny" and num_gpus > TINY_HEADS:
+        return f"{field}: the tiny pipelines have {TINY_HEADS} attention heads: they split across 2 GPUs at most"
+    if spec.effective("first_block_cache"):
+        return (
+            f"{field} with generation.first_block_cache = {spec.effective('first_block_cache')}: First Block Cache "
+            "decides per forward from the first block's output, which each GPU holds only a part of, so the GPUs "
+            "could decide differently and wait on each other for ever; set first_block_cache: 0 (MagCache, whose "
+            "skips follow from its calibration, runs on several GPUs) or num_gpus: 1"
         )
     if arch.family == "hunyuan" and not spec.effective("prompt_trim"):
         return (

@@ -283,6 +283,18 @@ def test_hunyuan_on_several_gpus_needs_prompt_trim_and_the_tiny_weights_may_run_
     assert validate(spec_data("wan22_ti2v_5b")).infrastructure.num_gpus == 1  # the default
 
 
+def test_first_block_cache_and_more_gpus_than_the_tiny_heads_are_refused_on_several_gpus() -> None:
+    """First Block Cache decides from each GPU's part of the first block's output: the GPUs could disagree and hang.
+    The tiny pipelines have 2 heads: 4 GPUs can't split them (the full-size rule would let 4 through)."""
+    fbc = spec_data("wan22_ti2v_5b", generation={"first_block_cache": 0.05}, infrastructure={"num_gpus": 2})
+    with pytest.raises(SpecError, match=r"num_gpus = 2 with generation.first_block_cache = 0.05: First Block Cache"):
+        validate(fbc)
+    assert validate(spec_data("wan22_ti2v_5b", generation={"profile": "cached"}, infrastructure={"num_gpus": 2}))
+    tiny = spec_data("wan22_ti2v_5b", infrastructure={"provider": "local", "num_gpus": 4}) | {"model_source": "tiny"}
+    with pytest.raises(SpecError, match=r"num_gpus = 4: the tiny pipelines have 2 attention heads"):
+        validate(tiny)
+
+
 def test_the_refusal_advises_more_gpus_or_another_offer_where_they_fit() -> None:
     """Wan's baseline on one RTX 4090 under a 350 s clip limit: 3 of them fit (3 divides Wan's 24 heads; 2 don't
     fit); the cheapest offer of the snapshot that fits is above the spec's price cap, and the advice says so."""
