@@ -20,7 +20,6 @@ from pathlib import Path
 
 from jobspecs import SpecError, load_spec
 from jobspecs.load import resume_source
-from jobspecs.offers import offer_shapes
 from jobspecs.plan import (
     check_plan,
     offer_line,
@@ -211,7 +210,9 @@ def main(argv: list[str] | None = None) -> int:
                 return 2 if isinstance(exc, BundleInputError) else 1
             print(f"OK {args.bundle}: run {manifest.run_id}, {len(manifest.files) + 2} files, every sha256 matches")
             return 0
-        job = load_spec(args.spec, args.overrides, offers=offer_shapes)  # `auto` offers: from offer_shapes
+        from tasks.offers import offer_shapes_for  # live Vast offers where a key is set, else the dated snapshot
+
+        job = load_spec(args.spec, args.overrides, offers=offer_shapes_for)
         warnings = [*job.notes, *prompt_window_warnings(job.spec)]  # the reference image's, the prompts'
         if args.command == "validate":
             print(
@@ -225,7 +226,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"WARNING {warning}")
             return 0
         if args.command == "plan" and args.json:  # the verdict for scripts: JSON whether or not it fits
-            report = plan_report(job.spec, with_offers=args.offers)
+            report = plan_report(job.spec, with_offers=args.offers, source=offer_shapes_for)
             print(report.model_dump_json(indent=2))
             for warning in warnings:
                 print(f"WARNING {warning}", file=sys.stderr)
@@ -233,7 +234,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "plan":  # the clips, then the planner's prediction; exits 2 if check_plan refuses
             print(plan_table(job.spec))
             print(prediction_table(predict_run(job.spec), job.spec.infrastructure.max_usd_per_hour))
-            rows = offer_rows(job.spec)  # the offer it runs on, priced; with --offers every shape it chose from
+            rows = offer_rows(job.spec, offer_shapes_for)  # its offer, priced; with --offers every shape it chose from
             line = offers_table(rows) if args.offers else offer_line(rows)
             if line:
                 print(line)

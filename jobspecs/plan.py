@@ -23,7 +23,7 @@ from pydantic import BaseModel, ValidationError
 
 from jobspecs.config import architectures, offer_snapshot, throughput
 from jobspecs.flops import clip_forward, splits_evenly
-from jobspecs.offers import OfferShape, OfferVerdict, offer_shapes, snapshot_source
+from jobspecs.offers import OfferShape, OfferSource, OfferVerdict, offer_shapes, snapshot_source
 from jobspecs.schema import PROFILE_ORDER, Constants, JobSpec, Shot, SpecError, gpu_counts, total_seconds
 
 PIXELS_720P = 1280 * 720
@@ -818,7 +818,7 @@ def offer_alternatives(spec: JobSpec, offers: list[OfferShape]) -> list[str]:
     return advice
 
 
-def offer_rows(spec: JobSpec) -> list[OfferVerdict]:
+def offer_rows(spec: JobSpec, source: OfferSource = offer_shapes) -> list[OfferVerdict]:
     """The offer table of `spec`: the shapes its `auto` was picked from; for a spec that names its offer and rents
     it (provider vast), the matching shapes of offer_shapes, priced, the cheapest that fits marked (else the
     fastest); [] where nothing is rented."""
@@ -826,7 +826,7 @@ def offer_rows(spec: JobSpec) -> list[OfferVerdict]:
         return list(spec.offer_verdicts)
     if spec.infrastructure.provider != "vast":
         return []
-    judged = judge_offers(spec, offer_shapes(spec))
+    judged = judge_offers(spec, source(spec))
     return marked(judged, choose_offer(judged, enforced=False))
 
 
@@ -902,12 +902,12 @@ class PlanReport(BaseModel):
     offers: list[OfferVerdict] | None = None  # with --offers: every offer shape judged, the chosen one marked
 
 
-def plan_report(spec: JobSpec, with_offers: bool = False) -> PlanReport:
+def plan_report(spec: JobSpec, with_offers: bool = False, source: OfferSource = offer_shapes) -> PlanReport:
     prediction = predict_run(spec)
     with_hits = prediction.longest_with_published_hits_s
     problems = plan_problems(spec, prediction)
     price = spec.infrastructure.max_usd_per_hour
-    rows = offer_rows(spec)
+    rows = offer_rows(spec, source)
     return PlanReport(
         model=prediction.model,
         gpu=prediction.gpu,

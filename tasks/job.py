@@ -11,6 +11,7 @@ from prefect import get_run_logger, task
 
 from jobspecs import LoadedSpec, load_spec
 from jobspecs.plan import plan_table
+from tasks.offers import offer_shapes_for
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -18,7 +19,7 @@ REPO = Path(__file__).resolve().parents[1]
 @task(name="load-spec")
 def load_job(spec_path: str, overrides: list[str]) -> LoadedSpec:
     """Validate before any work: a bad spec fails the run here, naming the field, value and rule."""
-    job = load_spec(spec_path, overrides)
+    job = load_spec(spec_path, overrides, offers=offer_shapes_for)  # `auto`: live Vast offers with a key
     logger = get_run_logger()
     for line in plan_table(job.spec).splitlines():
         logger.info(line)

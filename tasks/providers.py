@@ -214,10 +214,10 @@ def live_instance_slot(provider: str) -> Iterator[None]:
         yield
 
 
-def host_ram_gb(spec: JobSpec) -> float:
+def host_ram_gb(model: str, num_gpus: int) -> float:
     """The host RAM an offer needs by default: each rank (one per GPU) loads the pipeline through host memory, and
     Hunyuan's 24gb plan pins ~80 GB of weights there per rank."""
-    return (96 if spec.model == "hunyuan_i2v" else 32) * spec.infrastructure.num_gpus
+    return (96 if model == "hunyuan_i2v" else 32) * num_gpus
 
 
 def make_provider(
@@ -247,7 +247,7 @@ def make_provider(
             num_gpus=infra.num_gpus,
             max_usd_per_hour=infra.max_usd_per_hour,
             min_disk_gb=infra.disk_gb,
-            min_ram_gb=infra.min_ram_gb or host_ram_gb(spec),
+            min_ram_gb=infra.min_ram_gb or host_ram_gb(spec.model, infra.num_gpus),
         ),
         label=f"{LABEL_PREFIX}{flow_run_id}",
         key_file=key_file,

@@ -378,3 +378,33 @@ def test_shootout_plan_offers_prints_the_table_it_chose_from(tmp_path, capsys) -
     local = write_spec(tmp_path / "local", spec_data("wan22_ti2v_5b", infrastructure={"provider": "local"}))
     assert main(["plan", str(local), "--json"]) == 0
     assert PlanReport.model_validate_json(capsys.readouterr().out).offer is None
+
+
+def test_with_a_vast_key_the_offer_table_is_priced_from_the_live_offers(capsys, tmp_path, monkeypatch) -> None:
+    """`shootout plan --offers` through the real vastai client against the fake Vast API: each shape's price is the
+    cheapest matching live offer (5001, 1× RTX 4090 at $0.42/h; 5006, 2× RTX 4090 at $0.90/h); shapes with no
+    offer now are left out; without a key, the snapshot."""
+    from fakes.vast_api import FakeVast
+
+    from flows.cli import main
+
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))  # the client caches under ~/.config and ~/.cache
+    with FakeVast(ssh_host="127.0.0.1", ssh_port=22, api_key="test-key") as fake:
+        fake.update_offer(5006, reliability=0.995, reliability2=0.995, inet_down=900.0, disk_space=200.0)
+        monkeypatch.setenv("VAST_URL", fake.url)
+        monkeypatch.setenv("VAST_API_KEY", "test-key")
+        spec_file = REPO / "jobspecs" / "wan.yaml"
+        args = ["plan", str(spec_file), "--json", "--offers", "--set", "infrastructure.gpu=auto", *FIVE_S_SHOTS]
+        assert main(args) == 0
+        searches = fake.requests_to("POST", "/api/v0/bundles/")
+    report = PlanReport.model_validate_json(capsys.readouterr().out)
+    prices = {(row.offer.gpu, row.offer.num_gpus): row.offer.usd_per_hour for row in report.offers}
+    assert prices == {("RTX 4090", 1): 0.42, ("RTX 4090", 2): 0.90}, prices
+    assert all(row.offer.source.startswith("Vast.ai live offers, ") for row in report.offers)
+    assert (report.gpu, report.num_gpus, report.offer.offer.usd_per_hour) == ("RTX 4090", 1, 0.42)
+    assert len(searches) == 12  # one search per shape of the snapshot (4 counts × 3 GPUs)
+
+    monkeypatch.delenv("VAST_API_KEY")
+    assert main(args) == 0
+    report = PlanReport.model_validate_json(capsys.readouterr().out)
+    assert {row.offer.source for row in report.offers} == {"jobspecs/offers.yaml snapshot of 2026-12-01"}
