@@ -34,8 +34,10 @@ def plan_run(spec: JobSpec) -> RunPrediction:
     prediction = check_plan(spec, spec.infrastructure.gpu)
     logger = get_run_logger()
     for clip in prediction.clips:
-        logger.info(f"plan: clip {clip.index}: {clip.seconds:.0f} s predicted on {prediction.gpu}")
-    logger.info(f"plan: {prediction.total_s:.0f} s of generation for {len(prediction.clips)} clips on {prediction.gpu}")
+        logger.info(f"plan: clip {clip.index}: {clip.seconds:.0f} s predicted on {prediction.device}")
+    logger.info(
+        f"plan: {prediction.total_s:.0f} s of generation for {len(prediction.clips)} clips on {prediction.device}"
+    )
     for warning in prediction.warnings:  # guardrails.plan_check = warn, or tiny weights
         logger.warning(f"plan: {warning}")
     return prediction
