@@ -269,10 +269,11 @@ def main(argv: list[str] | None = None) -> int:
     paths = JobPaths(Path(args[0]).resolve())
     if parallel.world_size() > 1:  # torchrun's ranks (remote/models/parallel.py)
         parallel.die_with_parent()  # torchrun starts each rank in a session of its own
-        parallel.start(parallel.device_of_rank())
     if not parallel.is_rank0():
         return follow(paths)
     try:
+        if parallel.world_size() > 1:
+            parallel.start(parallel.device_of_rank())  # its GPU and the ranks' process group
         with worker_lock(paths):
             if parallel.world_size() == 1:  # on several GPUs the worker is torchrun, which the supervisor recorded
                 update_status(paths.run_dir, worker_pid=os.getpid())
@@ -293,6 +294,7 @@ def follow(paths: JobPaths) -> int:
     """Rank N > 0: follow_clips; what it died of goes to status/rank_N.error for the supervisor's reason (rank 0
     alone writes status.json)."""
     try:
+        parallel.start(parallel.device_of_rank())  # its GPU (one the box may not have) and the process group
         follow_clips(paths)
         return 0
     except Exception as exc:

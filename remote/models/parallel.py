@@ -9,18 +9,19 @@ sequence across the ranks: each rank runs the blocks' linear layers on its 1/N o
 all-to-all trades tokens for heads (each rank attends over the whole sequence with 1/N of the heads) and back. The
 output projection gathers the sequence, so every rank holds the whole prediction, steps the scheduler itself and
 decodes; only rank 0 writes files (remote/worker.py). Ulysses, not ring attention: it needs no softmax statistics
-from the attention kernel, so torch SDPA, cuDNN, FlashAttention-4 and the 8-bit kernel all run inside it, and it
-moves 4 all-to-alls of activations per block, which NVLink and even PCIe boxes of 2-8 GPUs carry. The number of
-GPUs must divide the heads (24 for Wan and Hunyuan, 48 for CogVideoX; jobspecs/schema.py checks it). Sequences that
-N does not divide (Hunyuan's trimmed prompt, CogVideoX's 226 text tokens on 4 GPUs) are split unevenly
-(`ulysses_anything`).
+from the attention kernel, so diffusers' native backend (torch SDPA: cuDNN or flash) runs inside it, where the
+FlashAttention-4 and 8-bit routes answer SDPA's calls as on one GPU (not yet run on GPUs: issue #15); it moves 4
+all-to-alls of activations per attention (q, k, v, out), which NVLink and even PCIe boxes of 2-8 GPUs carry. The
+number of GPUs must divide the heads (24 for Wan and Hunyuan, 48 for CogVideoX; jobspecs/schema.py checks it).
+Sequences that N does not divide (Hunyuan's trimmed prompt, CogVideoX's 226 text tokens on 4 GPUs) are split
+unevenly (`ulysses_anything`).
 
 What is whose:
   Wan 2.2      the model's own `_cp_plan` (diffusers 0.42.1).
-  CogVideoX    ours (COGVIDEOX_PLAN): the video and the text tokens split at the first block, the rotary
+  CogVideoX    ours (cogvideox_plan): the video and the text tokens split at the first block, the rotary
                embedding split at the model's input; its processor calls torch SDPA itself, so it is replaced by
                one that calls diffusers' dispatch_attention_fn (the same math otherwise).
-  Hunyuan      ours (HUNYUAN_PLAN): the same split at the first double-stream block, the rotary embedding split
+  Hunyuan      ours (hunyuan_plan): the same split at the first double-stream block, the rotary embedding split
                where it is made. Its token_replace blocks modulate the first frame's tokens apart, and
                only rank 0 holds them: the others are told the first frame has 0 tokens. Its blocks' attention must
                be unmasked, which prompt_trim makes it (the schema refuses Hunyuan on N GPUs without it).
@@ -199,7 +200,6 @@ def cogvideox_processor_class() -> type:
                 raise ValueError("CogVideoX on several GPUs: its attention takes no mask")
             text_length = encoder_hidden_states.size(1)
             hidden_states = torch.cat([encoder_hidden_states, hidden_states], dim=1)
-            batch, _, _ = hidden_states.shape
             query = attn.to_q(hidden_states).unflatten(2, (attn.heads, -1))  # (B, S, H, D)
             key = attn.to_k(hidden_states).unflatten(2, (attn.heads, -1))
             value = attn.to_v(hidden_states).unflatten(2, (attn.heads, -1))
