@@ -572,6 +572,22 @@ def plan_enforced(spec: JobSpec) -> bool:
     return spec.model_source != "tiny" and spec.guardrails.plan_check != "warn"
 
 
+PLANNER_ERROR = 0.12  # every whole clip measured against the planner is within 12 % of it (tests/test_planner.py)
+
+
+def close_to_the_limit(prediction: RunPrediction) -> str | None:
+    """A warning where the longest clip fits the clip limit by less than the planner's error: the clip may run past
+    it and be killed (the finished clips are kept)."""
+    longest, limit = prediction.longest, prediction.clip_limit_s
+    if prediction.gpu == "cpu" or longest.seconds * (1 + PLANNER_ERROR) <= limit:
+        return None
+    return (
+        f"clip {longest.index} is predicted at {longest.seconds:.0f} s on {prediction.device}, within the planner's "
+        f"{PLANNER_ERROR:.0%} error of guardrails.clip_limit_s = {limit:g} s: it may run past the limit and be killed "
+        "(finished clips are kept); a faster box or profile leaves room (`shootout plan --offers`)"
+    )
+
+
 def check_plan(spec: JobSpec, gpu: str | None = None, num_gpus: int | None = None) -> RunPrediction:
     """predict_run, refused with a SpecError when a clip is predicted over guardrails.clip_limit_s or the run over
     its run limit; with guardrails.plan_check = warn (or model_source tiny, where the prediction is the full-size
@@ -579,7 +595,7 @@ def check_plan(spec: JobSpec, gpu: str | None = None, num_gpus: int | None = Non
     prediction = predict_run(spec, gpu, num_gpus)
     problems = plan_problems(spec, prediction)
     if not problems:
-        return prediction
+        return replace(prediction, warnings=[close] if (close := close_to_the_limit(prediction)) else [])
     if plan_enforced(spec):
         raise SpecError("plan: " + "\n".join(problems) + " (or --set guardrails.plan_check=warn to run anyway)")
     if spec.model_source == "tiny":  # the prediction is the full-size model's; the tiny one takes seconds

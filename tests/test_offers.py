@@ -408,3 +408,17 @@ def test_with_a_vast_key_the_offer_table_is_priced_from_the_live_offers(capsys, 
     assert main(args) == 0
     report = PlanReport.model_validate_json(capsys.readouterr().out)
     assert {row.offer.source for row in report.offers} == {"jobspecs/offers.yaml snapshot of 2026-12-01"}
+
+
+def test_a_plan_that_fits_by_less_than_the_planners_error_is_warned() -> None:
+    """CogVideoX's baseline on the box `auto` picks, 4× RTX 4090, fits at 588 s of 600: within the planner's 12 % error
+    (its CogVideoX whole clips ran 7.5-8.4 % over it), so the plan says the clip may be killed; Wan at quantized on one
+    RTX 4090 (384 s) has room and no warning."""
+    from jobspecs.plan import check_plan
+
+    tight = check_plan(validate(spec_data("cogvideox15_5b_i2v", infrastructure={"provider": "vast", "gpu": "auto"})))
+    assert (tight.gpu, tight.num_gpus, round(tight.longest.seconds)) == ("RTX 4090", 4, 588)
+    (warning,) = tight.warnings
+    assert "clip 0 is predicted at 588 s on 4× RTX 4090, within the planner's 12% error of" in warning
+    roomy = check_plan(validate(spec_data("wan22_ti2v_5b", generation={"profile": "quantized"})))
+    assert roomy.warnings == [] and roomy.longest.seconds < 600 / 1.12
