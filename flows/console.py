@@ -7,7 +7,7 @@ import json
 import time
 import uuid
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from prefect.client.orchestration import SyncPrefectClient, get_client
 from prefect.client.schemas.filters import (
@@ -30,6 +30,7 @@ from jobspecs.contracts import RunCost
 from provisioning.polling import poll_until
 
 POLL_S = 2.0
+LATE_S = 120.0  # how far back each poll reads again for lines that reached the server late (new_logs)
 DRAIN_S = 10.0  # after the run's end: stop once no new log line came for this long (if no last line came)
 LOG_PAGE = 200
 ENGINE_LAST_LINE = "Finished in state"  # what Prefect's flow engine logs last, after the final state (tasks too)
@@ -57,14 +58,15 @@ def run_artifacts(client: SyncPrefectClient, flow_run_ids: list[uuid.UUID]) -> l
 
 
 def new_logs(client: SyncPrefectClient, flow_run_id: uuid.UUID, since: datetime | None, seen: set) -> list:
-    """The run's log lines from `since` on whose ids are not in `seen` yet (added there now), oldest first: every
-    page of them."""
-    new = []
+    """The run's log lines from LATE_S before `since` on whose ids are not in `seen` yet (added there now), oldest
+    first: every page of them. The look back: lines from another process (the Prefect worker's "submitting flow
+    run …") can reach the server after lines stamped later than them were printed."""
+    new, after = [], since - timedelta(seconds=LATE_S) if since else None
     while True:
         page = client.read_logs(
             LogFilter(
                 flow_run_id=LogFilterFlowRunId(any_=[flow_run_id]),
-                timestamp=LogFilterTimestamp(after_=since) if since else None,
+                timestamp=LogFilterTimestamp(after_=after) if after else None,
             ),
             sort=LogSort.TIMESTAMP_ASC,
             limit=LOG_PAGE,
@@ -72,9 +74,9 @@ def new_logs(client: SyncPrefectClient, flow_run_id: uuid.UUID, since: datetime 
         fresh = [log for log in page if log.id not in seen]
         seen.update(log.id for log in fresh)
         new += fresh
-        if len(page) < LOG_PAGE or not fresh:
+        if len(page) < LOG_PAGE or page[-1].timestamp == after:  # the last page, or a page of one instant
             return new
-        since = fresh[-1].timestamp
+        after = page[-1].timestamp
 
 
 def watch(run: str, out: Callable[[str], None] = print, poll_s: float = POLL_S, drain_s: float = DRAIN_S) -> int:

@@ -27,3 +27,35 @@ def test_the_scripts_the_readme_runs_by_path_are_executable() -> None:
 
     for script in sorted((REPO / "scripts").iterdir()):
         assert os.access(script, os.X_OK) and script.read_text().startswith("#!"), script.name
+
+
+def test_watch_reads_back_for_lines_that_reach_the_server_late(prefect_api, monkeypatch) -> None:
+    """A line stamped before one already printed (the Prefect worker's "submitting flow run …", sent from its own
+    process after the flow's first lines) is still found on the next poll, once."""
+    from datetime import UTC, datetime, timedelta
+
+    from prefect import flow
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.actions import LogCreate
+
+    from flows.console import new_logs
+
+    monkeypatch.setenv("PREFECT_API_URL", prefect_api)
+
+    @flow(name="late-lines")
+    def late_lines() -> None: ...
+
+    now = datetime.now(UTC)
+
+    def line(message: str, at: datetime) -> LogCreate:
+        return LogCreate(name="test", level=20, message=message, timestamp=at, flow_run_id=run.id)
+
+    with get_client(sync_client=True) as client:
+        run = client.create_flow_run(late_lines)
+        client.create_logs([line("printed first", now)])
+        seen: set = set()
+        (first,) = new_logs(client, run.id, None, seen)
+        client.create_logs([line("stamped earlier, arrived later", now - timedelta(seconds=5))])
+        late = new_logs(client, run.id, first.timestamp, seen)
+        assert [log.message for log in late] == ["stamped earlier, arrived later"]
+        assert new_logs(client, run.id, first.timestamp, seen) == []  # each line once
