@@ -692,10 +692,13 @@ def offer_rank(judged: JudgedOffer) -> tuple:
     )
 
 
-def choose_offer(judged: list[JudgedOffer], enforced: bool = True) -> JudgedOffer | None:
+def choose_offer(judged: list[JudgedOffer], enforced: bool = True, smoke: bool = False) -> JudgedOffer | None:
     """The offer to run on: the first by offer_rank of those that fit within the price cap; where none fits and the
-    plan is not enforced (plan_check warn, tiny weights), the fastest within the cap; else None."""
+    plan is not enforced (plan_check warn, tiny weights), the fastest within the cap; else None. `smoke` (the tiny
+    weights: a smoke test of a box, whose clips take seconds): the cheapest per hour within the cap."""
     priced = [offer for offer in judged if offer.spec is not None and offer.verdict.within_cap]
+    if smoke and priced:
+        return min(priced, key=lambda offer: (offer.verdict.offer.usd_per_hour, offer.verdict.offer.num_gpus))
     fitting = [offer for offer in priced if offer.verdict.fits]
     if fitting:
         return min(fitting, key=offer_rank)
@@ -744,7 +747,7 @@ def pick_offer(spec: JobSpec, offers: list[OfferShape]) -> OfferChoice:
         shapes = ", ".join(dict.fromkeys(offer.name for offer in offers)) or "none"
         sources = ", ".join(sorted({offer.source for offer in offers})) or "no source"
         raise SpecError(f"{auto_fields(spec)}: no offer shape matches ({sources}: {shapes})")
-    chosen = choose_offer(judged, plan_enforced(spec))
+    chosen = choose_offer(judged, plan_enforced(spec), smoke=spec.model_source == "tiny")
     if chosen is None:
         raise SpecError(no_offer_fits(spec, judged, offers))
     verdicts = marked(judged, chosen)

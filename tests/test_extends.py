@@ -36,7 +36,8 @@ def test_the_model_specs_tell_the_demos_story_with_their_model() -> None:
         assert spec.shots == demo.shots and spec.constants == demo.constants and spec.title == demo.title
         assert spec.stitch == demo.stitch and spec.reference_image == demo.reference_image
         assert spec.color_match.mode == "reinhard" and spec.color_match.strength == 0.5
-        assert spec.infrastructure.provider == "vast" and spec.infrastructure.gpu == "RTX 4090"
+        assert spec.infrastructure.provider == "vast" and spec.offer_choice  # `gpu: auto`: the planner's box
+        assert spec.offer_choice.startswith("infrastructure.gpu = 'auto', num_gpus = 'auto' → ")
 
 
 def test_mappings_merge_key_by_key_and_the_child_wins(tmp_path) -> None:
