@@ -1,8 +1,8 @@
 """Offer shapes: a box of `num_gpus` × `gpu` at a price, where that price is from, and what the planner made of one
 (jobspecs/plan.py judges them and `pick_offer` picks one for `infrastructure.gpu` / `num_gpus: auto`).
 
-    offer_shapes(spec)   the shapes `shootout` plans from: today the dated snapshot (jobspecs/offers.yaml); the
-                         place to return a live Vast.ai search instead
+    offer_shapes(spec)   the dated snapshot (jobspecs/offers.yaml): the shapes validate and the planner price with
+                         where no other source is passed (tasks/offers.py passes Vast's live offers with a key)
     snapshot_shapes()    the snapshot's shapes
 
 Imports only the config files (jobspecs/schema.py imports this module).
@@ -71,6 +71,6 @@ def snapshot_shapes() -> list[OfferShape]:
 
 
 def offer_shapes(spec: JobSpec) -> list[OfferShape]:
-    """The shapes `shootout` picks a spec's offer from and prices its plan with: the dated snapshot, offline and
-    deterministic (the hook for a live Vast.ai search where a key is set; `spec` says what to search for)."""
+    """The shapes a spec's offer is picked from and its plan priced with by default: the dated snapshot, offline and
+    deterministic (tasks/offers.py offer_shapes_for searches Vast's live offers instead where a key is set)."""
     return snapshot_shapes()
