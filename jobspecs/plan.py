@@ -291,8 +291,13 @@ def compile_runs(spec: JobSpec, num_gpus: int = 1) -> bool:
     it; jobspecs.flops.splits_evenly). The tiny weights' shapes count as uneven, as on the box."""
     if not spec.effective("compile"):
         return False
-    if num_gpus == 1:
-        return True
+    return num_gpus == 1 or every_clip_splits_evenly(spec, num_gpus)
+
+
+def every_clip_splits_evenly(spec: JobSpec, num_gpus: int) -> bool:
+    """Whether every clip of `spec` splits evenly across `num_gpus` (jobspecs.flops.splits_evenly), which decides
+    plain Ulysses (compiled) against `ulysses_anything` on the box (remote/models/parallel.py) and in the planner. The
+    tiny weights' shapes are not the full-size ones the architecture describes: they count as uneven."""
     if spec.model_source == "tiny":
         return False
     arch, trimmed = architectures()[spec.model], bool(spec.effective("prompt_trim"))

@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from prefect.context import FlowRunContext
 
 from jobspecs.offers import OfferShape, snapshot_shapes
+from jobspecs.plan import offer_matches
 from jobspecs.schema import JobSpec
 from provisioning.vast import OfferQuery, VastClient
 from tasks.providers import VAST_KEY_BLOCK, MissingSecret, SecretValue, host_ram_gb, secret
@@ -33,12 +34,6 @@ def vast_key() -> SecretValue | None:
     return None
 
 
-def wanted(spec: JobSpec, shape: OfferShape) -> bool:
-    """A shape the spec could run on: its GPU and count, where not `auto`."""
-    infra = spec.infrastructure
-    return infra.gpu in ("auto", shape.gpu) and infra.num_gpus in ("auto", shape.num_gpus)
-
-
 def live_shapes(spec: JobSpec, key: SecretValue) -> list[OfferShape]:
     """For each shape of the snapshot the spec could run on, the cheapest live Vast offer that matches the spec's
     query (disk, host RAM per GPU, price cap, the box's CUDA): its price is the shape's. A shape with no offer now is
@@ -48,7 +43,7 @@ def live_shapes(spec: JobSpec, key: SecretValue) -> list[OfferShape]:
     source = f"Vast.ai live offers, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC"
     shapes = []
     for shape in snapshot_shapes():
-        if not wanted(spec, shape):
+        if not offer_matches(spec, shape):
             continue
         query = OfferQuery(
             gpu=shape.gpu,

@@ -239,22 +239,6 @@ def first_frame_on_rank0(transformer) -> None:
         block.register_forward_pre_hook(none_of_the_first_frame)
 
 
-def splits_evenly(spec) -> bool:
-    """Whether every clip of `spec` splits evenly across the ranks (jobspecs.flops.splits_evenly); the tiny models'
-    shapes are not the full-size ones the architecture describes, so they count as uneven (the general path)."""
-    from jobspecs import plan_clips
-    from jobspecs.config import architectures
-    from jobspecs.flops import splits_evenly as clip_splits_evenly
-
-    if spec.model_source == "tiny":
-        return False
-    arch, trimmed = architectures()[spec.model], bool(spec.effective("prompt_trim"))
-    return all(
-        clip_splits_evenly(arch, clip.frames, clip.width, clip.height, world_size(), trimmed)
-        for clip in plan_clips(spec)
-    )
-
-
 def read_signatures_now(transformer) -> None:
     """diffusers' split hooks find an argument passed by position from the module's signature (inspect.signature) on
     their first call and cache it. A first call inside a compiled block makes torch.compile trace inspect, which
@@ -275,6 +259,8 @@ def enable(transformer, spec, device) -> str:
     a sequence splits unevenly (`ulysses_anything`: remote/models/hf.py skips the compile then, and says why)."""
     from diffusers import ContextParallelConfig
 
+    from jobspecs.plan import every_clip_splits_evenly
+
     size, model_id = world_size(), spec.model
     plan = None
     if model_id == "cogvideox15_5b_i2v":
@@ -286,7 +272,7 @@ def enable(transformer, spec, device) -> str:
         plan = hunyuan_plan()
         if getattr(transformer.config, "image_condition_type", None) == "token_replace":
             first_frame_on_rank0(transformer)
-    even = splits_evenly(spec)
+    even = every_clip_splits_evenly(spec, size)
     config = ContextParallelConfig(ulysses_degree=size, ulysses_anything=not even)
     with one_device_per_cpu_rank(device):
         transformer.enable_parallelism(config=config, cp_plan=plan)
