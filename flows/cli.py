@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
 from pathlib import Path
@@ -22,6 +23,7 @@ from jobspecs import SpecError, load_spec
 from jobspecs.load import resume_source
 from jobspecs.plan import (
     check_plan,
+    cost_line,
     offer_line,
     offer_rows,
     offers_table,
@@ -49,6 +51,17 @@ START_A_SERVER = (
     "to use a Prefect server: `prefect server start --host 127.0.0.1 --port 4200 &` and "
     "`export PREFECT_API_URL=http://127.0.0.1:4200/api`"
 )
+
+
+def positive_usd(text: str) -> float:
+    """An argparse type: dollars, a finite number above 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of dollars") from None
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"{text} is not a positive, finite number of dollars")
+    return value
 
 
 def at_least_one(text: str) -> int:
@@ -94,6 +107,13 @@ def parser() -> argparse.ArgumentParser:
         if name == "run":
             command.add_argument("--out", default="outputs", help="where <run_id>.tar and <run_id>/ go")
             command.add_argument("--resume", metavar="RUN_ID", help="continue a failed run from its kept clips")
+            command.add_argument(
+                "--budget",
+                type=positive_usd,
+                metavar="USD",
+                help="refuse an estimate above it before renting (what is left of it before renting again after a "
+                "preemption) and cut the run limit to what it buys",
+            )
     verify = commands.add_parser(
         "verify",
         help="check a bundle's hashes and safety",
@@ -236,8 +256,9 @@ def main(argv: list[str] | None = None) -> int:
             print(prediction_table(predict_run(job.spec), job.spec.infrastructure.max_usd_per_hour))
             rows = offer_rows(job.spec, offer_shapes_for)  # its offer, priced; with --offers every shape it chose from
             line = offers_table(rows) if args.offers else offer_line(rows)
-            if line:
-                print(line)
+            for text in (line, cost_line(job.spec, rows)):  # then on demand against interruptible
+                if text:
+                    print(text)
             for warning in [*warnings, *check_plan(job.spec).warnings]:
                 print(f"WARNING {warning}")
             return 0
@@ -254,7 +275,11 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         result = shootout(
-            spec=str(Path(args.spec).resolve()), out_dir=args.out, overrides=args.overrides, resume_from=args.resume
+            spec=str(Path(args.spec).resolve()),
+            out_dir=args.out,
+            overrides=args.overrides,
+            resume_from=args.resume,
+            budget_usd=args.budget,
         )
     except Exception as exc:  # the flow's own logs carry the details; the exit code carries the verdict
         print(f"\nFAILED: {type(exc).__name__}: {exc}", file=sys.stderr)
@@ -262,6 +287,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\nDONE {result['video']} ({result['seconds']:.2f} s)\nbundle {result['archive']} (verified)")
     for cost in result["costs"]:
         print(f"cost {cost.line()}")
+    if result["preemptions"]:
+        print(f"preempted {result['preemptions']} times; total ${result['cost'].usd_total:.4f}")
     return 0
 
 

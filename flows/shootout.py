@@ -5,6 +5,11 @@ shown before renting) → setup → prefetch → upload → worker (followed her
 they finish) → stitch → bundle → fetch → verify → release the box (destroy a rented one) → cost table and summary
 artifacts
 
+An interruptible (bid) instance that Vast stops is noticed (tasks/box.py WorkerFollower asks the provider every
+infrastructure.preemption_check_s, and at once when the box stops answering), destroyed, and another rented: the run
+goes on from the last clip copied here, up to max_preemptions and within the budget; past either, the kept clips are
+stitched and bundled on this machine (bundle_here).
+
 The box is released when the `rented` block ends, however it ends (cancellation too); if this process is killed, the
 on_crashed/on_cancellation hooks (run by Prefect's worker in a fresh process) destroy the instance recorded for this
 flow run, and the reaper catches anything left after that. Several deployments side by side: flows/overnight.py.
@@ -15,6 +20,8 @@ from __future__ import annotations
 import dataclasses
 import shutil
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import yaml
@@ -24,13 +31,17 @@ from prefect.runtime import flow_run as current_flow_run
 
 from flows.reaper import sweep
 from jobspecs import LoadedSpec
+from jobspecs.contracts import Manifest, WorkerStatus
 from jobspecs.load import resume_source
-from provisioning.base import Estimate, Provider
+from provisioning.base import Estimate, Interrupted, Provider
+from provisioning.local import LocalProvider
+from provisioning.vast import DestroyFailed
 from tasks.box import (
     build_wheel,
     bundle_on_box,
     fetch_bundle,
     follow_worker,
+    mark_stopped,
     prefetch_model,
     resolved_spec,
     setup_box,
@@ -86,17 +97,111 @@ def hf_token() -> str | None:
 
 def within_budget(job: LoadedSpec, provider: Provider, budget_usd: float | None) -> LoadedSpec:
     """With a budget, the run limit the worker gets is what the rest of the budget buys at the instance's price:
-    less the time since it was created, and AFTER_GENERATION_S kept for stitching, fetching and destroying."""
+    less what every earlier instance cost, the time since this one was created, and AFTER_GENERATION_S kept for
+    stitching, fetching and destroying."""
     costs = provider.costs()
     if budget_usd is None or not costs or not costs[-1].usd_per_hour:
         return job
-    held = costs[-1]  # the instance the box runs on (any before it never became ready and was destroyed)
-    affordable_s = budget_usd / held.usd_per_hour * 3600 - held.billed_seconds - AFTER_GENERATION_S
+    held, earlier = costs[-1], costs[:-1]  # the box's instance; before it: never ready, or taken away (preempted)
+    left_usd = budget_usd - sum(cost.usd_total for cost in earlier)
+    affordable_s = left_usd / held.usd_per_hour * 3600 - held.billed_seconds - AFTER_GENERATION_S
     if affordable_s >= job.spec.run_limit_s:
         return job
     guardrails = job.spec.guardrails.model_copy(update={"run_limit_s": max(1.0, affordable_s)})
     get_run_logger().warning(f"budget_usd = {budget_usd:.2f}: the run limit is cut to {affordable_s:.0f} s")
     return dataclasses.replace(job, spec=job.spec.model_copy(update={"guardrails": guardrails}))
+
+
+def remaining_budget(budget_usd: float | None, provider: Provider) -> float | None:
+    """What is left of the budget after every instance rented so far (None: no budget)."""
+    if budget_usd is None:
+        return None
+    return budget_usd - sum(cost.usd_total for cost in provider.costs())
+
+
+def kept_clip_count(folder: Path | None) -> int:
+    return len(list((folder / "logs").glob("log_*.json"))) if folder is not None else 0
+
+
+@contextmanager
+def noticing_interruptions(provider: Provider) -> Iterator[None]:
+    """Inside a rented block: a failure while the provider says it took the box away (an SSH drop, a command that
+    died with its box, in any phase) is that interruption (Interrupted), asked before the block destroys the box."""
+    try:
+        yield
+    except Interrupted:
+        raise
+    except Exception as exc:
+        reason = provider.interrupted()
+        if reason is None:
+            raise
+        raise Interrupted(f"{reason} ({type(exc).__name__} on the box)") from exc
+
+
+@dataclasses.dataclass
+class Finished:
+    """A run's end on a box: the worker's final status and the verified bundle here."""
+
+    status: WorkerStatus
+    archive: Path
+    manifest: Manifest
+
+
+def generate_on_a_box(
+    provider: Provider,
+    job: LoadedSpec,
+    run_id: str,
+    record: InstanceRecord,
+    commit: dict,
+    finished: Path | None,
+    keep: Path | None,
+    out: Path,
+    budget_usd: float | None,
+) -> Finished:
+    """One box from renting to release: set up, prefetch, upload (with the clips finished before), the worker
+    followed to its end, stitch, bundle, fetch, verify. Interrupted when the provider takes the box away."""
+    infra = job.spec.infrastructure
+    with rented(provider, run_id, record) as box, noticing_interruptions(provider):
+        if box.venv is not None:
+            setup_box(box, build_wheel(out / ".wheels" / run_id))
+            if job.spec.model_source == "hub":  # tiny weights are built on the box, offline
+                prefetch_model(box, job.spec.model, hf_token())
+        job = within_budget(job, provider, budget_usd)
+        job_dir = upload_job(box, job, run_id, commit, finished=finished, keep=keep)
+        start_worker(box, job_dir)
+        progress_key = artifact_key("progress", job.spec.model)
+        status = follow_worker(
+            box,
+            job_dir,
+            job.spec.clip_count,
+            job.spec.run_limit_s,
+            keep,
+            progress_key,
+            interrupted=provider.interrupted,
+            check_every_s=infra.preemption_check_s,
+        )
+        if status.clips_done:
+            stitch_on_box(box, job_dir)
+        bundle = bundle_on_box(box, job_dir)
+        archive = fetch_bundle(box, job_dir, bundle.archive, out)
+        manifest = verify(archive, out)  # the block ends here: the bundle is safe, the box's copy may go
+    return Finished(status, archive, manifest)
+
+
+def bundle_here(job: LoadedSpec, run_id: str, commit: dict, keep: Path, out: Path, reason: str) -> Finished:
+    """No box is left to finish on: the clips kept here, stitched and bundled on this machine as a stopped run (the
+    same stitch and bundle code as on a box), fetched and verified like any bundle."""
+    provider = LocalProvider(out / ".box")
+    box = provider.acquire(run_id)
+    job_dir = upload_job(box, job, run_id, commit, finished=keep)
+    status = mark_stopped(box, job_dir, job.spec.clip_count, reason)
+    if status.clips_done:
+        stitch_on_box(box, job_dir)
+    bundle = bundle_on_box(box, job_dir)
+    archive = fetch_bundle(box, job_dir, bundle.archive, out)
+    manifest = verify(archive, out)
+    get_run_logger().info(provider.release(box, run_id, fetched=True))
+    return Finished(status, archive, manifest)
 
 
 @flow(name="shootout", on_crashed=[destroy_on_crash], on_cancellation=[destroy_on_crash])
@@ -109,7 +214,9 @@ def shootout(
 ) -> dict:
     """One spec → one verified film: the bundle, the run directory, the video and what it cost. `overrides` as
     `--set` takes them; `resume_from` a failed run's id; `budget_usd` refuses an estimate above it before renting
-    and cuts the run limit to what it buys."""
+    (what is left of it before renting again) and cuts the run limit to what it buys. An interruptible instance that
+    Vast takes away is destroyed and another rented, the run going on from the last clip kept here, at most
+    `infrastructure.max_preemptions` times and never past the budget; past either, what finished is bundled here."""
     started = time.monotonic()
     job = load_job(spec, overrides or [])
     prediction = plan_run(job.spec)
@@ -133,26 +240,45 @@ def shootout(
         run_id,
         out,
         on_created=record.write,
-        approve=lambda offer: estimate_at(prediction, offer.usd_per_hour, budget_usd),
+        approve=lambda offer, usd_per_hour: estimate_at(
+            prediction,
+            usd_per_hour,
+            remaining_budget(budget_usd, provider),
+            clips_done=max(kept_clip_count(keep), kept_clip_count(finished)),
+            spec=job.spec,
+        ),
     )
-    with rented(provider, run_id, record) as box:
-        if box.venv is not None:
-            setup_box(box, build_wheel(out / ".wheels" / run_id))
-            if job.spec.model_source == "hub":  # tiny weights are built on the box, offline
-                prefetch_model(box, job.spec.model, hf_token())
-        job = within_budget(job, provider, budget_usd)
-        job_dir = upload_job(box, job, run_id, commit, finished=finished, keep=keep)
-        start_worker(box, job_dir)
-        progress_key = artifact_key("progress", job.spec.model)
-        status = follow_worker(box, job_dir, job.spec.clip_count, job.spec.run_limit_s, keep, progress_key)
-        if status.clips_done:
-            stitch_on_box(box, job_dir)
-        bundle = bundle_on_box(box, job_dir)
-        archive = fetch_bundle(box, job_dir, bundle.archive, out)
-        manifest = verify(archive, out)  # the block ends here: the bundle is safe, the box's copy may go
+    interruptions: list[str] = []
+    while True:
+        try:
+            end = generate_on_a_box(provider, job, run_id, record, commit, finished, keep, out, budget_usd)
+            break
+        except Interrupted as exc:
+            interruptions.append(str(exc))
+            get_run_logger().warning(f"preemption {len(interruptions)} of at most {infra.max_preemptions}: {exc}")
+        except Exception as exc:
+            if not interruptions or isinstance(exc, DestroyFailed):
+                raise  # a run's own failure (the box's bundle holds what finished), or an instance that may live on
+            # renting again (or the new box) failed after a preemption: what was kept here is bundled here
+            stop = f"preempted {len(interruptions)} times, then {type(exc).__name__}: {exc}"
+            end = bundle_here(job, run_id, commit, keep, out, stop)
+            break
+        if kept_clip_count(keep) > kept_clip_count(finished):
+            finished = keep  # the next box starts from what was copied here
+        if len(interruptions) > infra.max_preemptions:
+            stop = f"preempted {len(interruptions)} times, more than max_preemptions = {infra.max_preemptions}"
+            end = bundle_here(job, run_id, commit, keep, out, f"{stop}; the last: {interruptions[-1]}")
+            break
+        left = remaining_budget(budget_usd, provider)
+        if left is not None and left <= 0:
+            stop = f"preempted {len(interruptions)} times and budget_usd = {budget_usd:.2f} is spent"
+            end = bundle_here(job, run_id, commit, keep, out, stop)
+            break
+        get_run_logger().info(f"renting again: the run goes on after {kept_clip_count(finished)} finished clips")
     if keep is not None:
         shutil.rmtree(keep, ignore_errors=True)  # the verified bundle holds everything kept there
     shutil.rmtree(out / ".wheels" / run_id, ignore_errors=True)
+    status, manifest, archive = end.status, end.manifest, end.archive
     video = manifest.final_video
     costs = provider.costs()
     cost = run_cost(
@@ -164,6 +290,7 @@ def shootout(
         time.monotonic() - started,
         Estimate(seconds=round(prediction.total_s), usd=0.0),
         infra.provider,
+        preemptions=len(interruptions),
     )
     publish_costs(cost, out)
     publish_summary(manifest, out / run_id, cost, job.spec.profile_choice)
@@ -180,4 +307,5 @@ def shootout(
         "seconds": video.seconds,
         "costs": costs,
         "cost": cost,
+        "preemptions": len(interruptions),
     }

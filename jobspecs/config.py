@@ -323,18 +323,36 @@ class Rental(Config):
     download_mb_per_s: float = Field(gt=0)  # the model's weights (architectures.yaml weights_gb) from the Hub
 
 
+class Interruptible(Config):
+    """What being outbid costs an interruptible (bid) box (ASSUMED: offers.yaml says why and how it is counted)."""
+
+    preemptions_per_hour: float = Field(ge=0)  # how often Vast stops a bid instance, per hour rented
+
+
 class SnapshotShape(Config):
-    """One offer shape of the snapshot: a box of `num_gpus` × `gpu` at `usd_per_hour` for the whole box."""
+    """One offer shape of the snapshot: a box of `num_gpus` × `gpu` at `usd_per_hour` on demand for the whole box,
+    and `min_bid_usd_per_hour`, the lowest bid it takes as an interruptible instance (the whole box too)."""
 
     gpu: str  # as Vast.ai writes it (throughput.yaml `gpus`)
     num_gpus: int = Field(ge=1, le=8)
     usd_per_hour: float = Field(gt=0)
+    min_bid_usd_per_hour: float = Field(gt=0)
+
+    @model_validator(mode="after")
+    def bid_below_on_demand(self) -> SnapshotShape:
+        if self.min_bid_usd_per_hour > self.usd_per_hour:
+            raise ValueError(
+                f"{self.num_gpus}× {self.gpu}: min_bid_usd_per_hour = {self.min_bid_usd_per_hour:g} is above its "
+                f"usd_per_hour = {self.usd_per_hour:g}; an interruptible bid starts below the on-demand price"
+            )
+        return self
 
 
 class OfferSnapshot(Config):
     as_of: date  # the day the prices are from
     source: str  # where they are from
     rental: Rental
+    interruptible: Interruptible
     shapes: list[SnapshotShape] = Field(min_length=1)
 
     @model_validator(mode="after")

@@ -353,6 +353,7 @@ class RunCost(Contract):
     usd_per_video_s: float | None  # None: no film
     estimate_usd: float | None  # made before renting
     estimate_s: int | None
+    preemptions: int = 0  # interruptible instances Vast took away; the run went on on a new one each time
 
 
 # --- report.json (report/compare.py) ------------------------------------------------------------------

@@ -10,7 +10,8 @@ scaled by peak and clip size), frame interpolation and the encode on the CPU. On
 denoising alone is divided, by N × an assumed efficiency by interconnect. Every assumption is written next to its
 number in those files. `generation.profile: auto` is resolved here too (pick_profile), and `infrastructure.gpu` /
 `num_gpus: auto` (pick_offer: the offer shape with the lowest predicted dollars per film that fits, from
-jobspecs/offers.py's shapes).
+jobspecs/offers.py's shapes: on demand, or at the bid with `infrastructure.interruptible`, where the expected
+preemptions' extra rented seconds are charged: expected_preemption_s).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import math
 import re
 from dataclasses import dataclass, field, replace
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 from jobspecs.config import architectures, offer_snapshot, throughput
 from jobspecs.flops import clip_forward, splits_evenly
@@ -542,8 +543,8 @@ def other_offer_advice(spec: JobSpec) -> str | None:
     flags = "--set infrastructure.gpu=auto"
     if "num_gpus" in spec.infrastructure.model_fields_set:
         flags += " --set infrastructure.num_gpus=auto"
-    if cap and verdict.offer.usd_per_hour > cap:
-        flags += f" --set infrastructure.max_usd_per_hour={verdict.offer.usd_per_hour:g}"
+    if cap and verdict.run_usd_per_hour > cap:
+        flags += f" --set infrastructure.max_usd_per_hour={verdict.run_usd_per_hour:g}"
     return f"{flags} (the cheapest offer that fits: {offer_summary(verdict)})"
 
 
@@ -622,8 +623,82 @@ def rented_seconds(spec: JobSpec, prediction: RunPrediction) -> float:
 
 
 def usd_per_film(spec: JobSpec, prediction: RunPrediction, offer: OfferShape) -> float:
-    """The dollars a film costs on `offer`: rented_seconds at its price."""
+    """The dollars a film costs on `offer` on demand: rented_seconds at its price."""
     return rented_seconds(spec, prediction) / 3600 * offer.usd_per_hour
+
+
+class PreemptionEstimate(BaseModel):
+    """What being outbid is expected to cost a run on an interruptible box (expected_preemption_s)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    per_hour: float  # offers.yaml interruptible.preemptions_per_hour: ASSUMED, no measured or published rate
+    expected: float  # the expected number of preemptions: per_hour × rented_s / 3600
+    seconds_each: float  # the rented seconds one preemption adds: setup + download + load + half the longest clip
+    extra_s: float  # the expected extra rented seconds: expected × seconds_each
+
+
+def expected_preemption_s(
+    spec: JobSpec, rented_s: float, prediction: RunPrediction | None = None
+) -> PreemptionEstimate:
+    """The expected preemptions of a run rented for `rented_s` seconds (rented_seconds: setup + download + run) on an
+    interruptible box, and the rented seconds they add. After a preemption the flow rents again, sets the box up,
+    downloads the weights again, loads the model and continues from the last finished clip; the clip in progress is
+    lost, on average half of it. So:
+
+        expected     = offers.yaml interruptible.preemptions_per_hour (ASSUMED) × rented_s / 3600
+        seconds_each = offers.yaml rental.setup_s + download_seconds(model) + the prediction's load_s
+                       + the longest clip's predicted seconds / 2
+        extra_s      = expected × seconds_each
+
+    First order: the extra seconds' own preemptions are not counted; a clip's compile warm-up (in its predicted
+    seconds where it runs) is not charged again. `prediction`: the spec's (predict_run), predicted here where not
+    given (the spec's box must then be named, not `auto`). Prefect-free: tasks/costs.py calls it too."""
+    prediction = prediction if prediction is not None else predict_run(spec)
+    per_hour = offer_snapshot().interruptible.preemptions_per_hour
+    expected = per_hour * rented_s / 3600
+    seconds_each = (
+        offer_snapshot().rental.setup_s
+        + download_seconds(spec.model)
+        + prediction.load_s
+        + prediction.longest.seconds / 2
+    )
+    return PreemptionEstimate(
+        per_hour=per_hour, expected=expected, seconds_each=seconds_each, extra_s=expected * seconds_each
+    )
+
+
+def bid_usd_per_hour(spec: JobSpec, offer: OfferShape) -> float | None:
+    """What the run bids for `offer` as an interruptible instance: its min_bid × infrastructure.bid_margin, at most
+    infrastructure.max_usd_per_hour (rounded to 4 places, as provisioning/vast.py VastOffer.bid bids); None where the
+    offer states no min_bid or its min_bid is above the cap (bid_problem says which)."""
+    infra, min_bid = spec.infrastructure, offer.min_bid_usd_per_hour
+    if min_bid is None or (infra.max_usd_per_hour is not None and min_bid > infra.max_usd_per_hour):
+        return None
+    bid = min_bid * infra.bid_margin
+    return round(min(bid, infra.max_usd_per_hour) if infra.max_usd_per_hour is not None else bid, 4)
+
+
+def bid_problem(spec: JobSpec, offer: OfferShape) -> str | None:
+    """Why `offer` can't be rented as an interruptible instance (None: it can, bid_usd_per_hour)."""
+    cap, min_bid = spec.infrastructure.max_usd_per_hour, offer.min_bid_usd_per_hour
+    if min_bid is None:
+        return f"no min_bid stated ({offer.source}): it can't be bid on"
+    if cap is not None and min_bid > cap:
+        return (
+            f"its min_bid ${min_bid:.3f}/h is above infrastructure.max_usd_per_hour = {cap:g}: no bid at or under the "
+            "cap rents it"
+        )
+    return None
+
+
+def bid_text(spec: JobSpec, verdict: OfferVerdict) -> str:
+    """How a verdict's bid is made: "min_bid $0.120 × bid_margin 1.25" (and the cap where it cuts the bid)."""
+    infra, min_bid = spec.infrastructure, verdict.offer.min_bid_usd_per_hour
+    text = f"min_bid ${min_bid:.3f} × bid_margin {infra.bid_margin:g}"
+    if verdict.bid_usd_per_hour is not None and verdict.bid_usd_per_hour < round(min_bid * infra.bid_margin, 4):
+        text += f", cut to infrastructure.max_usd_per_hour = {infra.max_usd_per_hour:g}"
+    return text
 
 
 def offer_matches(spec: JobSpec, offer: OfferShape) -> bool:
@@ -653,8 +728,19 @@ def judge_offer(spec: JobSpec, offer: OfferShape) -> JudgedOffer:
     that, priced per film; refused (a row without a prediction) where the spec can't run on it."""
     from jobspecs.load import validate  # load imports this module
 
-    cap = spec.infrastructure.max_usd_per_hour
-    within_cap = cap is None or offer.usd_per_hour <= cap
+    infra = spec.infrastructure
+    bid = bid_usd_per_hour(spec, offer)
+    if infra.interruptible:  # the price the run pays is the bid, which is never above the cap
+        within_cap = bid is not None
+    else:
+        within_cap = infra.max_usd_per_hour is None or offer.usd_per_hour <= infra.max_usd_per_hour
+    priced = dict(
+        offer=offer,
+        within_cap=within_cap,
+        interruptible=infra.interruptible,
+        bid_usd_per_hour=bid,
+        bid_problem=bid_problem(spec, offer),
+    )
     data = spec.model_dump(mode="json")
     data["infrastructure"].update(gpu=offer.gpu, num_gpus=offer.num_gpus)
     try:
@@ -662,19 +748,22 @@ def judge_offer(spec: JobSpec, offer: OfferShape) -> JudgedOffer:
         prediction = predict_run(candidate)
     except SpecError as error:
         reason = "; ".join(line.removeprefix("(spec): ") for line in str(error).splitlines()[1:]) or str(error)
-        return JudgedOffer(OfferVerdict(offer=offer, within_cap=within_cap, problem=reason), None)
+        return JudgedOffer(OfferVerdict(**priced, problem=reason), None)
     problem = fit_problem(prediction)
     rented = rented_seconds(candidate, prediction)
+    preemption = expected_preemption_s(candidate, rented, prediction)
     verdict = OfferVerdict(
-        offer=offer,
+        **priced,
         profile=candidate.generation.profile,
         longest_clip_s=round(prediction.longest.seconds, 1),
         run_s=round(prediction.total_s, 1),
         rented_s=round(rented, 1),
         usd_per_film=round(usd_per_film(candidate, prediction, offer), 4),
         fits=problem is None,
-        within_cap=within_cap,
         problem=problem,
+        expected_preemptions=round(preemption.expected, 4),
+        preemption_s=round(preemption.seconds_each, 1),
+        usd_per_film_interruptible=(round((rented + preemption.extra_s) / 3600 * bid, 4) if bid is not None else None),
     )
     return JudgedOffer(verdict, candidate)
 
@@ -686,13 +775,14 @@ def judge_offers(spec: JobSpec, offers: list[OfferShape]) -> list[JudgedOffer]:
 
 def offer_rank(judged: JudgedOffer) -> tuple:
     """The order offers are picked in: the better profile first (where `auto` picks one per offer), then the lower
-    dollars per film, then fewer GPUs, then the lower price."""
+    dollars per film, then fewer GPUs, then the lower price; the prices the run pays (OfferVerdict.run_usd_per_film:
+    on demand, or at the bid with infrastructure.interruptible; no bid ranks last)."""
     verdict = judged.verdict
     return (
         PROFILE_ORDER.index(verdict.profile),
-        verdict.usd_per_film,
+        math.inf if verdict.run_usd_per_film is None else verdict.run_usd_per_film,
         verdict.offer.num_gpus,
-        verdict.offer.usd_per_hour,
+        math.inf if verdict.run_usd_per_hour is None else verdict.run_usd_per_hour,
         verdict.offer.gpu,
     )
 
@@ -700,15 +790,16 @@ def offer_rank(judged: JudgedOffer) -> tuple:
 def choose_offer(judged: list[JudgedOffer], enforced: bool = True, smoke: bool = False) -> JudgedOffer | None:
     """The offer to run on: the first by offer_rank of those that fit within the price cap; where none fits and the
     plan is not enforced (plan_check warn, tiny weights), the fastest within the cap; else None. `smoke` (the tiny
-    weights: a smoke test of a box, whose clips take seconds): the cheapest per hour within the cap."""
+    weights: a smoke test of a box, whose clips take seconds): the cheapest per hour within the cap. The prices are
+    the ones the run pays: on demand, or the bid (infrastructure.interruptible)."""
     priced = [offer for offer in judged if offer.spec is not None and offer.verdict.within_cap]
     if smoke and priced:
-        return min(priced, key=lambda offer: (offer.verdict.offer.usd_per_hour, offer.verdict.offer.num_gpus))
+        return min(priced, key=lambda offer: (offer.verdict.run_usd_per_hour, offer.verdict.offer.num_gpus))
     fitting = [offer for offer in priced if offer.verdict.fits]
     if fitting:
         return min(fitting, key=offer_rank)
     if priced and not enforced:
-        return min(priced, key=lambda offer: (offer.verdict.longest_clip_s, offer.verdict.usd_per_film))
+        return min(priced, key=lambda offer: (offer.verdict.longest_clip_s, offer.verdict.run_usd_per_film))
     return None
 
 
@@ -722,10 +813,16 @@ def marked(judged: list[JudgedOffer], chosen: JudgedOffer | None) -> list[OfferV
 
 
 def offer_summary(verdict: OfferVerdict) -> str:
-    return (
-        f"{verdict.offer.name} at ${verdict.offer.usd_per_hour:.2f}/h, ${verdict.usd_per_film:.2f} per film, "
-        f"longest clip {verdict.longest_clip_s:.0f} s"
-    )
+    """An offer at the price the run pays: "1× RTX 4090 at $0.24/h, $0.28 per film, longest clip 290 s" (on demand),
+    "1× RTX 4090 interruptible at a bid of $0.150/h, $0.19 per film, …"."""
+    if verdict.interruptible and verdict.bid_usd_per_hour is not None:
+        price = (
+            f"interruptible at a bid of ${verdict.bid_usd_per_hour:.3f}/h, ${verdict.usd_per_film_interruptible:.2f} "
+            "per film"
+        )
+    else:
+        price = f"at ${verdict.offer.usd_per_hour:.2f}/h, ${verdict.usd_per_film:.2f} per film"
+    return f"{verdict.offer.name} {price}, longest clip {verdict.longest_clip_s:.0f} s"
 
 
 def auto_fields(spec: JobSpec) -> str:
@@ -766,11 +863,20 @@ def pick_offer(spec: JobSpec, offers: list[OfferShape]) -> OfferChoice:
 def offer_choice_text(spec: JobSpec, chosen: JudgedOffer, judged: list[JudgedOffer]) -> str:
     verdict = chosen.verdict
     setup = offer_snapshot().rental.setup_s
-    text = (
-        f"{auto_fields(spec)} → {verdict.offer.name} at ${verdict.offer.usd_per_hour:.2f}/h ({verdict.offer.source}): "
-        f"${verdict.usd_per_film:.2f} per film ({setup:.0f} s setup + {download_seconds(spec.model):.0f} s download "
-        f"+ {verdict.run_s:,.0f} s run), longest clip {verdict.longest_clip_s:.0f} s"
-    )
+    seconds = f"{setup:.0f} s setup + {download_seconds(spec.model):.0f} s download + {verdict.run_s:,.0f} s run"
+    if verdict.interruptible:
+        text = (
+            f"{auto_fields(spec)} → {verdict.offer.name} interruptible at a bid of ${verdict.bid_usd_per_hour:.3f}/h "
+            f"({bid_text(spec, verdict)}; {verdict.offer.source}): ${verdict.usd_per_film_interruptible:.2f} per film "
+            f"({seconds} + {verdict.expected_preemptions:.2f} expected preemptions × {verdict.preemption_s:.0f} s), "
+            f"longest clip {verdict.longest_clip_s:.0f} s"
+        )
+    else:
+        text = (
+            f"{auto_fields(spec)} → {verdict.offer.name} at ${verdict.offer.usd_per_hour:.2f}/h on demand "
+            f"({verdict.offer.source}): ${verdict.usd_per_film:.2f} per film ({seconds}), longest clip "
+            f"{verdict.longest_clip_s:.0f} s"
+        )
     fitting = sorted(
         (offer for offer in judged if offer.spec is not None and offer.verdict.within_cap and offer.verdict.fits),
         key=offer_rank,
@@ -780,9 +886,8 @@ def offer_choice_text(spec: JobSpec, chosen: JudgedOffer, judged: list[JudgedOff
             f"; none of the {len(judged)} matching offers fits within the cap: the fastest, as the plan is not "
             "enforced (guardrails.plan_check warn or tiny weights)"
         )
-    order = (
-        "the best profile first, then the lowest $/film" if spec.generation.profile == "auto" else "the lowest $/film"
-    )
+    price = "the lowest " + ("interruptible $/film (at the bid)" if verdict.interruptible else "on-demand $/film")
+    order = f"the best profile first, then {price}" if spec.generation.profile == "auto" else price
     text += f"; {order} of the {len(fitting)} offers that fit (of {len(judged)} matching)"
     if len(fitting) > 1:
         text += f"; next: {offer_summary(fitting[1].verdict)}"
@@ -803,6 +908,18 @@ def no_offer_fits(spec: JobSpec, judged: list[JudgedOffer], offers: list[OfferSh
         reasons = "; ".join(f"{offer.verdict.offer.name}: {offer.verdict.problem}" for offer in judged[:3])
         return f"{head}: the spec is refused on every matching offer ({reasons})"
     fitting = [offer for offer in predicted if offer.verdict.fits]
+    if fitting and spec.infrastructure.interruptible:  # only above the cap, or nothing to bid on
+        uncapped = respec(spec, "infrastructure", max_usd_per_hour=None)
+        best = best_offer(uncapped, offers) if uncapped else None
+        if best is None:
+            return f"{head}: no offer that fits can be bid on ({fitting[0].verdict.bid_problem}); --set " + (
+                "infrastructure.interruptible=false to rent on demand"
+            )
+        verdict = best.verdict
+        return (
+            f"{head}: the cheapest that fits, {offer_summary(verdict)} ({bid_text(spec, verdict)}), bids more than "
+            f"the cap; --set infrastructure.max_usd_per_hour={verdict.bid_usd_per_hour:g} (or remove the cap)"
+        )
     if fitting:  # only above the cap
         best = min(fitting, key=offer_rank).verdict
         return (
@@ -863,25 +980,47 @@ def offers_table(rows: list[OfferVerdict]) -> str:
     lines = [f"offers from {', '.join(sources)}:"]
     if snapshot_source() in sources:
         lines.append(f"  (not live prices: {offer_snapshot().source})")
-    lines.append(f"  {'gpu':<12} {'GPUs':>4} {'$/h':>6} {'longest s':>9} {'run s':>7} {'fits':>4} {'$/film':>7}  note")
+    if rows[0].interruptible:
+        lines.append("  (infrastructure.interruptible = true: the run bids, and the offer is picked by bid $/film)")
+    lines.append(
+        f"  {'gpu':<12} {'GPUs':>4} {'$/h':>6} {'longest s':>9} {'run s':>7} {'fits':>4} {'$/film':>7} {'bid $/h':>7} "
+        f"{'bid $/film':>10}  note"
+    )
     for row in rows:
         offer = row.offer
+        bid = f"{row.bid_usd_per_hour:>7.3f}" if row.bid_usd_per_hour is not None else f"{'-':>7}"
         if row.profile is None:
-            cells = f"{'-':>9} {'-':>7} {'no':>4} {'-':>7}  refused: {row.problem}"
+            cells = f"{'-':>9} {'-':>7} {'no':>4} {'-':>7} {bid} {'-':>10}  refused: {row.problem}"
         else:
             notes = [f"profile {row.profile}"]
-            notes += [] if row.within_cap else ["above infrastructure.max_usd_per_hour"]
+            if row.interruptible and row.bid_problem:  # in full in --json's bid_problem
+                no_min_bid = row.offer.min_bid_usd_per_hour is None
+                notes += [
+                    "no bid: " + ("no min_bid" if no_min_bid else "min_bid above infrastructure.max_usd_per_hour")
+                ]
+            elif not row.within_cap:
+                notes += ["above infrastructure.max_usd_per_hour"]
             notes += [row.problem] if row.problem else []
             notes += ["← chosen"] if row.chosen else []
             fits = "yes" if row.fits else "no"
+            film = row.usd_per_film_interruptible
+            bid_film = f"{film:>10.2f}" if film is not None else f"{'-':>10}"
             cells = (
-                f"{row.longest_clip_s:>9.0f} {row.run_s:>7.0f} {fits:>4} {row.usd_per_film:>7.2f}  {'; '.join(notes)}"
+                f"{row.longest_clip_s:>9.0f} {row.run_s:>7.0f} {fits:>4} {row.usd_per_film:>7.2f} {bid} {bid_film}  "
+                f"{'; '.join(notes)}"
             )
         lines.append(f"  {offer.gpu:<12} {offer.num_gpus:>4} {offer.usd_per_hour:>6.2f} {cells}")
-    rental = offer_snapshot().rental
+    snapshot = offer_snapshot()
+    rental = snapshot.rental
     lines.append(
         f"$/film = (setup {rental.setup_s:.0f} s + the weights at {rental.download_mb_per_s:g} MB/s + the run) / 3600 "
-        "× $/h (jobspecs/offers.yaml `rental`)"
+        "× $/h on demand (jobspecs/offers.yaml `rental`)"
+    )
+    lines.append(
+        "bid $/h = min_bid × infrastructure.bid_margin, at most max_usd_per_hour (an interruptible box); bid $/film = "
+        "the same seconds\n  + the expected preemptions (rented s / 3600 × "
+        f"{snapshot.interruptible.preemptions_per_hour:g} an hour, ASSUMED) × (setup + download + load + half the "
+        "longest clip), at the bid\n  (jobspecs/offers.yaml `interruptible`)"
     )
     return "\n".join(lines)
 
@@ -892,6 +1031,27 @@ def offer_line(rows: list[OfferVerdict]) -> str | None:
     if chosen is None:
         return None
     return f"offer: {offer_summary(chosen)} ({chosen.offer.source}; --offers for the table)"
+
+
+def cost_line(spec: JobSpec, rows: list[OfferVerdict]) -> str | None:
+    """The chosen offer's dollars per film on demand against interruptible, the one the run pays marked (`shootout
+    plan`); None where no offer is chosen."""
+    chosen = next((row for row in rows if row.chosen and row.usd_per_film is not None), None)
+    if chosen is None:
+        return None
+    per_hour = offer_snapshot().interruptible.preemptions_per_hour
+    on_demand = f"${chosen.usd_per_film:.2f} per film on demand (${chosen.offer.usd_per_hour:.2f}/h)"
+    if chosen.bid_usd_per_hour is None:
+        interruptible = f"interruptible: none, {chosen.bid_problem}"
+    else:
+        interruptible = (
+            f"${chosen.usd_per_film_interruptible:.2f} interruptible (bid ${chosen.bid_usd_per_hour:.3f}/h = "
+            f"{bid_text(spec, chosen)}; {chosen.expected_preemptions:.2f} preemptions expected at {per_hour:g}/h, "
+            f"ASSUMED, +{chosen.preemption_s:.0f} s rented each)"
+        )
+    used = "interruptible" if chosen.interruptible else "on demand"
+    flag = f"infrastructure.interruptible = {str(chosen.interruptible).lower()}"
+    return f"cost on {chosen.offer.name}: {on_demand}; {interruptible}; this run rents {used} ({flag})"
 
 
 class PlannedClip(BaseModel):

@@ -410,6 +410,13 @@ class Infrastructure(Strict):
     venv: str | None = None  # default: <box root>/venv
     allow_dirty: bool = False  # run code that differs from the recorded commit
     ready_timeout_s: float = Field(900, gt=0)  # instance running + SSH answering, per attempt
+    # vast: an interruptible (bid) instance, about half the on-demand price; when it is outbid (Vast stops it) the run
+    # destroys it, rents again and continues from the last finished clip (flows/shootout.py), at most
+    # `max_preemptions` times. The bid: the offer's min_bid × bid_margin, never above max_usd_per_hour.
+    interruptible: bool = False
+    bid_margin: float = Field(1.25, ge=1.0, le=10.0)
+    max_preemptions: int = Field(3, ge=0, le=20)
+    preemption_check_s: float = Field(30, ge=1, le=600)  # how often a run asks Vast whether its bid instance runs
 
     @model_validator(mode="before")
     @classmethod
@@ -437,6 +444,15 @@ class Infrastructure(Strict):
     def ssh_needs_a_host(self) -> Infrastructure:
         if self.provider == "ssh" and not self.host:
             raise ValueError("provider 'ssh' needs infrastructure.host (and port, user, key_file)")
+        return self
+
+    @model_validator(mode="after")
+    def only_vast_bids(self) -> Infrastructure:
+        if self.interruptible and self.provider != "vast":
+            raise ValueError(
+                f"infrastructure.interruptible = true rents a Vast.ai bid instance; provider '{self.provider}' rents "
+                "nothing: drop it, or use provider 'vast'"
+            )
         return self
 
     @model_validator(mode="after")

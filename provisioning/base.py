@@ -16,6 +16,11 @@ class BoxError(RuntimeError):
     """A command on the box failed; the message carries the tail of its output."""
 
 
+class Interrupted(BoxError):
+    """The provider took the box away (Vast stopped an outbid interruptible instance): what the box was doing is lost,
+    the clips already copied to this machine are not; the run rents again and continues from them."""
+
+
 class Transport(Protocol):
     def run(
         self, argv: list[str], timeout_s: float, env: dict[str, str], stdin: str | None = None
@@ -107,12 +112,15 @@ class InstanceCost(BaseModel):
     destroyed: bool
     estimate_s: int | None = None
     estimate_usd: float | None = None
+    interruptible: bool = False  # a bid instance: usd_per_hour is the bid
+    interrupted: str | None = None  # why the provider took it away (outbid), if it did
 
     def line(self) -> str:
         """'instance 7: 120 s at $0.420/h + $0.0001 transfer = $0.0141'"""
         return (
-            f"instance {self.instance_id}: {self.billed_seconds:.0f} s at ${self.usd_per_hour:.3f}/h "
-            f"+ ${self.usd_transfer:.4f} transfer = ${self.usd_total:.4f}"
+            f"instance {self.instance_id}: {self.billed_seconds:.0f} s at ${self.usd_per_hour:.3f}/h"
+            f"{' (bid)' if self.interruptible else ''} + ${self.usd_transfer:.4f} transfer = ${self.usd_total:.4f}"
+            f"{' (preempted)' if self.interrupted else ''}"
         )
 
 
@@ -128,4 +136,9 @@ class Provider(Protocol):
 
     def costs(self) -> list[InstanceCost]:
         """Every instance rented for this run, oldest first (the last is the one the box runs on; earlier ones were
-        attempts that never became ready), each one's cost so far. Empty where nothing is rented (local, ssh)."""
+        attempts that never became ready, or interrupted), each one's cost so far. Empty where nothing is rented
+        (local, ssh)."""
+
+    def interrupted(self) -> str | None:
+        """Why the box now held was taken away (an outbid interruptible instance), asked of the provider; None while
+        it runs, and always where nothing can take it (local, ssh, on-demand)."""

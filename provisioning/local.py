@@ -74,3 +74,6 @@ class LocalProvider:
 
     def costs(self) -> list[InstanceCost]:
         return []  # nothing is rented
+
+    def interrupted(self) -> str | None:
+        return None  # nothing can take this machine away

@@ -180,3 +180,6 @@ class SshProvider:
 
     def costs(self) -> list[InstanceCost]:
         return []  # your own box: nothing is rented
+
+    def interrupted(self) -> str | None:
+        return None  # your own box: nothing takes it away

@@ -108,7 +108,13 @@ class OfferQuery:
     min_cuda: float = field(default_factory=min_driver_cuda)  # what the box's torch needs
     min_ram_gb: float = 32  # host RAM: Hunyuan's offload plan pins ~80 GB of weights there
     verified: bool = True
-    max_usd_per_hour: float | None = None
+    max_usd_per_hour: float | None = None  # on demand: the offer's dph_total; interruptible: its min_bid
+    interruptible: bool = False  # bid offers (Vast's search type "bid"), each with its min_bid
+
+    @property
+    def offer_type(self) -> str:
+        """Vast's search type: "bid" (interruptible) or "on-demand"."""
+        return "bid" if self.interruptible else "on-demand"
 
     def text(self, exclude_machines: set[int] = frozenset()) -> str:
         """The query in the vastai search syntax (also what a user types)."""
@@ -124,7 +130,7 @@ class OfferQuery:
             "rentable=true",
         ]
         if self.max_usd_per_hour is not None:
-            parts.append(f"dph<={self.max_usd_per_hour}")
+            parts.append(f"{'min_bid' if self.interruptible else 'dph'}<={self.max_usd_per_hour}")
         if exclude_machines:
             parts.append(f"machine_id notin [{','.join(str(m) for m in sorted(exclude_machines))}]")
         return " ".join(parts)
@@ -159,11 +165,20 @@ class VastOffer(BaseModel):
     cuda_max_good: Number = None  # the newest CUDA the host's driver runs
     inet_up_cost: Number = None  # $/GB sent from the box
     inet_down_cost: Number = None  # $/GB the box downloads
+    min_bid: Number = None  # $/h: the lowest bid an interruptible instance of this offer is created with
 
     @property
     def usd_per_hour(self) -> float:
         """dph_total; 0 for an offer that states no price."""
         return self.dph_total or 0.0
+
+    def bid(self, margin: float, cap: float | None) -> float | None:
+        """What to bid for it as an interruptible instance: min_bid × margin, at most `cap`; None when it states no
+        min_bid or the min_bid is above the cap."""
+        if self.min_bid is None or (cap is not None and self.min_bid > cap):
+            return None
+        bid = self.min_bid * margin
+        return round(min(bid, cap) if cap is not None else bid, 4)
 
 
 def parse_offers(rows: object) -> list[VastOffer]:
@@ -188,12 +203,20 @@ class Rental:
     destroyed_monotonic: float | None = None
     bytes_moved: int = 0
     estimate: Estimate | None = None  # what the run was predicted to cost at this offer, before renting
+    bid: float | None = None  # $/h: an interruptible instance's bid (what it is billed at)
+    interrupted: str | None = None  # why Vast took it away (outbid), once seen
+
+    @property
+    def usd_per_hour(self) -> float:
+        """What it is billed at: the bid of an interruptible instance, else the offer's dph_total."""
+        return self.bid if self.bid is not None else self.offer.usd_per_hour
 
     def cost(self) -> InstanceCost:
-        """dph_total × billed seconds (create → confirmed destroy) + the offer's per-GB transfer prices."""
+        """The price (dph_total, or the bid) × billed seconds (create → confirmed destroy) + the offer's per-GB
+        transfer prices."""
         end = self.destroyed_monotonic or time.monotonic()
         billed_s = max(0.0, end - self.created_monotonic)
-        price = self.offer.usd_per_hour
+        price = self.usd_per_hour
         transfer = self.bytes_moved / 1e9 * ((self.offer.inet_down_cost or 0) + (self.offer.inet_up_cost or 0))
         return InstanceCost(
             instance_id=self.instance_id,
@@ -206,6 +229,8 @@ class Rental:
             destroyed=self.destroyed_monotonic is not None,
             estimate_s=self.estimate.seconds if self.estimate else None,
             estimate_usd=self.estimate.usd if self.estimate else None,
+            interruptible=self.bid is not None,
+            interrupted=self.interrupted,
         )
 
 
@@ -316,13 +341,18 @@ class VastClient:
         filter the server does not apply must not rent a box the torch wheel can't use; an offer that does not say
         is left to the server's filter)."""
         text = query.text(exclude_machines)
-        answer = self.call(lambda: self.sdk.search_offers(query=text, order="dph_total", limit=20), deadline)
+        order = "min_bid" if query.interruptible else "dph_total"
+        answer = self.call(
+            lambda: self.sdk.search_offers(query=text, type=query.offer_type, order=order, limit=20), deadline
+        )
         offers = [
             offer
             for offer in parse_offers(answer)
-            if offer.machine_id not in exclude_machines and (offer.cuda_max_good or query.min_cuda) >= query.min_cuda
+            if offer.machine_id not in exclude_machines
+            and (offer.cuda_max_good or query.min_cuda) >= query.min_cuda
+            and (offer.min_bid is not None or not query.interruptible)
         ]
-        return sorted(offers, key=lambda offer: offer.usd_per_hour)
+        return sorted(offers, key=lambda offer: offer.min_bid if query.interruptible else offer.usd_per_hour)
 
     def show(self, instance_id: int, deadline: float) -> dict | None:
         """The instance's row; None when Vast does not list it (`{"instances": null}`, or a 404 for one gone)."""
@@ -383,7 +413,7 @@ class VastProvider:
         key_file: Path,
         known_hosts: Path,
         on_created: Callable[[CreatedInstance], None],
-        approve: Callable[[VastOffer], Estimate] | None = None,
+        approve: Callable[[VastOffer, float], Estimate] | None = None,
         log: Callable[[str], None] = print,
         image: str = DEFAULT_IMAGE,
         disk_gb: float = 80,
@@ -394,32 +424,40 @@ class VastProvider:
         ready_timeout_s: float = 900,
         destroy_timeout_s: float = DESTROY_TIMEOUT_S,
         poll_s: float = 5,
+        bid_margin: float = 1.25,
     ) -> None:
         self.client, self.query, self.label = client, query, label
         self.key_file, self.known_hosts, self.ssh_user = key_file, known_hosts, ssh_user
         self.on_created = on_created  # the instance's record, the moment it exists
-        self.approve = approve  # offer → the run's cost estimate at its price; raises to refuse it before renting
+        self.approve = approve  # (offer, $/h) → the run's cost estimate at that price; raises to refuse it
         self.log = log
         self.image, self.disk_gb, self.remote_root, self.venv = image, disk_gb, remote_root, venv
         self.max_attempts, self.ready_timeout_s, self.poll_s = max_attempts, ready_timeout_s, poll_s
         self.destroy_timeout_s = destroy_timeout_s
-        self.rentals: list[Rental] = []  # every instance this run created, destroyed or not
+        self.bid_margin = bid_margin  # interruptible (query.interruptible): the bid is min_bid × this, ≤ the cap
+        self.rentals: list[Rental] = []  # every instance this run created, destroyed or not (over every acquire)
+        self.first_rental = 0
 
     def acquire(self, run_id: str) -> Box:
+        """A ready box: the cheapest matching offer rented (at a bid where interruptible), running and answering SSH.
+        Called again after an interruption, it rents anew (the same machine too, if it is offered again)."""
         failed_machines: set[int] = set()
         given_up: list[str] = []  # "instance 7 on machine 3: why", for the message when none becomes ready
         public_key = Path(f"{self.key_file}.pub").read_text().strip()
         self.register_key(public_key)
-        self.log(f"offers: vastai search offers '{self.query.text()}' -o dph_total")
+        self.first_rental = len(self.rentals)  # this acquire's rentals come after the earlier acquires'
+        kind = "--type bid -o min_bid" if self.query.interruptible else "-o dph_total"
+        self.log(f"offers: vastai search offers '{self.query.text()}' {kind}")
         for attempt in range(1, self.max_attempts + 1):
             deadline = time.monotonic() + self.ready_timeout_s  # this attempt's: search, create, running, SSH
             offers = self.client.search(self.query, failed_machines, deadline)
             if not offers:
                 raise VastError(self.nothing_matches(given_up, failed_machines))
             offer = offers[0]
-            estimate = self.estimate(offer)
+            price = self.price(offer)
+            estimate = self.estimate(offer, price)
             try:
-                rental = self.create(offer, run_id, deadline)
+                rental = self.create(offer, price, run_id, deadline)
                 rental.estimate = estimate
             except OfferUnavailable as exc:
                 self.log(f"attempt {attempt}: {exc}; trying the next offer")
@@ -454,15 +492,25 @@ class VastProvider:
             )
         raise VastError(f"no instance became ready in {self.max_attempts} attempts: {self.tried(given_up)}")
 
-    def estimate(self, offer: VastOffer) -> Estimate | None:
-        """Before the instance is created: the run's cost at this offer's price, logged (`approve` raises to refuse
-        it)."""
+    def price(self, offer: VastOffer) -> float:
+        """$/h the instance will be billed at: the bid (min_bid × bid_margin, at most the cap) where interruptible,
+        else dph_total. The search keeps only offers whose min_bid is within the cap."""
+        if not self.query.interruptible:
+            return offer.usd_per_hour
+        bid = offer.bid(self.bid_margin, self.query.max_usd_per_hour)
+        if bid is None:  # the search's filter should have left it out
+            raise OfferUnavailable(f"offer {offer.id}: no min_bid within the cap to bid at")
+        return bid
+
+    def estimate(self, offer: VastOffer, price: float) -> Estimate | None:
+        """Before the instance is created: the run's cost at this price, logged (`approve` raises to refuse it)."""
         if self.approve is None:
             return None
-        estimate = self.approve(offer)
+        estimate = self.approve(offer, price)
+        bid = f" (bid: min_bid ${offer.min_bid:.3f} × {self.bid_margin:g})" if self.query.interruptible else ""
         self.log(
             f"estimate before renting: ${estimate.usd:.2f} for {estimate.seconds:.0f} s at "
-            f"${offer.usd_per_hour:.3f}/h (offer {offer.id}, {offer.gpu_name})"
+            f"${price:.3f}/h{bid} (offer {offer.id}, {offer.gpu_name})"
         )
         return estimate
 
@@ -470,11 +518,11 @@ class VastProvider:
         return [rental.cost() for rental in self.rentals]
 
     def tried(self, given_up: list[str]) -> str:
-        return f"{len(self.rentals)} tried and destroyed ({'; '.join(given_up)})"
+        return f"{len(self.rentals) - self.first_rental} tried and destroyed ({'; '.join(given_up)})"
 
     def nothing_matches(self, given_up: list[str], failed_machines: set[int]) -> str:
         query = self.query.text(failed_machines)
-        if not self.rentals:
+        if len(self.rentals) == self.first_rental:
             taken = f" ({'; '.join(given_up)})" if given_up else ""
             return f"no offer matches '{query}'{taken}; raise the price cap or relax the query"
         return f"no instance became ready: {self.tried(given_up)}; no other offer matches '{query}'"
@@ -494,8 +542,10 @@ class VastProvider:
                 raise  # the API gave up, not this instance
             raise InstanceNotReady(f"attaching the SSH key failed: {exc}") from None
 
-    def create(self, offer: VastOffer, run_id: str, deadline: float) -> Rental:
-        """Create the instance; record it the moment it exists (also a `success: false` one, then destroy it)."""
+    def create(self, offer: VastOffer, price: float, run_id: str, deadline: float) -> Rental:
+        """Create the instance (interruptible: with the bid `price`, always passed: without it Vast rents on demand);
+        record it the moment it exists (also a `success: false` one, as a bid below min_bid makes: destroy it)."""
+        bid = price if self.query.interruptible else None
         kwargs = dict(
             image=self.image,
             disk=self.disk_gb,
@@ -505,6 +555,8 @@ class VastProvider:
             env={"HF_HOME": f"{self.remote_root}/hf", "HF_HUB_CACHE": f"{self.remote_root}/hf/hub"},
             onstart_cmd="touch ~/.no_auto_tmux",
         )
+        if bid is not None:
+            kwargs["bid_price"] = bid
         try:
             answer = self.client.create(offer.id, deadline, **kwargs)
         except VastApiError as exc:
@@ -515,7 +567,8 @@ class VastProvider:
             raise VastError(f"create on offer {offer.id} failed: {exc}") from None
         instance_id = answer.get("new_contract")
         if instance_id is not None:
-            rental = Rental(int(instance_id), offer, datetime.now(UTC).isoformat(timespec="seconds"), time.monotonic())
+            created_at = datetime.now(UTC).isoformat(timespec="seconds")
+            rental = Rental(int(instance_id), offer, created_at, time.monotonic(), bid=bid)
             self.rentals.append(rental)
             self.on_created(
                 CreatedInstance(
@@ -523,7 +576,7 @@ class VastProvider:
                     label=self.label,
                     run_id=run_id,
                     created_at=rental.created_at,
-                    usd_per_hour=offer.dph_total,
+                    usd_per_hour=rental.usd_per_hour,
                 )
             )
         if not answer.get("success"):
@@ -537,7 +590,7 @@ class VastProvider:
             raise OfferUnavailable(f"offer {offer.id}: create answered success without an instance id")
         self.log(
             f"created instance {instance_id} on offer {offer.id} (machine {offer.machine_id}, "
-            f"${offer.usd_per_hour:.3f}/h), label {self.label}"
+            f"${rental.usd_per_hour:.3f}/h{' bid' if bid is not None else ''}), label {self.label}"
         )
         return rental
 
@@ -552,8 +605,37 @@ class VastProvider:
                 if status in FAILED_STATUSES or (status == "created" and "OCI runtime create failed" in message):
                     raise InstanceNotReady(f"{status}: {message}" if message else status)
                 if status == RUNNING_STATUS and ssh_endpoint(row):
+                    if self.query.interruptible and row.get("is_bid") is False:
+                        self.log(f"instance {instance_id}: Vast reports it is not a bid instance (is_bid false)")
                     return row
         raise InstanceNotReady(f"stuck {status!r} at the deadline ({self.ready_timeout_s:g} s)")
+
+    def interrupted(self) -> str | None:
+        """Whether Vast took the box away: the instance now held (interruptible only) shows stopped in any of
+        actual_status, cur_state, intended_status, next_state (an outbid bid instance: all four, dstack PR #4037),
+        or is no longer listed. None while it runs; an API that does not answer says nothing either way (None)."""
+        rental = self.rentals[-1] if self.rentals else None
+        if not self.query.interruptible or rental is None or rental.destroyed_monotonic is not None:
+            return None
+        if rental.interrupted is not None:
+            return rental.interrupted
+        try:
+            row = self.client.show(rental.instance_id, time.monotonic() + REQUEST_TIMEOUT_S)
+        except VastError as exc:
+            self.log(f"instance {rental.instance_id}: could not ask Vast whether it still runs ({exc})")
+            return None
+        if row is None:
+            rental.interrupted = f"instance {rental.instance_id} is no longer listed by Vast"
+            return rental.interrupted
+        states = {key: row.get(key) for key in ("actual_status", "cur_state", "intended_status", "next_state")}
+        if "stopped" not in states.values():
+            return None
+        message = str(row.get("status_msg") or "").strip()
+        said = ", ".join(f"{key} {value}" for key, value in states.items() if value is not None)
+        rental.interrupted = f"Vast stopped interruptible instance {rental.instance_id} ({said}" + (
+            f"; {message})" if message else ")"
+        )
+        return rental.interrupted
 
     def destroy(self, rental: Rental) -> None:
         self.client.destroy(rental.instance_id, time.monotonic() + self.destroy_timeout_s)

@@ -12,6 +12,7 @@ import sys
 import tempfile
 import time
 import tomllib
+from collections.abc import Callable
 from pathlib import Path
 
 import yaml
@@ -36,11 +37,11 @@ from jobspecs.contracts import (
     WorkerStatus,
 )
 from jobspecs.load import open_reference, reference_png
-from provisioning.base import Box, BoxError
+from provisioning.base import Box, BoxError, Interrupted
 from provisioning.polling import poll_until
 from remote.bundle import sha256_file
 from remote.layout import clip_files, stage_job
-from remote.status import PARENT_TASK_RUN, now_iso
+from remote.status import PARENT_TASK_RUN, now_iso, update_status
 from tasks.job import REPO
 
 SETUP_SCRIPT = Path(remote.__file__).parent / "setup.sh"
@@ -245,12 +246,24 @@ class WorkerFollower:
 
     The run deadline is enforced here too (the box's supervisor is the first line; this one holds if the box's clock
     or supervisor fails): past the run limit plus STOP_GRACE_S the worker is asked to stop, and STOP_GRACE_S after
-    that request the run ends here as stopped, whether or not the request reached the box."""
+    that request the run ends here as stopped, whether or not the request reached the box.
+
+    `interrupted` (the provider's: why the box was taken away, or None) is asked every `check_every_s`, and at once
+    when the box does not answer or the worker ends without its film: a taken box raises Interrupted."""
 
     def __init__(
-        self, box: Box, job_dir: str, run_limit_s: float, keep: Path | None, log: logging.LoggerAdapter
+        self,
+        box: Box,
+        job_dir: str,
+        run_limit_s: float,
+        keep: Path | None,
+        log: logging.LoggerAdapter,
+        interrupted: Callable[[], str | None] | None = None,
+        check_every_s: float = 30,
     ) -> None:
         self.box, self.job_dir, self.run_limit_s, self.keep, self.log = box, job_dir, run_limit_s, keep, log
+        self.interrupted, self.check_every_s = interrupted, check_every_s
+        self.next_check = time.monotonic() + check_every_s
         self.started_at = time.monotonic()
         self.deadline = self.started_at + run_limit_s + STOP_GRACE_S
         self.stop_requested_at: float | None = None
@@ -268,6 +281,7 @@ class WorkerFollower:
             progress_log = self.box.transport.read_text(f"{self.job_dir}/run/status/progress.log") or ""
             status_json = self.box.transport.read_text(f"{self.job_dir}/run/status/status.json")
         except Exception as exc:
+            self.check_interrupted(now=True)  # a box Vast stopped answers no more: say so, not "unreachable"
             self.unreachable_since = self.unreachable_since or time.monotonic()
             if time.monotonic() - self.unreachable_since > UNREACHABLE_S:
                 raise BoxError(f"the box has not answered for {UNREACHABLE_S} s ({exc!r}); lost") from None
@@ -276,6 +290,15 @@ class WorkerFollower:
             return None
         self.unreachable_since = None
         return progress_log, WorkerStatus.model_validate_json(status_json) if status_json else None
+
+    def check_interrupted(self, now: bool = False) -> None:
+        """Ask the provider whether the box was taken away (every check_every_s, or `now`); Interrupted if it was."""
+        if self.interrupted is None or (not now and time.monotonic() < self.next_check):
+            return
+        self.next_check = time.monotonic() + self.check_every_s
+        reason = self.interrupted()
+        if reason is not None:
+            raise Interrupted(f"{reason}; {self.kept or 0} finished clips are kept here")
 
     def mirror(self, progress_log: str) -> None:
         """Each complete line of progress.log not logged yet, into the run's log."""
@@ -339,11 +362,19 @@ class WorkerFollower:
 
 @task(name="follow-worker", cache_policy=NO_CACHE)
 def follow_worker(
-    box: Box, job_dir: str, clips_total: int, run_limit_s: float, keep: Path | None, progress_key: str
+    box: Box,
+    job_dir: str,
+    clips_total: int,
+    run_limit_s: float,
+    keep: Path | None,
+    progress_key: str,
+    interrupted: Callable[[], str | None] | None = None,
+    check_every_s: float = 30,
 ) -> WorkerStatus:
     """Follow the worker until its run ends (WorkerFollower), its clips shown in the terminal and in the run's
-    progress artifact (`progress_key`); with `keep`, every finished clip is copied there. Returns the final status."""
-    follower = WorkerFollower(box, job_dir, run_limit_s, keep, get_run_logger())
+    progress artifact (`progress_key`); with `keep`, every finished clip is copied there. Returns the final status;
+    raises Interrupted when `interrupted` says the box was taken away."""
+    follower = WorkerFollower(box, job_dir, run_limit_s, keep, get_run_logger(), interrupted, check_every_s)
     progress = ClipProgress(progress_key, clips_total)
     with ClipBar(clips_total) as bar:
         for _ in poll_until(None, POLL_S):
@@ -357,9 +388,25 @@ def follow_worker(
                 bar.update(status)
                 progress.update(status)
             follower.keep_finished_clips(status)
+            follower.check_interrupted()
             final = follower.outcome(status)
             if final is not None:
+                if final.state != "generated":  # a worker that died with its box: the box's fault, not the run's
+                    follower.check_interrupted(now=True)
                 return final
+
+
+@task(name="mark-stopped", cache_policy=NO_CACHE)
+def mark_stopped(box: Box, job_dir: str, clips_total: int, reason: str) -> WorkerStatus:
+    """On a box of this machine (a run with no rented box left to finish on): the run's status as the worker would
+    have left it had it stopped now, with the clips finished so far, so the stitch and the bundle take it as a
+    stopped run."""
+    if box.provider != "local":
+        raise BoxError(f"mark_stopped writes the status on this machine, not on a {box.provider} box")
+    run_dir = Path(job_dir) / "run"
+    done = len(list((run_dir / "logs").glob("log_*.json")))
+    fields = dict(state="stopped", reason=reason, clips_total=clips_total, clips_done=done, stopped_at_clip=done)
+    return update_status(run_dir, **fields, exit_code=0)
 
 
 @task(name="stitch", cache_policy=NO_CACHE)

@@ -15,7 +15,7 @@ from prefect.runtime import deployment
 
 from jobspecs import JobSpec
 from jobspecs.contracts import RunCost
-from jobspecs.plan import RunPrediction, check_plan
+from jobspecs.plan import RunPrediction, check_plan, expected_preemption_s
 from provisioning.base import Estimate, InstanceCost
 
 # Create → running → SSH → setup.sh → prefetch → bundle → fetch, on top of the planned clip time. An assumption
@@ -43,15 +43,29 @@ def plan_run(spec: JobSpec) -> RunPrediction:
     return prediction
 
 
-def estimate_at(prediction: RunPrediction, usd_per_hour: float, budget_usd: float | None) -> Estimate:
-    """The run's cost at an offer's price: planned seconds plus provisioning, × $/h. Raises OverBudget."""
-    seconds = prediction.total_s + PROVISIONING_S
+def estimate_at(
+    prediction: RunPrediction,
+    usd_per_hour: float,
+    budget_usd: float | None,
+    clips_done: int = 0,
+    spec: JobSpec | None = None,
+) -> Estimate:
+    """The run's cost at an offer's price: the planned seconds still to go (the model's load and the clips after
+    `clips_done`, those already finished and kept), plus provisioning, × $/h; where the `spec` rents interruptible, plus the
+    expected preemptions' overhead (jobspecs.plan.expected_preemption_s: an assumed rate × the seconds each costs).
+    Raises OverBudget above `budget_usd` (what is left of the budget)."""
+    planned_s = prediction.load_s + sum(clip.seconds for clip in prediction.clips[clips_done:])
+    preemption_s = 0.0
+    if spec is not None and spec.infrastructure.interruptible:
+        preemption_s = expected_preemption_s(spec, planned_s + PROVISIONING_S, prediction).extra_s
+    seconds = planned_s + PROVISIONING_S + preemption_s
     usd = usd_per_hour * seconds / 3600
     if budget_usd is not None and usd > budget_usd:
+        preempted = f" + {preemption_s:.0f} s expected preemption overhead" if preemption_s else ""
         raise OverBudget(
-            f"budget_usd = {budget_usd:.2f}: the estimate at the cheapest matching offer is ${usd:.2f} "
-            f"({seconds:.0f} s at ${usd_per_hour:.3f}/h: {prediction.total_s:.0f} s planned + {PROVISIONING_S:.0f} s "
-            "provisioning); raise the budget, lower infrastructure.max_usd_per_hour or shorten the film"
+            f"budget_usd: ${budget_usd:.2f} is left, and the estimate at the cheapest matching offer is ${usd:.2f} "
+            f"({seconds:.0f} s at ${usd_per_hour:.3f}/h: {planned_s:.0f} s planned + {PROVISIONING_S:.0f} s "
+            f"provisioning{preempted}); raise the budget, lower infrastructure.max_usd_per_hour or shorten the film"
         )
     return Estimate(seconds=round(seconds), usd=round(usd, 4))
 
@@ -71,10 +85,12 @@ def run_cost(
     wall_s: float,
     estimate: Estimate,
     provider: str,
+    preemptions: int = 0,
 ) -> RunCost:
     """One run's cost: every rented instance summed (a run may have destroyed a failed instance before the one it
-    used), the estimate made before renting the last. Without an instance (local, ssh) the box costs nothing here,
-    the wall time stands in for the billed time and `estimate` (the planner's) for the estimate."""
+    used, or ones Vast took away: `preemptions`), the estimate made before renting the last. Without an instance
+    (local, ssh) the box costs nothing here, the wall time stands in for the billed time and `estimate` (the
+    planner's) for the estimate."""
     total = sum(cost.usd_total for cost in costs)
     last = costs[-1] if costs else None
     return RunCost(
@@ -89,6 +105,7 @@ def run_cost(
         usd_per_video_s=round(total / video_s, 5) if video_s else None,
         estimate_s=last.estimate_s if last else estimate.seconds,
         estimate_usd=last.estimate_usd if last else estimate.usd,
+        preemptions=preemptions,
     )
 
 
@@ -99,7 +116,9 @@ def publish_costs(cost: RunCost, out_dir: Path) -> Path:
     create_table_artifact(
         key=artifact_key("cost", cost.model),
         table=[row],
-        description=f"${cost.usd_total:.2f} (estimate ${cost.estimate_usd or 0:.2f}) — {cost.run}",
+        description=f"${cost.usd_total:.2f} (estimate ${cost.estimate_usd or 0:.2f})"
+        + (f", {cost.preemptions} preemptions" if cost.preemptions else "")
+        + f" — {cost.run}",
     )
     path = out_dir / f"{cost.run}.cost.json"
     path.write_text(json.dumps(row, indent=2) + "\n")

@@ -36,8 +36,10 @@ def vast_key() -> SecretValue | None:
 
 def live_shapes(spec: JobSpec, key: SecretValue) -> list[OfferShape]:
     """For each shape of the snapshot the spec could run on, the cheapest live Vast offer that matches the spec's
-    query (disk, host RAM per GPU, price cap, the box's CUDA): its price is the shape's. A shape with no offer now is
-    left out."""
+    query (disk, host RAM per GPU, price cap, the box's CUDA): its prices are the shape's, on demand (dph_total) and
+    its min_bid. With infrastructure.interruptible the search is for bid offers (the cap applied to min_bid, the
+    cheapest min_bid first), else on-demand ones (their min_bid where the row states one, else None): one search a
+    shape either way. A shape with no offer now is left out."""
     infra, client = spec.infrastructure, VastClient(key.value, os.environ.get("VAST_URL"), key_source=key.source)
     deadline = time.monotonic() + SEARCH_S
     source = f"Vast.ai live offers, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC"
@@ -51,10 +53,13 @@ def live_shapes(spec: JobSpec, key: SecretValue) -> list[OfferShape]:
             max_usd_per_hour=infra.max_usd_per_hour,
             min_disk_gb=infra.disk_gb,
             min_ram_gb=infra.min_ram_gb or host_ram_gb(spec.model, shape.num_gpus),
+            interruptible=infra.interruptible,
         )
         offers = client.search(query, set(), deadline)
         if offers:
-            shapes.append(shape.model_copy(update={"usd_per_hour": offers[0].usd_per_hour, "source": source}))
+            cheapest = offers[0]
+            prices = {"usd_per_hour": cheapest.usd_per_hour, "min_bid_usd_per_hour": cheapest.min_bid or None}
+            shapes.append(shape.model_copy(update={**prices, "source": source}))
     return shapes
 
 

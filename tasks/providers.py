@@ -143,9 +143,12 @@ class InstanceRecord:
         self.stop_renewing()  # the record stays (a failed destroy): its lease lapses, and the reaper takes over
 
     def write(self, created: CreatedInstance) -> None:
-        """on_created: record the instance the moment it exists, and keep its lease renewed from now on."""
+        """on_created: record the instance the moment it exists, and keep its lease renewed from now on (also for
+        the next instance, after an interrupted one was destroyed and its record forgotten)."""
         self.record = InstanceLease(**created.model_dump(), server_url=self.server_url)
         self.renew()
+        if self.renewer is not None and self.stopped.is_set():  # forgotten: a new instance gets a new renewer
+            self.renewer, self.stopped = None, threading.Event()
         if self.renewer is None:  # the thread sees this run's Prefect settings (an ephemeral server's URL too)
             context = contextvars.copy_context()
             self.renewer = threading.Thread(target=context.run, args=(self.keep_renewing,), daemon=True)
@@ -226,10 +229,11 @@ def make_provider(
     run_id: str,
     out_dir: Path,
     on_created: Callable[[CreatedInstance], None],
-    approve: Callable[[VastOffer], Estimate] | None = None,
+    approve: Callable[[VastOffer, float], Estimate] | None = None,
 ) -> Provider:
     """The spec's provider. A rented instance is reported to `on_created` the moment it exists; `approve` gives
-    the run's estimate at an offer's price before it is rented, and raises to refuse it."""
+    the run's estimate at an offer's price ($/h: the bid where interruptible) before it is rented, and raises to
+    refuse it."""
     infra = spec.infrastructure
     if infra.provider == "local":
         # This machine is the box, so its worker flow may report to the same Prefect API as this flow.
@@ -248,6 +252,7 @@ def make_provider(
             max_usd_per_hour=infra.max_usd_per_hour,
             min_disk_gb=infra.disk_gb,
             min_ram_gb=infra.min_ram_gb or host_ram_gb(spec.model, infra.num_gpus),
+            interruptible=infra.interruptible,
         ),
         label=f"{LABEL_PREFIX}{flow_run_id}",
         key_file=key_file,
@@ -260,6 +265,7 @@ def make_provider(
         remote_root=infra.remote_root or "/workspace/i2v-shootout",
         venv=infra.venv,
         ready_timeout_s=infra.ready_timeout_s,
+        bid_margin=infra.bid_margin,
     )
 
 

@@ -303,3 +303,182 @@ def test_a_dropped_connection_is_a_connection_error_and_logged_as_status_0(fake:
     assert fake.live_instances() == [instance_id]
     fake.inject(method="DELETE", path="/api/v0/instances/*/", status=0, drop=True)  # one: the SDK's retry absorbs it
     assert vast.destroy_instance(instance_id) == {"success": True} and fake.live_instances() == []
+
+
+# ---- interruptible (bid) instances and their preemption ------------------------------------------------------
+
+IMAGE = "pytorch/pytorch:2.4.0-cuda12.4-cudnn9-runtime"
+
+
+def create_bid(vast: VastAI, bid: float, offer_id: int = 5001) -> dict:
+    return vast.create_instance(offer_id, image=IMAGE, disk=20, ssh=True, direct=True, bid_price=bid)
+
+
+def test_bid_search_lists_only_offers_that_take_bids_with_their_min_bid(fake: FakeVast) -> None:
+    vast = sdk(fake)
+    for offer_id, min_bid in [(5001, 0.30), (5002, None), (5003, 0.12), (5005, 0.20)]:
+        fake.update_offer(offer_id, min_bid=min_bid)
+    query = "gpu_name=RTX_4090 num_gpus=1"  # verified by default: 5001, 5002, 5003, 5005
+    assert [o["id"] for o in vast.search_offers(query, order="dph_total")] == [5003, 5001, 5005, 5002]
+
+    bids = vast.search_offers(query, type="bid", order="min_bid")
+    assert [(o["id"], o["min_bid"]) for o in bids] == [(5003, 0.12), (5005, 0.20), (5001, 0.30)]
+    assert bids[0]["dph_total"] == 0.35  # the on-demand price is still there
+    assert fake.requests_to("POST", "/api/v0/bundles/")[-1]["body"]["type"] == "bid"
+    assert [o["id"] for o in vast.search_offers(query, type="interruptible", order="min_bid-")] == [5001, 5005, 5003]
+    assert [o["id"] for o in vast.search_offers(query + " min_bid<0.25", type="bid", order="min_bid")] == [5003, 5005]
+    assert len(vast.search_offers(query, type="reserved")) == 4
+
+    auth = {"Authorization": f"Bearer {KEY}"}
+    raw = requests.post(f"{fake.url}/api/v0/bundles/", json={"type": "interruptible"}, headers=auth).json()
+    assert 5002 not in [o["id"] for o in raw["offers"]]
+    bad = requests.post(f"{fake.url}/api/v0/bundles/", json={"type": "spot"}, headers=auth)
+    assert bad.status_code == 400 and "'spot'" in bad.json()["msg"]
+
+
+def test_a_bid_below_min_bid_leaves_a_stopped_live_instance_to_destroy(fake: FakeVast) -> None:
+    vast = sdk(fake)
+    answer = create_bid(vast, 0.10)  # 5001's min_bid is 0.25
+    assert answer["success"] is False and answer["error"] == "insufficient_bid" and "0.25" in answer["msg"]
+    instance_id = answer["new_contract"]
+    assert fake.requests_to("PUT", "/api/v0/asks/*/")[-1]["body"]["price"] == 0.10
+    assert fake.live_instances() == [instance_id]
+    row = vast.show_instance(instance_id)
+    assert row["actual_status"] == row["cur_state"] == row["intended_status"] == row["next_state"] == "stopped"
+    assert row["ports"] is None and row["is_bid"] is True and row["dph_total"] == 0.10
+    assert vast.start_instance(instance_id) == {"success": True}
+    assert vast.show_instance(instance_id)["actual_status"] == "stopped"  # the bid is still too low
+    assert fake.instance(instance_id)["underbid"] is True and fake.instance(instance_id)["preempted"] is False
+    assert vast.destroy_instance(instance_id) == {"success": True} and fake.live_instances() == []
+
+
+def test_a_sufficient_bid_runs_as_a_bid_billed_at_the_bid(fake: FakeVast) -> None:
+    vast = sdk(fake)
+    fake.configure(null_polls=0, loading_polls=0)
+    answer = create_bid(vast, 0.30)
+    assert answer["success"] is True
+    row = vast.show_instance(answer["new_contract"])
+    assert row["actual_status"] == "running" and row["ports"]["22/tcp"][0]["HostPort"] == str(SSH_PORT)
+    assert (row["is_bid"], row["dph_total"], row["min_bid"]) == (True, 0.30, 0.25)
+    seen = fake.instance(answer["new_contract"])
+    assert (seen["bid"], seen["billed_dph"], seen["preempted"], seen["preempted_at"]) == (0.30, 0.30, False, None)
+
+    on_demand = vast.show_instance(create(vast, 5002))
+    assert (on_demand["is_bid"], on_demand["dph_total"]) == (False, 0.55)
+    assert (fake.instance(on_demand["id"])["bid"], fake.instance(on_demand["id"])["billed_dph"]) == (None, 0.55)
+
+    auth = {"Authorization": f"Bearer {KEY}"}
+    for price in (-0.3, 0, "0.30", True):
+        bad = requests.put(f"{fake.url}/api/v0/asks/5003/", json={"image": IMAGE, "price": price}, headers=auth)
+        assert bad.status_code == 400 and bad.json()["error"] == "invalid_args" and "price" in bad.json()["msg"]
+    fake.update_offer(5003, min_bid=None)
+    no_bids = requests.put(f"{fake.url}/api/v0/asks/5003/", json={"image": IMAGE, "price": 0.3}, headers=auth)
+    assert no_bids.status_code == 400 and "takes no bids" in no_bids.json()["msg"]
+    assert len(fake.live_instances()) == 2
+
+
+def test_preempt_stops_a_bid_instance_and_calls_on_preempt(fake: FakeVast) -> None:
+    vast = sdk(fake)
+    fake.configure(null_polls=0, loading_polls=0)
+    preempted: list[int] = []
+    fake.on_preempt.append(preempted.append)
+    instance_id = create_bid(vast, 0.30)["new_contract"]
+    assert vast.show_instance(instance_id)["actual_status"] == "running"
+
+    fake.preempt(instance_id)
+    assert preempted == [instance_id]
+    row = vast.show_instance(instance_id)
+    assert row["actual_status"] == row["cur_state"] == row["intended_status"] == row["next_state"] == "stopped"
+    assert row["ports"] is None and row["status_msg"] == "Instance outbid: stopped"
+    seen = fake.instance(instance_id)
+    assert seen["preempted"] is True and seen["preempted_at_poll"] == 1 and seen["machine_gone"] is False
+    assert fake.live_instances() == [instance_id]  # still there (storage billed) until destroyed
+    assert vast.show_instances()[0]["actual_status"] == "stopped"
+
+    with pytest.raises(ValueError, match="already preempted"):
+        fake.preempt(instance_id)
+    on_demand = create(vast, 5002)
+    with pytest.raises(ValueError, match="on-demand"):
+        fake.preempt(on_demand)
+    with pytest.raises(KeyError):
+        fake.preempt(4242)
+    assert preempted == [instance_id] and vast.show_instance(on_demand)["actual_status"] == "running"
+
+    vast.destroy_instance(instance_id)
+    assert 5001 in [o["id"] for o in vast.search_offers(QUERY, type="bid")]  # the machine is offered again
+
+
+def test_preempt_at_poll_stops_it_at_exactly_that_get(fake: FakeVast) -> None:
+    vast = sdk(fake)
+    fake.configure(null_polls=0, loading_polls=1, preempt_at_poll=3)
+    preempted: list[int] = []
+    fake.on_preempt.append(preempted.append)
+    bid = create_bid(vast, 0.30)["new_contract"]
+    on_demand = create(vast, 5002)
+    assert poll_statuses(vast, bid, 2) == ["loading", "running"] and preempted == []
+    row = vast.show_instance(bid)  # the 3rd GET
+    assert (row["actual_status"], row["cur_state"], row["ports"]) == ("stopped", "stopped", None)
+    assert preempted == [bid] and fake.instance(bid)["preempted_at_poll"] == 3
+    assert poll_statuses(vast, bid, 2) == ["stopped", "stopped"] and preempted == [bid]
+    assert poll_statuses(vast, on_demand, 4) == ["loading", "running", "running", "running"]  # on-demand: ignored
+
+    # set on a live instance over HTTP: its next GET is the preempting one
+    later = create_bid(vast, 0.30, offer_id=5003)["new_contract"]
+    assert poll_statuses(vast, later, 2) == ["loading", "running"]
+    config = {"instance_id": later, "preempt_at_poll": 1}
+    assert requests.post(f"{fake.url}/_fake/config", json=config).json() == {"success": True}
+    assert poll_statuses(vast, later, 1) == ["stopped"] and preempted == [bid, later]
+
+    for bad in ({"preempt_at_poll": 0}, {"preempt_at_poll": "3"}, {"machine_gone_on_preempt": "yes"}):
+        assert requests.post(f"{fake.url}/_fake/config", json=bad).status_code == 400
+    with pytest.raises(ValueError, match="preempt_at_poll"):
+        fake.configure_offer(5001, preempt_at_poll=-1)
+
+
+def test_machine_gone_keeps_the_offer_off_the_market_after_destroy(fake: FakeVast) -> None:
+    vast = sdk(fake)
+    fake.configure_offer(5001, preempt_at_poll=1, machine_gone_on_preempt=True)
+    first = create_bid(vast, 0.30)["new_contract"]
+    assert vast.show_instance(first)["actual_status"] == "stopped" and fake.instance(first)["machine_gone"] is True
+    vast.destroy_instance(first)
+    assert [o["id"] for o in vast.search_offers(QUERY, type="bid", order="min_bid")] == [5002]
+    assert [o["id"] for o in vast.search_offers(QUERY, order="dph_total")] == [5002]
+    with pytest.raises(requests.HTTPError) as gone:
+        create_bid(vast, 0.30)
+    assert gone.value.response.status_code == 404 and gone.value.response.json() == no_such_ask(5001)
+
+    second = create_bid(vast, 0.30, offer_id=5002)["new_contract"]
+    fake.preempt(second, machine_gone=True)
+    vast.destroy_instance(second)
+    assert vast.search_offers(QUERY, type="bid") == []
+
+    fake.reset()  # the machines are back
+    assert [o["id"] for o in vast.search_offers(QUERY, type="bid", order="min_bid")] == [5001, 5002]
+
+
+def test_http_preempt_endpoint_and_callback_errors(fake: FakeVast) -> None:
+    vast = sdk(fake)
+    preempted: list[int] = []
+
+    def broken(instance_id: int) -> None:
+        raise RuntimeError(f"cannot kill the workers of {instance_id}")
+
+    fake.on_preempt.extend([preempted.append, broken])
+    instance_id = create_bid(vast, 0.30)["new_contract"]
+    on_demand = create(vast, 5002)
+    answer = requests.post(f"{fake.url}/_fake/preempt", json={"instance_id": instance_id, "machine_gone": True})
+    assert answer.status_code == 200 and answer.json() == {"success": True}
+    assert preempted == [instance_id]  # called before the answer came back
+    assert [(i, str(e)) for i, e in fake.on_preempt_errors] == [
+        (instance_id, f"cannot kill the workers of {instance_id}")
+    ]
+    assert vast.show_instance(instance_id)["actual_status"] == "stopped" and fake.instance(instance_id)["machine_gone"]
+    assert fake.requests_to("POST", "/_fake/*") == []  # control endpoints are not logged
+
+    for body in ({"instance_id": on_demand}, {"instance_id": 4242}, {"instance_id": instance_id}, {}, None):
+        refused = requests.post(f"{fake.url}/_fake/preempt", json=body)
+        assert refused.status_code == 400 and refused.json()["error"] == "bad_config"
+    assert preempted == [instance_id]
+
+    requests.post(f"{fake.url}/_fake/reset")
+    assert fake.on_preempt == [] and fake.on_preempt_errors == []

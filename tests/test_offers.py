@@ -160,7 +160,7 @@ def test_with_profile_auto_the_best_profile_that_fits_an_offer_comes_before_the_
     assert (choice.offer.offer.name, choice.spec.generation.profile) == ("2× H200", "baseline")
     cheaper = [v for v in choice.verdicts if v.fits and v.usd_per_film < choice.offer.usd_per_film]
     assert cheaper and {v.profile for v in cheaper} <= {"quantized", "cached", "fast"}
-    assert "the best profile first, then the lowest $/film" in choice.text
+    assert "the best profile first, then the lowest on-demand $/film" in choice.text
     assert choice.spec.profile_choice.startswith("generation.profile auto → baseline on 2× H200")
     # under a price cap that keeps the H200s out, the best profile that fits what is left
     capped = pick_offer(
@@ -322,12 +322,22 @@ def test_the_offer_snapshot_is_dated_and_strict(tmp_path) -> None:
     assert snapshot.as_of.isoformat() == "2026-12-01" and "dstack issue #4026" in snapshot.source
     shapes = {(shape.gpu, shape.num_gpus): shape.usd_per_hour for shape in snapshot.shapes}
     assert shapes[("RTX 4090", 1)] == 0.24
+    # min_bid: the RTX 4090's $0.12 a GPU (dstack #4026), the others half their on-demand price (ASSUMED), N × for N
+    bids = {(shape.gpu, shape.num_gpus): shape.min_bid_usd_per_hour for shape in snapshot.shapes}
+    assert bids[("RTX 4090", 1)] == 0.12 and bids[("RTX 4090", 8)] == 0.96
+    assert bids[("H100 SXM", 1)] == shapes[("H100 SXM", 1)] / 2 and bids[("H200", 4)] == 4 * bids[("H200", 1)]
+    assert snapshot.interruptible.preemptions_per_hour == 0.2
     assert {n for gpu, n in shapes if gpu in ("RTX 4090", "H100 SXM", "H200")} == {1, 2, 4, 8}
     assert all(gpu in throughput().gpus for gpu, _ in shapes)
     text = (REPO / "jobspecs" / "offers.yaml").read_text()
     for change, expected in [
-        (("usd_per_hour: 0.24}", "usd_per_hour: -1}"), "shapes.0.usd_per_hour = -1: Input should be greater than 0"),
+        (("usd_per_hour: 0.24,", "usd_per_hour: -1,"), "shapes.0.usd_per_hour = -1: Input should be greater than 0"),
         (("num_gpus: 2, usd_per_hour: 0.48", "num_gpus: 1, usd_per_hour: 0.48"), "1× RTX 4090 is listed twice"),
+        (
+            ("min_bid_usd_per_hour: 0.12}", "min_bid_usd_per_hour: 0.30}"),
+            "shapes.0: 1× RTX 4090: min_bid_usd_per_hour = 0.3 is above its usd_per_hour = 0.24",
+        ),
+        (("  preemptions_per_hour: 0.2\n", "  preemptions_per_hour: -1\n"), "interruptible.preemptions_per_hour = -1"),
     ]:
         assert change[0] in text
         broken = tmp_path / "jobspecs" / "offers.yaml"
@@ -363,6 +373,7 @@ def test_shootout_plan_offers_prints_the_table_it_chose_from(tmp_path, capsys) -
         "gpu": "H200",
         "num_gpus": 2,
         "usd_per_hour": 5.0,
+        "min_bid_usd_per_hour": 2.5,
         "source": "jobspecs/offers.yaml snapshot of 2026-12-01",
     }
     rental = offer_snapshot().rental
@@ -422,3 +433,193 @@ def test_a_plan_that_fits_by_less_than_the_planners_error_is_warned() -> None:
     assert "clip 0 is predicted at 588 s on 4× RTX 4090, within the planner's 12% error of" in warning
     roomy = check_plan(validate(spec_data("wan22_ti2v_5b", generation={"profile": "quantized"})))
     assert roomy.warnings == [] and roomy.longest.seconds < 600 / 1.12
+
+
+# --- interruptible (bid) instances -----------------------------------------------------------------------------------
+
+# Fixed offers with min_bids (not the snapshot's): the RTX 4090 bids little below its on-demand price, the H100 SXM far
+# below; what `interruptible: true` picks from below.
+BIDS = [
+    OfferShape(gpu="RTX 4090", num_gpus=1, usd_per_hour=0.30, min_bid_usd_per_hour=0.28, source="a test's bids"),
+    OfferShape(gpu="H100 SXM", num_gpus=1, usd_per_hour=2.00, min_bid_usd_per_hour=0.40, source="a test's bids"),
+]
+
+
+def test_the_interruptible_dollars_per_film_by_hand() -> None:
+    """Wan on one RTX 4090 of the snapshot ($0.24/h on demand, min_bid $0.12/h), bid_margin 1.25, no cap:
+        rented       = setup 600 s + 24 GB × 1000 / 125 MB/s (192 s) + the predicted run
+        expected     = 0.2 preemptions an hour × rented / 3600
+        seconds_each = 600 + 192 + load 60 s + the longest clip / 2
+        bid          = 0.12 × 1.25 = $0.15/h
+        $/film       = (rented + expected × seconds_each) / 3600 × 0.15; on demand rented / 3600 × 0.24
+    priced whatever the spec's interruptible flag; the flag decides which one the run pays."""
+    from jobspecs.plan import expected_preemption_s, offer_rows
+
+    spec = validate(spec_data("wan22_ti2v_5b"))
+    prediction = predict_run(spec)
+    rented = 600 + 24 * 1000 / 125 + prediction.total_s
+    expected = 0.2 * rented / 3600
+    each = 600 + 192 + 60 + prediction.longest.seconds / 2
+    by_hand = (rented + expected * each) / 3600 * (0.12 * 1.25)
+
+    estimate = expected_preemption_s(spec, rented)
+    assert (estimate.per_hour, estimate.expected, estimate.seconds_each) == (0.2, pytest.approx(expected), each)
+    assert estimate.extra_s == pytest.approx(expected * each)
+    for interruptible in (False, True):
+        named = validate(
+            spec_data("wan22_ti2v_5b", infrastructure={"provider": "vast", "interruptible": interruptible})
+        )
+        (row,) = offer_rows(named)
+        assert row.offer.name == "1× RTX 4090" and row.chosen and row.interruptible is interruptible
+        assert row.bid_usd_per_hour == 0.15 and row.bid_problem is None
+        assert row.usd_per_film == pytest.approx(rented / 3600 * 0.24, abs=1e-4)
+        assert row.usd_per_film_interruptible == pytest.approx(by_hand, abs=1e-4)
+        assert row.expected_preemptions == pytest.approx(expected, abs=1e-4) and row.preemption_s == round(each, 1)
+        assert row.run_usd_per_film == (row.usd_per_film_interruptible if interruptible else row.usd_per_film)
+    assert by_hand < rented / 3600 * 0.24  # about half the price, a little more time
+
+
+def test_interruptible_picks_the_box_by_its_bid_per_film() -> None:
+    """Wan, `gpu: auto`, of BIDS: on demand the RTX 4090 is cheaper per film ($0.30/h against $2.00/h); bid on, the
+    H100 SXM is (a bid of 0.40 × 1.25 = $0.50/h, on a box 3-4× faster, against 0.28 × 1.25 = $0.35/h)."""
+    on_demand = pick_offer(unresolved("wan22_ti2v_5b", infrastructure={"provider": "vast", "gpu": "auto"}), BIDS)
+    assert on_demand.offer.offer.name == "1× RTX 4090" and not on_demand.offer.interruptible
+    assert "→ 1× RTX 4090 at $0.30/h on demand (a test's bids)" in on_demand.text
+    assert "the lowest on-demand $/film of the 2 offers that fit" in on_demand.text
+
+    bid = pick_offer(
+        unresolved("wan22_ti2v_5b", infrastructure={"provider": "vast", "gpu": "auto", "interruptible": True}), BIDS
+    )
+    verdicts = {v.offer.name: v for v in bid.verdicts}
+    assert verdicts["1× H100 SXM"].usd_per_film > verdicts["1× RTX 4090"].usd_per_film  # on demand: the 4090
+    assert verdicts["1× H100 SXM"].usd_per_film_interruptible < verdicts["1× RTX 4090"].usd_per_film_interruptible
+    assert (bid.offer.offer.name, bid.offer.bid_usd_per_hour) == ("1× H100 SXM", 0.5) and bid.offer.interruptible
+    assert bid.spec.infrastructure.gpu == "H100 SXM" and bid.spec.infrastructure.interruptible
+    assert bid.text.startswith(
+        "infrastructure.gpu = 'auto', num_gpus = 'auto' → 1× H100 SXM interruptible at a bid of $0.500/h (min_bid "
+        f"$0.400 × bid_margin 1.25; a test's bids): ${bid.offer.usd_per_film_interruptible:.2f} per film ("
+    )
+    assert "expected preemptions × " in bid.text and "the lowest interruptible $/film (at the bid) of the 2" in bid.text
+
+
+def test_a_cap_below_the_min_bid_leaves_the_shape_out_as_interruptible() -> None:
+    """max_usd_per_hour 0.30: the RTX 4090's bid is cut from 0.35 to the cap (its min_bid 0.28 is under it); the
+    H100 SXM's min_bid 0.40 is above it, so it is not bid on and the 4090 is picked. At 0.25 neither can be bid on:
+    refused, naming the cap and the bid that would rent the cheapest box that fits."""
+    capped = pick_offer(
+        unresolved(
+            "wan22_ti2v_5b",
+            infrastructure={"provider": "vast", "gpu": "auto", "interruptible": True, "max_usd_per_hour": 0.30},
+        ),
+        BIDS,
+    )
+    verdicts = {v.offer.name: v for v in capped.verdicts}
+    h100 = verdicts["1× H100 SXM"]
+    assert not h100.within_cap and h100.bid_usd_per_hour is None and h100.usd_per_film_interruptible is None
+    assert h100.bid_problem == (
+        "its min_bid $0.400/h is above infrastructure.max_usd_per_hour = 0.3: no bid at or under the cap rents it"
+    )
+    assert capped.offer.offer.name == "1× RTX 4090" and capped.offer.bid_usd_per_hour == 0.30
+    assert "(min_bid $0.280 × bid_margin 1.25, cut to infrastructure.max_usd_per_hour = 0.3; a test's" in capped.text
+
+    with pytest.raises(SpecError) as caught:
+        pick_offer(
+            unresolved(
+                "wan22_ti2v_5b",
+                infrastructure={"provider": "vast", "gpu": "auto", "interruptible": True, "max_usd_per_hour": 0.25},
+            ),
+            BIDS,
+        )
+    message = str(caught.value)
+    assert "within infrastructure.max_usd_per_hour = 0.25: the cheapest that fits, 1× H100 SXM interruptible at a " in (
+        message
+    )
+    assert message.endswith("bids more than the cap; --set infrastructure.max_usd_per_hour=0.5 (or remove the cap)")
+    # a shape without a min_bid can't be bid on at all
+    no_bid = [BIDS[0].model_copy(update={"min_bid_usd_per_hour": None})]
+    with pytest.raises(SpecError, match=r"no offer that fits can be bid on \(no min_bid stated \(a test's bids\)"):
+        pick_offer(
+            unresolved("wan22_ti2v_5b", infrastructure={"provider": "vast", "gpu": "auto", "interruptible": True}),
+            no_bid,
+        )
+
+
+def test_shootout_plan_shows_the_price_on_demand_and_interruptible(capsys, monkeypatch) -> None:
+    """`shootout plan jobspecs/wan.yaml`: a line with the chosen box's $/film on demand and interruptible, the bid
+    and how it is made, the expected preemptions and what each costs, and which of the two the run pays; --offers
+    has the bid columns; --json carries the numbers."""
+    from flows.cli import main
+
+    monkeypatch.delenv("VAST_API_KEY", raising=False)  # the snapshot's prices
+    spec_file = str(REPO / "jobspecs" / "wan.yaml")
+    for interruptible in ("false", "true"):
+        flag = ["--set", f"infrastructure.interruptible={interruptible}"]
+        assert main(["plan", spec_file, "--json", *flag]) == 0
+        offer = PlanReport.model_validate_json(capsys.readouterr().out).offer
+        assert offer.interruptible is (interruptible == "true")
+        assert main(["plan", spec_file, *flag]) == 0
+        out = capsys.readouterr().out
+        line = next(line for line in out.splitlines() if line.startswith("cost on "))
+        used = "interruptible" if interruptible == "true" else "on demand"
+        assert line == (
+            f"cost on 1× RTX 4090: ${offer.usd_per_film:.2f} per film on demand ($0.24/h); "
+            f"${offer.usd_per_film_interruptible:.2f} interruptible (bid $0.150/h = min_bid $0.120 × bid_margin 1.25; "
+            f"{offer.expected_preemptions:.2f} preemptions expected at 0.2/h, ASSUMED, +{offer.preemption_s:.0f} s "
+            f"rented each); this run rents {used} (infrastructure.interruptible = {interruptible})"
+        )
+        assert offer.usd_per_film_interruptible < offer.usd_per_film
+    assert f"offer: 1× RTX 4090 interruptible at a bid of $0.150/h, ${offer.usd_per_film_interruptible:.2f}" in out
+
+    assert main(["plan", spec_file, "--offers", "--set", "infrastructure.interruptible=true"]) == 0
+    out = capsys.readouterr().out
+    assert " $/film bid $/h bid $/film  note" in out
+    assert "(infrastructure.interruptible = true: the run bids, and the offer is picked by bid $/film)" in out
+    chosen = next(line for line in out.splitlines() if line.endswith("← chosen"))
+    assert chosen.split()[:2] == ["RTX", "4090"] and chosen.split()[8:10] == [
+        "0.150",
+        f"{offer.usd_per_film_interruptible:.2f}",
+    ]
+    assert "× 0.2 an hour, ASSUMED) × (setup + download + load + half the longest clip), at the bid" in out
+
+
+def test_with_a_vast_key_interruptible_prices_come_from_a_bid_search(capsys, tmp_path, monkeypatch) -> None:
+    """interruptible: true through the real vastai client against the fake Vast API: one search a shape, for bid
+    offers; a shape's min_bid is the lowest matching one and its $/h that offer's dph_total (1× RTX 4090: 5002, min_bid
+    set to $0.18, at $0.55/h; 2× RTX 4090: 5006, $0.40, $0.90/h). On demand the searches are on-demand ones, the
+    cheapest per hour wins (5001, $0.42/h) and its row's min_bid ($0.21) is kept too."""
+    from fakes.vast_api import FakeVast
+
+    from flows.cli import main
+
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))  # the client caches under ~/.config and ~/.cache
+    with FakeVast(ssh_host="127.0.0.1", ssh_port=22, api_key="test-key") as fake:
+        fake.update_offer(5006, reliability=0.995, reliability2=0.995, inet_down=900.0, disk_space=200.0, min_bid=0.40)
+        fake.update_offer(5001, min_bid=0.21)  # every other 1× RTX 4090 offer has the default min_bid, 0.25
+        fake.update_offer(5002, min_bid=0.18, cuda_max_good=13.0)  # dearer on demand, the lowest bid
+        monkeypatch.setenv("VAST_URL", fake.url)
+        monkeypatch.setenv("VAST_API_KEY", "test-key")
+        spec_file = str(REPO / "jobspecs" / "wan.yaml")
+        reports = {}
+        for interruptible in ("true", "false"):
+            before = len(fake.requests_to("POST", "/api/v0/bundles/"))
+            args = ["plan", spec_file, "--json", "--offers", "--set", f"infrastructure.interruptible={interruptible}"]
+            assert main([*args, *FIVE_S_SHOTS]) == 0
+            searches = fake.requests_to("POST", "/api/v0/bundles/")[before:]
+            assert len(searches) == 12  # one search per shape of the snapshot (4 counts × 3 GPUs)
+            assert {search["body"].get("type") for search in searches} == {
+                "bid" if interruptible == "true" else "on-demand"
+            }
+            reports[interruptible] = PlanReport.model_validate_json(capsys.readouterr().out)
+    expected = {
+        "true": {"1× RTX 4090": (0.55, 0.18), "2× RTX 4090": (0.90, 0.40)},
+        "false": {"1× RTX 4090": (0.42, 0.21), "2× RTX 4090": (0.90, 0.40)},
+    }
+    for interruptible, report in reports.items():
+        prices = {row.offer.name: (row.offer.usd_per_hour, row.offer.min_bid_usd_per_hour) for row in report.offers}
+        assert prices == expected[interruptible], prices
+        assert all(row.offer.source.startswith("Vast.ai live offers, ") for row in report.offers)
+    bid = reports["true"].offer
+    assert (bid.offer.name, bid.interruptible, bid.bid_usd_per_hour) == ("1× RTX 4090", True, 0.225)  # 0.18 × 1.25
+    assert bid.usd_per_film_interruptible == pytest.approx(
+        (bid.rented_s + bid.expected_preemptions * bid.preemption_s) / 3600 * 0.225, abs=1e-3
+    )

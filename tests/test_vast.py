@@ -200,16 +200,20 @@ def test_an_estimate_over_budget_is_refused_before_anything_is_rented(fake, sshd
     prediction = predict_run(spec)
     seen = []
 
-    def approve(offer: VastOffer) -> Estimate:
-        seen.append(offer.id)
-        return estimate_at(prediction, offer.usd_per_hour, budget_usd=0.10)
+    def approve(offer: VastOffer, usd_per_hour: float) -> Estimate:
+        seen.append((offer.id, usd_per_hour))
+        return estimate_at(prediction, usd_per_hour, budget_usd=0.10)
 
     made, records, _ = provider(fake, sshd, tmp_path, approve=approve)
-    with pytest.raises(OverBudget, match=r"budget_usd = 0.10: the estimate at the cheapest matching offer is \$"):
+    with pytest.raises(
+        OverBudget, match=r"budget_usd: \$0.10 is left, and the estimate at the cheapest matching offer"
+    ):
         made.acquire("run-1")
-    assert seen == [5001] and records == [] and fake.requests_to("PUT", "/api/v0/asks/*/") == []
+    assert seen == [(5001, 0.42)] and records == [] and fake.requests_to("PUT", "/api/v0/asks/*/") == []
     # within budget, the estimate is kept with the rental and shows next to the actual cost
-    made, _, _ = provider(fake, sshd, tmp_path, approve=lambda offer: estimate_at(prediction, 0.42, budget_usd=50))
+    made, _, _ = provider(
+        fake, sshd, tmp_path, approve=lambda offer, price: estimate_at(prediction, price, budget_usd=50)
+    )
     box = made.acquire("run-2")
     made.release(box, "run-2", fetched=True)
     (cost,) = made.costs()

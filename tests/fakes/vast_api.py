@@ -19,9 +19,24 @@ actual_status null, the next `loading_polls` 'loading', and every poll after tha
 the defaults (configure) overlaid by the offer's own (configure_offer); configure_instance changes a live one.
 The v1 list shows every live instance in its current state (it never hides one and never advances one).
 
+Interruptible (bid) instances: search with type "bid" (or "interruptible") lists only the offers with a numeric
+`min_bid`. A create whose body has a `price` (the SDK's price= / bid_price=) is a bid: below the offer's min_bid
+the instance is created stopped and the answer is {"success": false, "new_contract": id, ...} (the caller must
+destroy it); otherwise it runs as any instance, with is_bid true and dph_total = the bid (what it is billed at).
+An outbid instance is stopped: actual_status, cur_state, intended_status and next_state "stopped", ports null;
+it stays live (storage is billed) until destroyed. Preempt one with `preempt(id)`, POST /_fake/preempt, or the
+knob `preempt_at_poll` (at its Nth GET /api/v0/instances/{id}/, that GET's row already stopped; on-demand
+instances ignore it); `machine_gone` / `machine_gone_on_preempt` keep its offer rented by the higher bidder
+(not in search, 404 no_such_ask on create) even after it is destroyed. `fake.on_preempt` callbacks are called
+with the id on every preemption (outside the lock, in the preempting thread).
+
+Knobs (INSTANCE_KNOBS): invisible_polls, null_polls, loading_polls (int >= 0), final_status, stuck_loading,
+status_msg, ssh_host, ssh_port, preempt_at_poll (int >= 1 or None), machine_gone_on_preempt (bool).
+
 Scripted faults (inject) are answered before authentication and routing, first match wins; see `inject`.
 The test-only endpoints, unauthenticated and not in the request log, let another process script the fake:
-POST /_fake/config, POST /_fake/reset, GET /_fake/requests, GET /_fake/instances.
+POST /_fake/config, POST /_fake/reset, GET /_fake/requests, GET /_fake/instances,
+POST /_fake/preempt {"instance_id": n, "machine_gone": false}.
 """
 
 from __future__ import annotations
@@ -32,9 +47,11 @@ import copy
 import fnmatch
 import functools
 import json
+import math
 import re
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -56,7 +73,11 @@ INSTANCE_KNOBS = (
     "status_msg",
     "ssh_host",
     "ssh_port",
+    "preempt_at_poll",
+    "machine_gone_on_preempt",
 )
+# The search types the SDK sends ("interruptible" is mapped to "bid" by vastai 1.9.1; accepted here too).
+OFFER_TYPES = ("on-demand", "reserved", "bid", "interruptible")
 # Keys of a search body that are not field filters.
 SEARCH_CONTROL_KEYS = {"order", "type", "limit", "allocated_storage", "disable_bundling"}
 FILTER_OPS = {"eq", "neq", "gt", "gte", "lt", "lte", "in", "notin"}
@@ -70,6 +91,9 @@ STATUS_MSGS = {
     "runc create failed: unable to start container process",
     "stopped": "Instance stopped",
 }
+# The status_msg of a stopped bid instance: ours, not Vast's exact wording.
+OUTBID_MSG = "Instance outbid: stopped"
+UNDERBID_MSG = "Bid below the offer's min_bid: stopped"
 
 
 def no_such_ask(offer_id: int) -> dict:
@@ -277,6 +301,11 @@ class _Instance:
     polls: int = 0
     stopped: bool = False
     destroyed_at: float | None = None
+    bid: float | None = None  # $/h: the create body's price (a bid instance), billed at that
+    underbid: bool = False  # created with a bid below the offer's min_bid: stopped from the start
+    preempted_at: float | None = None  # time.monotonic() when it was outbid
+    preempted_at_poll: int | None = None  # its `polls` then
+    machine_gone: bool = False  # preempted and the machine kept by the higher bidder
 
     def status_at(self, polls: int) -> str | None:
         """actual_status after `polls` GETs of this instance, or 'invisible'."""
@@ -320,8 +349,11 @@ class FakeVast:
             "status_msg": None,
             "ssh_host": ssh_host,
             "ssh_port": ssh_port,
+            "preempt_at_poll": None,
+            "machine_gone_on_preempt": False,
         }
         self._lock = threading.RLock()
+        self._local = threading.local()  # .preempted: ids this thread preempted, whose callbacks are due
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
         self.reset()
@@ -363,8 +395,12 @@ class FakeVast:
     # ---- scripting ---------------------------------------------------------------------------------------
 
     def reset(self) -> None:
-        """Back to the initial state: offers, knobs, no instances, keys, faults or logged requests."""
+        """Back to the initial state: offers, knobs, no instances, keys, faults or logged requests; the
+        on_preempt callbacks are dropped too (a test after a reset starts without them)."""
         with self._lock:
+            # fn(instance_id) for each preemption; appended by tests, called outside the lock in the preempting thread
+            self.on_preempt: list[Callable[[int], None]] = []
+            self._taken_offers: set[int] = set()  # offers a higher bidder keeps (machine_gone)
             self._offers = {o["id"]: copy.deepcopy(o) for o in self._initial_offers}
             self._knobs = dict(self._initial_knobs)
             self._page_size: int | None = None
@@ -374,11 +410,16 @@ class FakeVast:
             self._faults: list[_Fault] = []
             self._requests: list[dict] = []
             self._account_keys: list[dict] = []
+            # (instance_id, exception) of on_preempt callbacks that raised in a server thread (HTTP-driven
+            # preemptions); preempt() called directly lets a callback's exception propagate instead
+            self.on_preempt_errors: list[tuple[int, BaseException]] = []
 
     def configure(self, page_size: int | None = None, **knobs: Any) -> None:
         """Defaults for instances created from now on: invisible_polls, null_polls, loading_polls (int),
         final_status (one of FINAL_STATUSES), stuck_loading (bool), status_msg (str for the final state),
-        ssh_host, ssh_port. `page_size` caps the v1 list's `limit` (forces next_token paging); 0 removes the cap."""
+        ssh_host, ssh_port, preempt_at_poll (int >= 1 or None: a bid instance is outbid at its Nth GET),
+        machine_gone_on_preempt (bool: that preemption also keeps the offer off the market).
+        `page_size` caps the v1 list's `limit` (forces next_token paging); 0 removes the cap."""
         with self._lock:
             self._knobs.update(_checked_knobs(knobs))
             if page_size is not None:
@@ -399,9 +440,34 @@ class FakeVast:
             self._instances[instance_id].knobs.update(_checked_knobs(knobs))
 
     def update_offer(self, offer_id: int, **fields: Any) -> None:
-        """Change an offer's fields; rented=True makes it vanish from search and 404 on create."""
+        """Change an offer's fields; rented=True makes it vanish from search and 404 on create (rented=False
+        brings back even an offer a preemption's machine_gone took)."""
         with self._lock:
             self._offers[offer_id].update(fields)
+            if fields.get("rented") is False:
+                self._taken_offers.discard(offer_id)
+
+    def preempt(self, instance_id: int, machine_gone: bool = False) -> None:
+        """Outbid the live bid instance `instance_id`: it is stopped (actual_status, cur_state, intended_status,
+        next_state "stopped", ports null, status_msg OUTBID_MSG) and stays live until destroyed; then each
+        `on_preempt` callback is called with the id. `machine_gone`: the higher bidder keeps the machine, so the
+        offer is not offered again (not in search, 404 no_such_ask on create), even after the instance is
+        destroyed. KeyError: no such live instance; ValueError: an on-demand instance, or one already preempted."""
+        with self._lock:
+            self._preempt_checked(instance_id, machine_gone)
+        self._run_preempt_callbacks()
+
+    def _preempt_checked(self, instance_id: int, machine_gone: bool) -> None:
+        if not isinstance(machine_gone, bool):
+            raise TypeError(f"machine_gone must be a bool, not {machine_gone!r}")
+        inst = self._live_instance(int(instance_id))
+        if inst is None:
+            raise KeyError(f"no live instance {instance_id}")
+        if inst.bid is None:
+            raise ValueError(f"instance {instance_id} is on-demand (created without a price): it is not outbid")
+        if inst.preempted_at is not None:
+            raise ValueError(f"instance {instance_id} was already preempted")
+        self._preempt_locked(inst, machine_gone)
 
     def inject(
         self,
@@ -466,7 +532,10 @@ class FakeVast:
 
     def instance(self, instance_id: int) -> dict | None:
         """The instance's row as the API shows it now (without advancing it), plus destroyed (bool),
-        billed_seconds, polls, env (dict), ssh_keys (account keys at create + attached) and create_body;
+        billed_seconds, billed_dph (the $/h it is billed at: the bid, else the offer's dph_total), polls,
+        env (dict), ssh_keys (account keys at create + attached), create_body, bid ($/h or None: on-demand),
+        underbid (created with a bid below min_bid, hence stopped), preempted (bool), preempted_at
+        (time.monotonic() or None), preempted_at_poll (its polls count then, or None) and machine_gone (bool);
         None if it never existed."""
         with self._lock:
             inst = self._instances.get(instance_id)
@@ -476,10 +545,17 @@ class FakeVast:
             row.update(
                 destroyed=inst.destroyed_at is not None,
                 billed_seconds=self.billed_seconds(instance_id),
+                billed_dph=inst.bid if inst.bid is not None else inst.offer["dph_total"],
                 polls=inst.polls,
                 env=dict(inst.env),
                 ssh_keys=list(inst.ssh_keys),
                 create_body=copy.deepcopy(inst.body),
+                bid=inst.bid,
+                underbid=inst.underbid,
+                preempted=inst.preempted_at is not None,
+                preempted_at=inst.preempted_at,
+                preempted_at_poll=inst.preempted_at_poll,
+                machine_gone=inst.machine_gone,
             )
             return row
 
@@ -519,7 +595,8 @@ class FakeVast:
             self._requests.append(entry)
             reply = self._answer(method, path, query, body, auth_ok)
             entry["status"] = reply.status
-            return reply
+        self._run_preempt_callbacks(collect_errors=True)  # a preempt_at_poll preemption, before the reply goes
+        return reply
 
     def _answer(self, method: str, path: str, query: dict, body: Any, auth_ok: bool) -> Reply:
         fault = self._take_fault(method, path)
@@ -594,9 +671,14 @@ class FakeVast:
     def _search(self, q: Any) -> Reply:
         if not isinstance(q, dict):
             return _invalid_request("body must be a JSON object")
+        offer_type = q.get("type") or "on-demand"
+        if offer_type not in OFFER_TYPES:
+            return _invalid_request(f"type must be one of {OFFER_TYPES}, not {offer_type!r}")
         try:
             filters = {k: v for k, v in q.items() if k not in SEARCH_CONTROL_KEYS}
             rows = [o for o in self._offers.values() if not o["rented"] and _matches(o, filters)]
+            if offer_type in ("bid", "interruptible"):  # only the offers that take bids
+                rows = [o for o in rows if _is_number(o.get("min_bid"))]
             order = q.get("order") or [["score", "desc"]]
             rows = _sorted(rows, [(col, direction) for col, direction in order])
             limit = int(q["limit"]) if q.get("limit") is not None else None
@@ -633,6 +715,13 @@ class FakeVast:
             return _invalid_args("args + onstart must be at most 4096 characters")
         if not isinstance(disk, int | float) or disk < 8 or disk > offer["disk_space"]:
             return _invalid_args(f"disk must be between 8 and {offer['disk_space']} GB")
+        price = body.get("price")
+        if price is not None:
+            if not _is_number(price) or not math.isfinite(price) or price <= 0:
+                return _invalid_args(f"price (the bid, $/h) must be a positive number, not {price!r}")
+            if not _is_number(offer.get("min_bid")):  # our choice: an offer that states no min_bid takes no bids
+                return _invalid_args(f"offer {offer_id} takes no bids (its min_bid is {offer.get('min_bid')!r})")
+        underbid = price is not None and price < offer["min_bid"]
 
         instance_id = self._next_id
         self._next_id += 1
@@ -649,8 +738,27 @@ class FakeVast:
             api_key=f"ik-{instance_id:x}-fake",
             start_date=time.time(),
             created_at=time.monotonic(),
-            stopped=stopped,
+            stopped=stopped or underbid,
+            bid=float(price) if price is not None else None,
+            underbid=underbid,
         )
+        if underbid:
+            # Vast creates the instance stopped and answers success false with its id (dstack PR #4036); the
+            # error name, code and wording here are ours (plausible, not Vast's exact text).
+            msg = (
+                f"error 400/3467: insufficient_bid Your bid ${price}/h is below the minimum bid "
+                f"${offer['min_bid']}/h for ask {offer_id}; instance {instance_id} was created stopped."
+            )
+            return Reply(
+                200,
+                {
+                    "success": False,
+                    "new_contract": instance_id,
+                    "instance_api_key": f"ik-{instance_id:x}-fake",
+                    "error": "insufficient_bid",
+                    "msg": msg,
+                },
+            )
         return Reply(
             200, {"success": True, "new_contract": instance_id, "instance_api_key": f"ik-{instance_id:x}-fake"}
         )
@@ -682,6 +790,9 @@ class FakeVast:
         if inst is None or inst.destroyed_at is not None:
             return Reply(200, {"instances": None})
         inst.polls += 1
+        at = inst.knobs["preempt_at_poll"]
+        if at is not None and inst.polls >= at and inst.bid is not None and inst.preempted_at is None:
+            self._preempt_locked(inst, inst.knobs["machine_gone_on_preempt"])
         if inst.status_at(inst.polls) == "invisible":
             return Reply(200, {"instances": None})
         return Reply(200, {"instances": self._row(inst, inst.polls)})
@@ -699,7 +810,9 @@ class FakeVast:
         if "state" in body:
             if body["state"] not in ("running", "stopped"):
                 return _invalid_args("state must be running or stopped")
-            inst.stopped = body["state"] == "stopped"
+            # an outbid or underbid instance stays stopped: the higher bid still holds the machine (the fake has
+            # no change_bid, and no higher bidder that leaves); the request itself is answered success
+            inst.stopped = body["state"] == "stopped" or inst.preempted_at is not None or inst.underbid
         return Reply(200, {"success": True})
 
     def _destroy_instance(self, instance_id: int, **_: Any) -> Reply:
@@ -708,8 +821,8 @@ class FakeVast:
             return Reply(404, no_such_instance(instance_id))
         inst.destroyed_at = time.monotonic()
         offer = self._offers.get(inst.offer["id"])
-        if offer is not None:
-            offer["rented"] = False  # the machine is offered again
+        if offer is not None and offer["id"] not in self._taken_offers:
+            offer["rented"] = False  # the machine is offered again (not when a higher bidder took it)
         return Reply(200, {"success": True})
 
     def _attach_ssh(self, instance_id: int, body: Any, **_: Any) -> Reply:
@@ -818,6 +931,41 @@ class FakeVast:
         inst = self._instances.get(instance_id)
         return inst if inst is not None and inst.destroyed_at is None else None
 
+    def _preempt_locked(self, inst: _Instance, machine_gone: bool) -> None:
+        """Stop `inst` as outbid (the caller holds the lock and checked it is a live bid instance); its
+        on_preempt callbacks are due in this thread (_run_preempt_callbacks, once the lock is released)."""
+        inst.stopped = True
+        inst.preempted_at = time.monotonic()
+        inst.preempted_at_poll = inst.polls
+        inst.machine_gone = machine_gone
+        if machine_gone:
+            self._taken_offers.add(inst.offer["id"])
+            offer = self._offers.get(inst.offer["id"])
+            if offer is not None:
+                offer["rented"] = True
+        if not hasattr(self._local, "preempted"):
+            self._local.preempted = []
+        self._local.preempted.append(inst.id)
+
+    def _run_preempt_callbacks(self, collect_errors: bool = False) -> None:
+        """Call the on_preempt callbacks for the preemptions this thread made; outside the lock."""
+        due = getattr(self._local, "preempted", None)
+        if not due:
+            return
+        self._local.preempted = []
+        with self._lock:
+            callbacks = list(self.on_preempt)
+        for instance_id in due:
+            for fn in callbacks:
+                if not collect_errors:
+                    fn(instance_id)
+                    continue
+                try:
+                    fn(instance_id)
+                except Exception as e:  # a server thread: keep answering, let the test look
+                    with self._lock:
+                        self.on_preempt_errors.append((instance_id, e))
+
     def _row(self, inst: _Instance, polls: int) -> dict:
         status = inst.status_at(polls)
         if status == "invisible":
@@ -825,6 +973,10 @@ class FakeVast:
         k, offer = inst.knobs, inst.offer
         state = "stopped" if status == "stopped" else "running"
         msg = STATUS_MSGS.get(status, "")
+        if status == "stopped" and inst.preempted_at is not None:
+            msg = OUTBID_MSG
+        elif status == "stopped" and inst.underbid:
+            msg = UNDERBID_MSG
         if status == "running":
             msg = f"success, running {inst.body.get('image')}"
         if status in FINAL_STATUSES and k["status_msg"] is not None:
@@ -877,12 +1029,12 @@ class FakeVast:
             "cpu_ram": offer["cpu_ram"],
             "disk_space": float(inst.body.get("disk") or 10),
             "disk_util": 0.0,
-            "dph_total": offer["dph_total"],
+            "dph_total": inst.bid if inst.bid is not None else offer["dph_total"],  # a bid instance is billed its bid
             "dph_base": offer["dph_base"],
             "storage_cost": offer["storage_cost"],
             "inet_up_cost": offer["inet_up_cost"],
             "inet_down_cost": offer["inet_down_cost"],
-            "is_bid": inst.body.get("price") is not None,
+            "is_bid": inst.bid is not None,
             "min_bid": offer["min_bid"],
             "inet_up": offer["inet_up"],
             "inet_down": offer["inet_down"],
@@ -907,6 +1059,13 @@ class FakeVast:
                 return Reply(200, {"live": self.live_instances(), "instances": [self.instance(i) for i in ids]})
             if (method, path) == ("POST", "/_fake/config"):
                 self._apply_config(body if isinstance(body, dict) else {})
+                return Reply(200, {"success": True})
+            if (method, path) == ("POST", "/_fake/preempt"):
+                if not isinstance(body, dict) or not isinstance(body.get("instance_id"), int):
+                    raise ValueError(f'body must be {{"instance_id": <int>, "machine_gone": <bool>}}, not {body!r}')
+                with self._lock:  # callbacks run in this server thread: their errors are collected, not raised
+                    self._preempt_checked(body["instance_id"], body.get("machine_gone", False))
+                self._run_preempt_callbacks(collect_errors=True)
                 return Reply(200, {"success": True})
         except (ValueError, TypeError, KeyError) as e:
             return Reply(400, {"success": False, "error": "bad_config", "msg": repr(e)})
@@ -934,7 +1093,7 @@ class FakeVast:
             self.update_offer(int(update.pop("id")), **update)
 
 
-CONTROL_ROUTES = {"/_fake/config", "/_fake/reset", "/_fake/requests", "/_fake/instances"}
+CONTROL_ROUTES = {"/_fake/config", "/_fake/reset", "/_fake/requests", "/_fake/instances", "/_fake/preempt"}
 # (method, path regex, FakeVast method, needs auth); numeric groups are passed as ints.
 ROUTES = [
     ("GET", r"/api/v0/gpu_names/unique/?", "_gpu_names", False),
@@ -996,7 +1155,16 @@ def _checked_knobs(knobs: dict) -> dict:
         raise ValueError("stuck_loading must be a bool")
     if "final_status" in knobs and knobs["final_status"] not in FINAL_STATUSES:
         raise ValueError(f"final_status must be one of {FINAL_STATUSES}")
+    at = knobs.get("preempt_at_poll")
+    if at is not None and (not isinstance(at, int) or isinstance(at, bool) or at < 1):
+        raise ValueError(f"preempt_at_poll must be an int >= 1 or None, not {at!r}")
+    if "machine_gone_on_preempt" in knobs and not isinstance(knobs["machine_gone_on_preempt"], bool):
+        raise ValueError(f"machine_gone_on_preempt must be a bool, not {knobs['machine_gone_on_preempt']!r}")
     return dict(knobs)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
 
 
 def _invalid_args(msg: str) -> Reply:

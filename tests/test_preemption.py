@@ -1,0 +1,150 @@
+"""Interruptible (bid) rentals that Vast takes away mid-run: `shootout run` → the real vastai client → the fake Vast
+API (bids, an outbid control) → a real sshd. A preempted run is noticed, its instance destroyed, another rented, and
+the run goes on from the last clip copied here, to the same film as an uninterrupted run; past max_preemptions (or
+with nothing left to rent) what finished is bundled here. Every test ends with zero live instances."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from conftest import DEMO, VAST_KEY, shootout_cli, stop_box_processes, wait_until
+from fakes.vast_api import FakeVast
+from test_remote_runs import SMALL_SETS, bundle_of, hashes, local_hashes, remote_args, run_env, start_run
+
+from remote.bundle import sha256_file
+
+BID_SETS = ["--set", "infrastructure.interruptible=true", "--set", "infrastructure.preemption_check_s=1"]
+BID_MARGIN = 1.25  # the schema's default
+
+
+@pytest.fixture
+def fake(sshd_server, tmp_path):
+    """Two matching 4090 offers with distinct min_bids (5001 the cheaper, 5003 made reliable enough to match); a
+    preempted instance's processes end with it, as a stopped container's do."""
+    root = tmp_path / "box"
+    with FakeVast(ssh_host="127.0.0.1", ssh_port=sshd_server.port, api_key=VAST_KEY) as server:
+        server.configure(null_polls=0, loading_polls=0)
+        server.update_offer(5001, min_bid=0.20)
+        server.update_offer(5003, min_bid=0.22, reliability=0.995, reliability2=0.995)
+        server.on_preempt.append(lambda instance_id: stop_box_processes(root / str(instance_id)))
+        yield server
+    stop_box_processes(root)
+
+
+def instance_clips_done(root: Path, instance_id: int) -> int:
+    """Clips finished on one instance's box (its status file), 0 before it has one."""
+    for path in (root / str(instance_id)).glob("*/run/status/status.json"):
+        try:
+            return json.loads(path.read_text()).get("clips_done", 0)
+        except json.JSONDecodeError:
+            return 0
+    return 0
+
+
+def preempt_when(fake: FakeVast, root: Path, clips_done: int, machine_gone: bool = False) -> int:
+    """Wait until the live instance has `clips_done` finished clips, then outbid it; its id."""
+
+    def ready() -> int | None:
+        live = fake.live_instances()
+        return live[-1] if live and instance_clips_done(root, live[-1]) >= clips_done else None
+
+    instance_id = wait_until(ready, what=f"{clips_done} clips on the live instance")
+    fake.preempt(instance_id, machine_gone=machine_gone)
+    return instance_id
+
+
+def created_bids(fake: FakeVast) -> list[tuple[str, float]]:
+    """(offer id, bid) of every create, in order."""
+    return [
+        (r["path"].rstrip("/").rsplit("/", 1)[-1], r["body"]["price"])
+        for r in fake.requests_to("PUT", "/api/v0/asks/*/")
+    ]
+
+
+def test_a_run_preempted_after_clip_2_finishes_on_a_new_instance_with_the_same_film(
+    small_local_run, fake, sshd_server, box_venv, tmp_path
+) -> None:
+    out, root = tmp_path / "out", tmp_path / "box"
+    args = ["--out", str(out), *remote_args("vast", sshd_server, box_venv, root, *SMALL_SETS, *BID_SETS)]
+    run = start_run(args, run_env(small_local_run["api"], tmp_path, fake))
+    try:
+        first = preempt_when(fake, root, clips_done=2)
+        stdout, stderr = run.communicate(timeout=600)
+    finally:
+        run.kill()
+    assert run.returncode == 0, stdout[-3000:] + stderr[-5000:]
+    run_dir, manifest = bundle_of(out)
+    assert hashes(manifest) == local_hashes(small_local_run)  # the same clips, frames and film, byte for byte
+    assert manifest["guardrails"]["outcome"] == "ok"
+    assert fake.live_instances() == []
+    assert f"Vast stopped interruptible instance {first}" in stderr and "preemption 1 of at most 3" in stderr
+    # every create carried the bid (without one Vast rents on demand): min_bid × bid_margin; the same machine again
+    assert created_bids(fake) == [("5001", pytest.approx(0.2 * BID_MARGIN))] * 2
+    cost = json.loads((out / f"{run_dir.name}.cost.json").read_text())
+    assert cost["preemptions"] == 1 and len(cost["instance"].split(", ")) == 2
+    assert cost["usd_per_hour"] == pytest.approx(0.2 * BID_MARGIN) and cost["usd_total"] > 0
+    assert "preempted 1 times" in stdout and stdout.count("(bid)") == 2
+    assert not (out / f"{run_dir.name}.partial").exists()  # folded into the verified bundle
+
+
+def test_a_run_preempted_twice_moves_to_the_next_offer_when_the_machine_is_gone(
+    small_local_run, fake, sshd_server, box_venv, tmp_path
+) -> None:
+    out, root = tmp_path / "out", tmp_path / "box"
+    args = ["--out", str(out), *remote_args("vast", sshd_server, box_venv, root, *SMALL_SETS, *BID_SETS)]
+    run = start_run(args, run_env(small_local_run["api"], tmp_path, fake))
+    try:
+        preempt_when(fake, root, clips_done=2, machine_gone=True)  # a higher bidder took machine 5001
+        preempt_when(fake, root, clips_done=4)
+        stdout, stderr = run.communicate(timeout=600)
+    finally:
+        run.kill()
+    assert run.returncode == 0, stdout[-3000:] + stderr[-5000:]
+    run_dir, manifest = bundle_of(out)
+    assert hashes(manifest) == local_hashes(small_local_run)
+    assert fake.live_instances() == []
+    bids = [("5001", pytest.approx(0.2 * BID_MARGIN)), *[("5003", pytest.approx(0.22 * BID_MARGIN))] * 2]
+    assert created_bids(fake) == bids
+    cost = json.loads((out / f"{run_dir.name}.cost.json").read_text())
+    assert cost["preemptions"] == 2 and len(cost["instance"].split(", ")) == 3
+    billed = [fake.billed_seconds(int(i)) for i in cost["instance"].split(", ")]
+    assert all(seconds > 0 for seconds in billed)  # each rental was paid for, and each is in the table
+    assert "preemption 2 of at most 3" in stderr
+
+
+def test_a_preemption_past_max_preemptions_bundles_what_finished_here(
+    small_local_run, fake, sshd_server, box_venv, tmp_path
+) -> None:
+    out, root = tmp_path / "out", tmp_path / "box"
+    sets = [*SMALL_SETS, *BID_SETS, "--set", "infrastructure.max_preemptions=0"]
+    run = start_run(
+        ["--out", str(out), *remote_args("vast", sshd_server, box_venv, root, *sets)],
+        run_env(small_local_run["api"], tmp_path, fake),
+    )
+    try:
+        preempt_when(fake, root, clips_done=2)
+        stdout, stderr = run.communicate(timeout=600)
+    finally:
+        run.kill()
+    assert run.returncode == 1 and "RunIncomplete" in stderr
+    assert "preempted 1 times, more than max_preemptions = 0" in stderr
+    run_dir, manifest = bundle_of(out)  # bundled on this machine from the clips kept here, and verified
+    finished = manifest["clips"]["finished"]
+    assert finished >= 2 and manifest["guardrails"]["outcome"] == "stopped"
+    assert "max_preemptions = 0" in manifest["guardrails"]["reason"]
+    assert manifest["final_video"] is not None  # the finished clips, stitched
+    local = local_hashes(small_local_run)
+    for i in range(finished):  # each finished clip is the uninterrupted run's
+        name = f"clips/clip_{i:03d}.mp4"
+        assert sha256_file(run_dir / name) == manifest["files"][name] == local[name]
+    assert fake.live_instances() == [] and len(fake.requests_to("PUT", "/api/v0/asks/*/")) == 1
+    cost = json.loads((out / f"{run_dir.name}.cost.json").read_text())
+    assert cost["preemptions"] == 1
+
+
+def test_interruptible_is_refused_without_vast(tmp_path) -> None:
+    done = shootout_cli("validate", str(DEMO), "--set", "infrastructure.interruptible=true")
+    assert done.returncode == 2
+    assert "infrastructure.interruptible = true rents a Vast.ai bid instance; provider 'local'" in done.stderr
