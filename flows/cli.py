@@ -20,6 +20,7 @@ import sys
 from pathlib import Path
 
 from jobspecs import SpecError, load_spec
+from jobspecs.contracts import NightCost
 from jobspecs.load import resume_source
 from jobspecs.plan import (
     check_plan,
@@ -136,7 +137,13 @@ def parser() -> argparse.ArgumentParser:
     runs.add_argument("--limit", type=at_least_one, default=20, help="how many runs (default 20)")
     runs.add_argument("--json", action="store_true", help="one JSON list instead of a table")
     report = commands.add_parser("report", help="compare finished runs: report.html, report.json, report.md")
-    report.add_argument("run_dirs", nargs="+", type=Path, metavar="RUN_DIR", help="extracted run directories")
+    report.add_argument(
+        "run_dirs",
+        nargs="+",
+        type=Path,
+        metavar="RUN_DIR",
+        help="extracted run directories (one night's: its night.cost.json is shown too)",
+    )
     report.add_argument("--out", type=Path, help="where the report goes (default outputs/report-<UTC time>/)")
     report.add_argument("--reference", type=Path, help="colour/sharpness reference (default: clip 0's first frame)")
     report.add_argument(
@@ -196,15 +203,44 @@ def prefect_command(args: argparse.Namespace) -> int:
     return 0
 
 
+NIGHT_COST = "night.cost.json"  # <night>/night.cost.json beside the night's <night>/<name>/<run_id>/ runs
+
+
+def night_cost_of(run_dirs: list[Path]) -> NightCost | None:
+    """The night's cost where every run directory lies in one night folder, the one holding night.cost.json:
+    `<night>/<name>/<run_id>/` (the overnight's layout) or `<night>/<run_id>/`; else None. A night.cost.json that
+    can't be read is a warning on stderr, and the report goes on without it."""
+    from pydantic import ValidationError
+
+    dirs = [Path(d).resolve() for d in run_dirs]
+    nights = [f for f in (dirs[0].parent.parent, dirs[0].parent) if all(f in (d.parent.parent, d.parent) for d in dirs)]
+    path = next((f / NIGHT_COST for f in nights if (f / NIGHT_COST).is_file()), None)
+    if path is None:
+        return None
+    try:
+        return NightCost.model_validate_json(path.read_text())
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        field = ".".join(str(part) for part in error["loc"])
+        reason = f"{field}: {error['msg']}" if field else error["msg"]
+    except (OSError, ValueError) as exc:  # unreadable, or not UTF-8
+        reason = f"{type(exc).__name__}: {exc}"
+    print(f"WARNING {path}: not read ({reason}); the report goes on without the night's cost", file=sys.stderr)
+    return None
+
+
 def report_command(args: argparse.Namespace) -> int:
-    """report: the comparison of finished run directories, on this machine (no Prefect)."""
+    """report: the comparison of finished run directories, on this machine (no Prefect); with the night's cost where
+    they are one night's runs (night_cost_of)."""
     from datetime import UTC, datetime
 
     from report import ReportError, compare_runs, parse_weights
 
     out = args.out or Path("outputs") / f"report-{datetime.now(UTC):%Y%m%d-%H%M%S}"
     try:
-        result = compare_runs(args.run_dirs, out, reference=args.reference, weights=parse_weights(args.weights))
+        weights = parse_weights(args.weights)
+        night = night_cost_of(args.run_dirs)
+        result = compare_runs(args.run_dirs, out, reference=args.reference, weights=weights, night=night)
     except ReportError as exc:
         print(f"REFUSED {exc}", file=sys.stderr)
         return 2

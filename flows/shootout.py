@@ -33,7 +33,7 @@ from flows.reaper import sweep
 from jobspecs import LoadedSpec
 from jobspecs.contracts import Manifest, WorkerStatus
 from jobspecs.load import resume_source
-from provisioning.base import Estimate, Interrupted, Provider
+from provisioning.base import Box, Estimate, Interrupted, Provider
 from provisioning.local import LocalProvider
 from provisioning.vast import DestroyFailed
 from tasks.box import (
@@ -147,6 +147,39 @@ class Finished:
     manifest: Manifest
 
 
+def run_on_box(
+    box: Box,
+    job: LoadedSpec,
+    run_id: str,
+    commit: dict,
+    finished: Path | None,
+    keep: Path | None,
+    out: Path,
+    provider: Provider,
+) -> Finished:
+    """One run on a box that is set up and holds the model: upload (with the clips finished before), the worker
+    followed to its end (Interrupted if the provider takes the box away), stitch, bundle, fetch, verify."""
+    job_dir = upload_job(box, job, run_id, commit, finished=finished, keep=keep)
+    start_worker(box, job_dir)
+    progress_key = artifact_key("progress", job.spec.model)
+    status = follow_worker(
+        box,
+        job_dir,
+        job.spec.clip_count,
+        job.spec.run_limit_s,
+        keep,
+        progress_key,
+        interrupted=provider.interrupted,
+        check_every_s=job.spec.infrastructure.preemption_check_s,
+    )
+    if status.clips_done:
+        stitch_on_box(box, job_dir)
+    bundle = bundle_on_box(box, job_dir)
+    archive = fetch_bundle(box, job_dir, bundle.archive, out)
+    manifest = verify(archive, out)
+    return Finished(status, archive, manifest)
+
+
 def generate_on_a_box(
     provider: Provider,
     job: LoadedSpec,
@@ -158,34 +191,16 @@ def generate_on_a_box(
     out: Path,
     budget_usd: float | None,
 ) -> Finished:
-    """One box from renting to release: set up, prefetch, upload (with the clips finished before), the worker
-    followed to its end, stitch, bundle, fetch, verify. Interrupted when the provider takes the box away."""
-    infra = job.spec.infrastructure
+    """One box from renting to release: set up, prefetch, then the run (run_on_box). Interrupted when the provider
+    takes the box away."""
     with rented(provider, run_id, record) as box, noticing_interruptions(provider):
         if box.venv is not None:
             setup_box(box, build_wheel(out / ".wheels" / run_id))
             if job.spec.model_source == "hub":  # tiny weights are built on the box, offline
                 prefetch_model(box, job.spec.model, hf_token())
         job = within_budget(job, provider, budget_usd)
-        job_dir = upload_job(box, job, run_id, commit, finished=finished, keep=keep)
-        start_worker(box, job_dir)
-        progress_key = artifact_key("progress", job.spec.model)
-        status = follow_worker(
-            box,
-            job_dir,
-            job.spec.clip_count,
-            job.spec.run_limit_s,
-            keep,
-            progress_key,
-            interrupted=provider.interrupted,
-            check_every_s=infra.preemption_check_s,
-        )
-        if status.clips_done:
-            stitch_on_box(box, job_dir)
-        bundle = bundle_on_box(box, job_dir)
-        archive = fetch_bundle(box, job_dir, bundle.archive, out)
-        manifest = verify(archive, out)  # the block ends here: the bundle is safe, the box's copy may go
-    return Finished(status, archive, manifest)
+        # verified here when it returns: the block's end may then destroy the box and its copy
+        return run_on_box(box, job, run_id, commit, finished, keep, out, provider)
 
 
 def bundle_here(job: LoadedSpec, run_id: str, commit: dict, keep: Path, out: Path, reason: str) -> Finished:

@@ -356,6 +356,31 @@ class RunCost(Contract):
     preemptions: int = 0  # interruptible instances Vast took away; the run went on on a new one each time
 
 
+class NightRun(Contract):
+    """One model's part of a night: its run and what it cost (None: it made no cost file)."""
+
+    name: str  # the deployment's short name: wan, hunyuan, cogvideox
+    run: str | None  # its run id (None: it never got one)
+    state: str  # COMPLETED, FAILED, …: the run's final state
+    usd_total: float | None
+
+
+class NightCost(Contract):
+    """What the overnight cost (<night>/night.cost.json, written by flows/overnight.py; the report shows it): each
+    model's run and the night's total. `parallel`: one instance per model, each paying its own setup and download.
+    `one-box`: one instance for all, its setup and downloads (`shared_usd`) split evenly into the runs' costs."""
+
+    placement: Literal["parallel", "one-box"]
+    instances: int  # instances rented for the night, all runs together (failed attempts and preempted ones too)
+    usd_total: float
+    shared_usd: float  # one-box: setup, prefetch and release of the one box, split into the runs; parallel: 0
+    runs: list[NightRun]
+    # the planner's dollars for this night in each placement, before anything was rented (jobspecs.plan
+    # night_placements; None: not predicted, or it can't run so)
+    planned_parallel_usd: float | None = None
+    planned_one_box_usd: float | None = None
+
+
 # --- report.json (report/compare.py) ------------------------------------------------------------------
 
 
@@ -471,3 +496,4 @@ class Report(Contract):
     metrics_left_out: list[str]
     metrics: list[Metric]
     runs: list[RunRow]
+    night: NightCost | None = None  # the overnight's cost (<night>/night.cost.json); None: runs compared loose

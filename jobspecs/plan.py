@@ -768,6 +768,79 @@ def judge_offer(spec: JobSpec, offer: OfferShape) -> JudgedOffer:
     return JudgedOffer(verdict, candidate)
 
 
+DISK_MARGIN_GB = 40  # the one-box night's disk beyond every model's weights: the venv, clips, bundles
+
+
+@dataclass(frozen=True)
+class NightBox:
+    """The one box a night of several specs runs on (the overnight's one-box placement), and what it costs."""
+
+    offer: OfferShape
+    rented_s: float  # setup once + every model's download + every run, back to back
+    usd: float  # rented_s at the offer's price
+    disk_gb: float  # every model's weights and DISK_MARGIN_GB, at least each spec's own disk_gb
+    choice: str  # what was picked, why, and the runner-up
+
+
+def pick_night_box(specs: list[JobSpec], offers: list[OfferShape]) -> NightBox:
+    """One box for every spec, run one after another: of the shapes every spec fits on (its clips in its clip
+    limit, the box within its price cap, on demand; whatever box each spec picked or named for itself), the lowest
+    dollars for the night, (setup once + each model's download + each run) / 3600 × $/h; ties go to fewer GPUs.
+    SpecError names each spec's problem on the first shapes where none fits them all."""
+    setup = offer_snapshot().rental.setup_s
+    fitting, problems = [], {}
+    for offer in offers:
+        judged = [judge_offer(spec, offer) for spec in specs]
+        bad = [
+            f"{spec.model}: {j.verdict.problem or 'above its price cap'}"
+            for spec, j in zip(specs, judged, strict=True)
+            if not (j.verdict.fits and j.verdict.within_cap)
+        ]
+        if bad:
+            problems[offer.name] = bad
+            continue
+        rented = setup + sum(download_seconds(s.model) + j.verdict.run_s for s, j in zip(specs, judged, strict=True))
+        fitting.append((rented / 3600 * offer.usd_per_hour, offer.num_gpus, offer, rented))
+    if not fitting:
+        seen = "; ".join(f"{name}: {', '.join(why)}" for name, why in list(problems.items())[:4])
+        raise SpecError(f"placement one-box: no offer shape fits every model of the night ({seen})")
+    fitting.sort(key=lambda row: row[:2])
+    usd, _, offer, rented = fitting[0]
+    weights = sum(architectures()[spec.model].weights_gb or 0.0 for spec in specs)
+    disk = max([weights + DISK_MARGIN_GB, *(spec.infrastructure.disk_gb for spec in specs)])
+    runner_up = f"; next: {fitting[1][2].name} at ${fitting[1][0]:.2f}" if len(fitting) > 1 else ""
+    choice = (
+        f"one box for {len(specs)} models: {offer.name} at ${offer.usd_per_hour:.2f}/h ({offer.source}), "
+        f"${usd:.2f} for the night ({setup:.0f} s setup once + the downloads and runs, {rented:,.0f} s), "
+        f"{disk:.0f} GB of disk; the lowest of the {len(fitting)} shapes that fit every model{runner_up}"
+    )
+    return NightBox(offer, round(rented, 1), round(usd, 4), round(disk), choice)
+
+
+class NightPlacements(BaseModel):
+    """What a night of specs is predicted to cost in each placement, on the same prices (None: it can't run so)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    parallel_usd: float | None  # each spec on its own box (the one it picks or names), each paying its own setup
+    one_box_usd: float | None  # every spec on the one box pick_night_box picks: one setup, one box's hours
+    one_box: str | None  # pick_night_box's choice, or why no box fits them all
+
+
+def night_placements(specs: list[JobSpec], offers: list[OfferShape]) -> NightPlacements:
+    """The planner's dollars for a night in both placements (the overnight logs them and the report shows them):
+    `parallel` the sum of each spec's chosen box's $/film (the price it pays: the bid where interruptible),
+    `one-box` pick_night_box's night."""
+    chosen = [next((row for row in offer_rows(spec, lambda _: offers) if row.chosen), None) for spec in specs]
+    each = [row.run_usd_per_film if row is not None else None for row in chosen]
+    parallel = round(sum(each), 2) if None not in each else None
+    try:
+        night_box = pick_night_box(specs, offers)
+    except SpecError as error:
+        return NightPlacements(parallel_usd=parallel, one_box_usd=None, one_box=str(error))
+    return NightPlacements(parallel_usd=parallel, one_box_usd=round(night_box.usd, 2), one_box=night_box.choice)
+
+
 def judge_offers(spec: JobSpec, offers: list[OfferShape]) -> list[JudgedOffer]:
     """Every shape of `offers` the spec asks for, judged (judge_offer), in their order."""
     return [judge_offer(spec, offer) for offer in offers if offer_matches(spec, offer)]

@@ -1,6 +1,7 @@
 """The comparison report: finished run directories side by side → report.html, report.json, report.md.
 
     compare_runs([run_a, run_b, ...], out_dir)          (the flow; `shootout report RUN_DIR... --out DIR`)
+    compare_runs(run_dirs, out_dir, night=night_cost)   (the overnight: the night's cost shown beside the runs)
 
 Each run is read from its extracted bundle (manifest.json, job.yaml, logs/, clips/, frames/) and, where the flow
 wrote one, `<run_dir>.cost.json` beside it. Speed and cost come from the logs and that file; the quality metrics
@@ -37,6 +38,7 @@ from jobspecs.contracts import (
     FilmLightness,
     Manifest,
     Metric,
+    NightCost,
     Report,
     RunCost,
     RunRow,
@@ -597,9 +599,15 @@ def winner_of(runs: list[RunRow]) -> str | None:
 
 
 def compare_runs(
-    run_dirs: list[Path], out_dir: Path, reference: Path | None = None, weights: dict[str, float] | None = None
+    run_dirs: list[Path],
+    out_dir: Path,
+    reference: Path | None = None,
+    weights: dict[str, float] | None = None,
+    *,
+    night: NightCost | None = None,
 ) -> dict:
-    """Compare finished runs; writes out_dir/report.html, report.json, report.md.
+    """Compare finished runs; writes out_dir/report.html, report.json, report.md. `night`: the overnight's cost
+    (<night>/night.cost.json), shown as it is (not scored; each run's own cost is); None for runs compared loose.
 
     Returns {"html": Path, "json": Path, "markdown": str, "runs": [each run as report.json holds it], "winner":
     model or run id}."""
@@ -633,6 +641,7 @@ def compare_runs(
         metrics_left_out=left_out,
         metrics=METRICS,
         runs=runs,
+        night=night,
     )
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)

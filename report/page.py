@@ -9,7 +9,7 @@ import base64
 import html
 import math
 
-from jobspecs.contracts import Metric, Report, RunRow
+from jobspecs.contracts import Metric, NightCost, Report, RunRow
 from report.compare import METRICS
 
 DASHES = ["none", "6 3", "2 2", "9 3 2 3"]
@@ -78,6 +78,64 @@ def summary_rows(report: Report) -> list[tuple[str, list[str]]]:
     return rows
 
 
+PLACEMENTS = {
+    "parallel": "one instance per model, each with its own setup and download",
+    "one-box": "one instance for every model: its setup and the downloads are paid once and split evenly into the "
+    "runs' costs",
+}
+NO_COST = "—"  # a model whose run made no cost file
+
+
+def usd(value: float | None) -> str:
+    """Dollars to the cent ($1.23); a fraction of a cent to 4 places ($0.0042), so it does not read as $0.00."""
+    if value is None:
+        return NO_COST
+    return f"${value:.4f}" if 0 < abs(value) < 0.01 else f"${value:.2f}"
+
+
+def night_lines(night: NightCost) -> tuple[str, list[str], list[tuple[str, list[str]]], list[str]]:
+    """The night's cost as both the markdown and the HTML show it: the placement sentence, the table's header (its
+    first column's too) and rows (each labelled with the model's name), and the notes under it."""
+    instances = f"{night.instances} instance{'s' if night.instances != 1 else ''}"
+    placement = (
+        f"Placement: {night.placement} — {PLACEMENTS[night.placement]}. {instances} rented in all (failed attempts "
+        "and preempted ones included)."
+    )
+    header = ["model", "run", "state", "$"]
+    rows = [(r.name, [r.run or "none", r.state, usd(r.usd_total)]) for r in night.runs]
+    if night.placement == "one-box":
+        rows.append(("shared: setup and downloads, already split into the runs' $", ["", "", usd(night.shared_usd)]))
+    rows.append(("the night's total", ["", "", usd(night.usd_total)]))
+    lacking = [r.name for r in night.runs if r.usd_total is None]
+    notes = [f"$ {NO_COST}: {', '.join(lacking)} made no cost file."] if lacking else []
+    if night.planned_parallel_usd is not None or night.planned_one_box_usd is not None:
+        notes.append(
+            "Planned before renting, on the same prices: parallel "
+            f"{planned(night.planned_parallel_usd, 'not priced')}, one-box "
+            f"{planned(night.planned_one_box_usd, 'not possible (no one box fits every model)')} (the planner's "
+            "dollars: setup, downloads and runs)."
+        )
+    return placement, header, rows, notes
+
+
+def planned(value: float | None, otherwise: str) -> str:
+    return usd(value) if value is not None else otherwise
+
+
+def night_markdown(night: NightCost) -> list[str]:
+    placement, header, rows, notes = night_lines(night)
+    lines = ["## The night's cost", "", placement, "", "| " + " | ".join(header) + " |", "|---" * len(header) + "|"]
+    for label, cells in rows:
+        lines.append("| " + " | ".join(c.replace("|", "\\|") for c in [label, *cells]) + " |")
+    return [*lines, *(["", *notes] if notes else []), ""]
+
+
+def night_html(night: NightCost) -> list[str]:
+    placement, header, rows, notes = night_lines(night)
+    out = ["<h2>The night's cost</h2>", f"<p>{html.escape(placement)}</p>", table(header[1:], rows, corner=header[0])]
+    return out + [f'<p class="note">{html.escape(line)}</p>' for line in notes]
+
+
 def notes(report: Report) -> list[str]:
     weights = ", ".join(f"{k}={v:g}" for k, v in report.weights.items())
     lines = [
@@ -100,7 +158,10 @@ def markdown_text(report: Report) -> str:
     lines += ["", "| | " + " | ".join(display_names(runs)) + " |", "|---" * (len(runs) + 1) + "|"]
     for label, cells in summary_rows(report):
         lines.append(f"| {label} | " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
-    lines += ["", *(f"- {line}" for line in notes(report)), "", "Metrics:"]
+    lines.append("")
+    if report.night is not None:
+        lines += night_markdown(report.night)
+    lines += [*(f"- {line}" for line in notes(report)), "", "Metrics:"]
     lines += [f"- `{x.key}`: {x.definition}" for x in report.metrics]
     return "\n".join(lines) + "\n"
 
@@ -195,12 +256,14 @@ def img(data: bytes, alt: str) -> str:
     return f'<img alt="{html.escape(alt)}" src="data:image/jpeg;base64,{base64.b64encode(data).decode()}">'
 
 
-def table(header: list[str], rows: list[tuple[str, list[str]]], winner_col: int | None = None) -> str:
+def table(header: list[str], rows: list[tuple[str, list[str]]], winner_col: int | None = None, corner: str = "") -> str:
+    """Rows of (label, cells) under `header`; `corner` heads the labels' column."""
+
     def cls(i: int) -> str:
         return ' class="winner"' if i == winner_col else ""
 
     heads = "".join(f"<th{cls(i)}>{html.escape(h)}</th>" for i, h in enumerate(header))
-    out = [f"<table><tr><th></th>{heads}</tr>"]
+    out = [f"<table><tr><th>{html.escape(corner)}</th>{heads}</tr>"]
     for label, cells in rows:
         out.append(
             f"<tr><th>{html.escape(label)}</th>"
@@ -270,6 +333,7 @@ def html_page(report: Report, images: dict[str, dict]) -> str:
         f"{html.escape(report.generated_at)}.</p>",
         "<h2>Summary</h2>",
         table(names, summary_rows(report), winner_col),
+        *(night_html(report.night) if report.night is not None else []),
         "<h2>Per clip</h2>",
         *per_clip,
         "<h2>Runs</h2>",

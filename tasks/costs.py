@@ -14,8 +14,8 @@ from prefect.artifacts import create_table_artifact
 from prefect.runtime import deployment
 
 from jobspecs import JobSpec
-from jobspecs.contracts import RunCost
-from jobspecs.plan import RunPrediction, check_plan, expected_preemption_s
+from jobspecs.contracts import NightCost, RunCost
+from jobspecs.plan import RunPrediction, check_plan, download_seconds, expected_preemption_s
 from provisioning.base import Estimate, InstanceCost
 
 # Create → running → SSH → setup.sh → prefetch → bundle → fetch, on top of the planned clip time. An assumption
@@ -51,9 +51,9 @@ def estimate_at(
     spec: JobSpec | None = None,
 ) -> Estimate:
     """The run's cost at an offer's price: the planned seconds still to go (the model's load and the clips after
-    `clips_done`, those already finished and kept), plus provisioning, × $/h; where the `spec` rents interruptible, plus the
-    expected preemptions' overhead (jobspecs.plan.expected_preemption_s: an assumed rate × the seconds each costs).
-    Raises OverBudget above `budget_usd` (what is left of the budget)."""
+    `clips_done`, those already finished and kept), plus provisioning, × $/h; where the `spec` rents interruptible,
+    plus the expected preemptions' overhead (jobspecs.plan.expected_preemption_s: an assumed rate × the seconds each
+    costs). Raises OverBudget above `budget_usd` (what is left of the budget)."""
     planned_s = prediction.load_s + sum(clip.seconds for clip in prediction.clips[clips_done:])
     preemption_s = 0.0
     if spec is not None and spec.infrastructure.interruptible:
@@ -68,6 +68,88 @@ def estimate_at(
             f"provisioning{preempted}); raise the budget, lower infrastructure.max_usd_per_hour or shorten the film"
         )
     return Estimate(seconds=round(seconds), usd=round(usd, 4))
+
+
+def night_estimate(
+    predictions: list[RunPrediction], models: list[str], usd_per_hour: float, budget_usd: float | None
+) -> Estimate:
+    """One box for a night of runs (flows/onebox.py): every run's planned seconds, provisioning once, and each
+    model's download (the offers.yaml rate; PROVISIONING_S already holds one download: an overestimate by that
+    much), × $/h. Raises OverBudget above `budget_usd`."""
+    planned_s = sum(prediction.total_s for prediction in predictions)
+    seconds = planned_s + PROVISIONING_S + sum(download_seconds(model) for model in models)
+    usd = usd_per_hour * seconds / 3600
+    if budget_usd is not None and usd > budget_usd:
+        raise OverBudget(
+            f"budget_usd: ${budget_usd:.2f}, and the night's estimate on one box at the cheapest matching offer is "
+            f"${usd:.2f} ({seconds:.0f} s at ${usd_per_hour:.3f}/h: {planned_s:.0f} s planned for {len(models)} "
+            f"runs + provisioning and downloads); raise the budget or use placement parallel"
+        )
+    return Estimate(seconds=round(seconds), usd=round(usd, 4))
+
+
+def shared_box_costs(
+    instances: list[InstanceCost],
+    segments: dict[str, tuple[str, float]],
+    specs: dict[str, JobSpec],
+    predictions: dict[str, RunPrediction],
+    ends: dict,
+) -> tuple[dict[str, RunCost], float]:
+    """Each run's cost on a box it shared (flows/onebox.py) and the shared part: a run pays its own seconds on the
+    box (`segments`: name → (run id, seconds), from its upload to its verified bundle) at the box's price, and an
+    even share of the rest (setup, downloads, release, and any instance that never became ready), so the runs' costs
+    add up to what the instances cost. The night's estimate is split the same way, by planned seconds. `ends`: name
+    → the run's Finished (flows/shootout.py) where it got that far."""
+    total_usd = sum(cost.usd_total for cost in instances)
+    total_s = sum(cost.billed_seconds for cost in instances)
+    last = instances[-1] if instances else None
+    price = last.usd_per_hour if last else 0.0
+    own_s = {name: seconds for name, (_, seconds) in segments.items()}
+    shared_usd = max(0.0, total_usd - sum(own_s.values()) * price / 3600)
+    shared_s = max(0.0, total_s - sum(own_s.values())) if instances else 0.0
+    planned = sum(predictions[name].total_s for name in segments) or 1.0
+    costs = {}
+    for name, (run_id, seconds) in segments.items():
+        end = ends.get(name)
+        video = end.manifest.final_video if end else None
+        usd = seconds * price / 3600 + shared_usd / len(segments)
+        share = predictions[name].total_s / planned
+        costs[name] = RunCost(
+            run=run_id,
+            model=specs[name].model,
+            clips=end.manifest.clips.finished if end else 0,
+            instance=", ".join(str(cost.instance_id) for cost in instances) or specs[name].infrastructure.provider,
+            gpu=last.gpu if last else "this machine",
+            usd_per_hour=price,
+            billed_s=round(seconds + shared_s / len(segments), 1),
+            usd_total=round(usd, 4),
+            usd_per_video_s=round(usd / video.seconds, 5) if video and video.seconds else None,
+            estimate_s=round(last.estimate_s * share) if last and last.estimate_s else round(predictions[name].total_s),
+            estimate_usd=round(last.estimate_usd * share, 4) if last and last.estimate_usd is not None else 0.0,
+        )
+    return costs, round(shared_usd, 4)
+
+
+def night_cost_table(night: NightCost) -> list[dict]:
+    """The night's cost as table rows: one per model, then the shared part (one-box) and the total."""
+    rows = [{"model": run.name, "run": run.run, "state": run.state, "usd": run.usd_total} for run in night.runs]
+    if night.placement == "one-box":
+        rows.append({"model": "(shared: setup, downloads)", "run": None, "state": None, "usd": night.shared_usd})
+    rows.append({"model": f"night total ({night.placement})", "run": None, "state": None, "usd": night.usd_total})
+    return rows
+
+
+@task(name="publish-night-cost")
+def publish_night_cost(night: NightCost, night_dir: Path) -> Path:
+    """`<night>/night.cost.json` and the `cost-overnight` table artifact: each model's run and the night's total."""
+    create_table_artifact(
+        key="cost-overnight",
+        table=night_cost_table(night),
+        description=f"${night.usd_total:.2f} for the night ({night.placement}, {night.instances} instances)",
+    )
+    path = night_dir / "night.cost.json"
+    path.write_text(night.to_json() + "\n")
+    return path
 
 
 def artifact_key(kind: str, model: str) -> str:

@@ -13,7 +13,7 @@ from prefect.client.orchestration import get_client
 from prefect.deployments import run_deployment
 
 from jobspecs import load_spec
-from jobspecs.contracts import Manifest, RunCost
+from jobspecs.contracts import Manifest, NightCost, NightRun, RunCost
 from provisioning.polling import poll_until
 from remote.bundle import verify_bundle
 from report import compare_runs, contact_sheet
@@ -110,14 +110,38 @@ def run_side_by_side(deployments: list[str], night: Path, overrides: list[str], 
                 return states
 
 
-@task(name="compare-runs", cache_policy=NO_CACHE)
-def compare_runs_task(night: Path, deployments: list[str]) -> dict:
-    """The comparison report over every verified run under `night` (HTML, JSON, and a markdown artifact)."""
-    run_dirs = sorted(p.parent for p in night.glob("*/*/manifest.json"))
+def deployment_specs(deployments: list[str], default: str | None = None) -> dict[str, str | None]:
+    """Each deployment's short name (shootout/wan → wan) → the spec file it runs (its `spec` parameter, else
+    `default`: the flow's own)."""
     with get_client(sync_client=True) as client:
-        spec = client.read_deployment_by_name(deployments[0]).parameters.get("spec")
+        return {
+            name.rsplit("/", 1)[-1]: client.read_deployment_by_name(name).parameters.get("spec", default)
+            for name in deployments
+        }
+
+
+def parallel_night_cost(night: Path, states: dict[str, str]) -> NightCost:
+    """The night's cost when every model had its own instance (`states`: deployment → final state): each run's
+    <run_id>.cost.json under <night>/<name>/, summed."""
+    runs, instances = [], 0
+    for deployment, state in states.items():
+        name = deployment.rsplit("/", 1)[-1]
+        found = sorted((night / name).glob("*.cost.json"))
+        cost = RunCost.model_validate_json(found[-1].read_text()) if found else None
+        runs.append(NightRun(name=name, run=cost.run if cost else None, state=state, usd_total=cost and cost.usd_total))
+        instances += len([i for i in cost.instance.split(", ") if i.isdigit()]) if cost else 0
+    total = round(sum(run.usd_total or 0.0 for run in runs), 4)
+    return NightCost(placement="parallel", instances=instances, usd_total=total, shared_usd=0.0, runs=runs)
+
+
+@task(name="compare-runs", cache_policy=NO_CACHE)
+def compare_runs_task(night: Path, deployments: list[str], night_cost: NightCost | None = None) -> dict:
+    """The comparison report over every verified run under `night` (HTML, JSON, and a markdown artifact), with what
+    the night cost."""
+    run_dirs = sorted(p.parent for p in night.glob("*/*/manifest.json"))
+    spec = deployment_specs(deployments[:1]).popitem()[1]  # the first model's reference image
     reference = load_spec(spec).reference if spec else None
-    report = compare_runs(run_dirs, night / "report", reference=reference)
+    report = compare_runs(run_dirs, night / "report", reference=reference, night=night_cost)
     create_markdown_artifact(
         key=REPORT_KEY,
         markdown=report["markdown"],

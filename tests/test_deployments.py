@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
 from conftest import BIN, HF_TOKEN, REPO, SMALL, VAST_KEY, run_deployment_cli, shootout_cli, wait_until
 
 from remote.bundle import verify_bundle
@@ -153,8 +154,16 @@ def test_overnight_runs_the_three_models_side_by_side_and_reports(prefect_worker
     page = (night / "report" / "report.html").read_text()
     assert "<svg" in page and "data:image/" in page and "http://" not in page and "https://" not in page
     assert fake.live_instances() == [] and len(fake.requests_to("PUT", "/api/v0/asks/*/")) >= 3
+    night_cost = json.loads((night / "night.cost.json").read_text())  # each model's cost and the night's total
+    assert night_cost["placement"] == "parallel" and night_cost["instances"] >= 3 and night_cost["shared_usd"] == 0
+    runs_usd = [json.loads(p.read_text())["usd_total"] for p in sorted(night.glob("*/*.cost.json"))]
+    assert sorted(run["usd_total"] for run in night_cost["runs"]) == sorted(runs_usd)
+    assert (
+        night_cost["usd_total"] == pytest.approx(sum(runs_usd), abs=1e-3) and report["night"]["placement"] == "parallel"
+    )
     artifacts = artifacts_of(api, flow_run_id(done))
     assert "report-overnight" in artifacts and report["winner"] in artifacts["report-overnight"]["data"]
+    assert "cost-overnight" in artifacts
     live = httpx.get(f"{api}/v2/concurrency_limits/shootout-live-instances").json()
     assert live["limit"] == 3 and live["active_slots"] == 0  # each run held a slot from renting to destroy
     held = everything_prefect_holds(api)  # the worker had both secrets in its environment: none reached Prefect
@@ -232,3 +241,35 @@ def test_the_local_worker_flow_is_a_subflow_of_the_run_not_a_second_run(demo_run
     parents = [httpx.get(f"{api}/task_runs/{run['parent_task_run_id']}").json() for run in workers]
     mine = [task for task in parents if task["flow_run_id"] == demo]
     assert len(mine) == 1 and mine[0]["name"].startswith("start-worker")
+
+
+def test_the_one_box_night_makes_three_verified_bundles_and_one_report_from_one_instance(
+    prefect_worker, sshd_server, box_venv, tmp_path
+):
+    fake, api = prefect_worker["fake"], prefect_worker["api"].rstrip("/")
+    for offer in (5001, 5002, 5003):  # Hunyuan's 96 GB of host RAM; the night's disk holds every model's weights
+        fake.update_offer(offer, cpu_ram=128000, cuda_max_good=13.0, reliability=0.995, reliability2=0.995)
+    created_before = len(fake.requests_to("PUT", "/api/v0/asks/*/"))
+    overrides = [*TINY, *vast_overrides(sshd_server, box_venv, tmp_path / "box")]
+    params = {"out_dir": str(tmp_path), "overrides": overrides, "placement": "one-box"}
+    done = run_deployment_cli(prefect_worker["env"], "overnight/nightly", params, timeout_s=1200)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    (night,) = tmp_path.glob("compare-*")
+    archives = sorted(night.glob("*/*.tar"))
+    assert [a.parent.name for a in archives] == ["cogvideox", "hunyuan", "wan"]  # one verified bundle each
+    assert {verify_bundle(a).model.id for a in archives} == {"wan22_ti2v_5b", "hunyuan_i2v", "cogvideox15_5b_i2v"}
+    created = fake.requests_to("PUT", "/api/v0/asks/*/")[created_before:]
+    assert len(created) == 1 and fake.live_instances() == []  # one instance for the night, destroyed after the last
+    (instance_id,) = {json.loads(p.read_text())["instance"] for p in night.glob("*/*.cost.json")}
+    night_cost = json.loads((night / "night.cost.json").read_text())
+    assert night_cost["placement"] == "one-box" and night_cost["instances"] == 1
+    assert [run["name"] for run in night_cost["runs"]] == ["wan", "hunyuan", "cogvideox"]
+    assert all(run["state"] == "COMPLETED" and run["usd_total"] > 0 for run in night_cost["runs"])
+    # the runs' costs (own time + an even share of setup and release) add up to what the one instance cost
+    assert sum(run["usd_total"] for run in night_cost["runs"]) == pytest.approx(night_cost["usd_total"], abs=1e-3)
+    assert night_cost["usd_total"] == pytest.approx(fake.billed_seconds(int(instance_id)) * 0.42 / 3600, rel=0.05)
+    report = json.loads((night / "report" / "report.json").read_text())
+    assert len(report["runs"]) == 3 and report["night"]["placement"] == "one-box"
+    assert "one-box" in (night / "report" / "report.md").read_text()
+    artifacts = artifacts_of(api, flow_run_id(done))
+    assert "cost-overnight" in artifacts and "report-overnight" in artifacts

@@ -148,3 +148,43 @@ def test_interruptible_is_refused_without_vast(tmp_path) -> None:
     done = shootout_cli("validate", str(DEMO), "--set", "infrastructure.interruptible=true")
     assert done.returncode == 2
     assert "infrastructure.interruptible = true rents a Vast.ai bid instance; provider 'local'" in done.stderr
+
+
+def set_values(args: list[str]) -> list[str]:
+    """The key=value of every --set in a command line."""
+    values, pending = [], False
+    for arg in args:
+        if pending:
+            values.append(arg)
+        elif arg.startswith("--set="):
+            values.append(arg.removeprefix("--set="))
+        pending = arg == "--set"
+    return values
+
+
+def test_a_budget_that_cannot_pay_for_the_next_rental_bundles_what_finished_here(
+    small_local_run, fake, sshd_server, box_venv, tmp_path
+) -> None:
+    """The budget is the first estimate and a twentieth of a cent: the first instance is rented; once it is preempted,
+    what it cost leaves less than the rest of the run is estimated at, so nothing more is rented."""
+    from jobspecs import load_spec
+    from jobspecs.plan import predict_run
+    from tasks.costs import estimate_at
+
+    out, root = tmp_path / "out", tmp_path / "box"
+    args = ["--out", str(out), *remote_args("vast", sshd_server, box_venv, root, *SMALL_SETS, *BID_SETS)]
+    spec = load_spec(DEMO, set_values(args)).spec
+    first = estimate_at(predict_run(spec), 0.2 * BID_MARGIN, None, spec=spec)
+    run = start_run([*args, "--budget", f"{first.usd + 0.0005:.4f}"], run_env(small_local_run["api"], tmp_path, fake))
+    try:
+        preempt_when(fake, root, clips_done=2)
+        stdout, stderr = run.communicate(timeout=600)
+    finally:
+        run.kill()
+    assert run.returncode == 1 and "RunIncomplete" in stderr
+    assert "preempted 1 times, then OverBudget: budget_usd: $" in stderr and " is left, and the estimate" in stderr
+    run_dir, manifest = bundle_of(out)
+    assert manifest["clips"]["finished"] >= 2 and manifest["guardrails"]["outcome"] == "stopped"
+    assert fake.live_instances() == [] and len(fake.requests_to("PUT", "/api/v0/asks/*/")) == 1
+    cost = json.loads((out / f"{run_dir.name}.cost.json").read_text())
+    assert cost["usd_total"] <= first.usd + 0.0005 and cost["preemptions"] == 1

@@ -25,7 +25,10 @@ from jobspecs.contracts import (
     Manifest,
     ManifestClips,
     ModelInfo,
+    NightCost,
+    NightRun,
     ReferenceImage,
+    Report,
     RunCost,
     SpecRecord,
     Timings,
@@ -38,6 +41,7 @@ from remote.models.kenburns import render
 from report import ReportError, compare_runs, contact_sheet, parse_weights
 from report import metrics as m
 from report.compare import METRICS, resolve_weights
+from report.page import markdown_text
 
 W, H, FRAMES, FPS = 128, 72, 25, 24
 CAMERAS = ["push-in", "pan right", "tilt up"]
@@ -311,3 +315,94 @@ def test_the_report_names_the_levers_that_ran_and_keeps_why_the_others_did_not()
     assert text.endswith("profile cached, source hub, 8-bit attention, MagCache"), text
     assert "fp8" not in text and "First Block Cache" not in text
     assert RunSettings.model_validate_json(settings.model_dump_json()).levers == levers
+
+
+def night_cost(placement: str = "one-box") -> NightCost:
+    """A night of three models: two runs with their cost, one that failed before it made a cost file."""
+    return NightCost(
+        placement=placement,
+        instances=1 if placement == "one-box" else 3,
+        usd_total=1.5,
+        shared_usd=0.4213 if placement == "one-box" else 0.0,
+        runs=[
+            NightRun(name="kenburns", run="run-clean", state="COMPLETED", usd_total=0.61),
+            NightRun(
+                name="wan", run="run-flash", state="COMPLETED", usd_total=0.0042 if placement == "parallel" else 0.89
+            ),
+            NightRun(name="cogvideox", run=None, state="FAILED", usd_total=None),
+        ],
+    )
+
+
+def test_the_night_s_cost_is_in_the_json_the_markdown_and_the_page(runs, tmp_path) -> None:
+    night = night_cost()
+    result = compare_runs(runs["dirs"][:2], tmp_path / "report", night=night)
+    report = json.loads(result["json"].read_text())
+    assert report["night"] == json.loads(night.to_json())
+    assert Report.model_validate(report).night == night
+    markdown = result["markdown"]
+    assert "## The night's cost" in markdown
+    assert "Placement: one-box — one instance for every model" in markdown and "1 instance rented" in markdown
+    for row in (
+        "| kenburns | run-clean | COMPLETED | $0.61 |",
+        "| wan | run-flash | COMPLETED | $0.89 |",
+        "| cogvideox | none | FAILED | — |",
+        "| shared: setup and downloads, already split into the runs' $ |  |  | $0.42 |",
+        "| the night's total |  |  | $1.50 |",
+    ):
+        assert row in markdown.splitlines(), row
+    assert "$ —: cogvideox made no cost file." in markdown
+    page = result["html"].read_text()
+    assert "<h2>The night's cost</h2>" in page and "Placement: one-box" in page
+    for cells in (
+        "<th>kenburns</th><td>run-clean</td><td>COMPLETED</td><td>$0.61</td>",
+        "<th>wan</th><td>run-flash</td><td>COMPLETED</td><td>$0.89</td>",
+        "<th>cogvideox</th><td>none</td><td>FAILED</td><td>—</td>",
+        "<td>$0.42</td>",
+        "<th>the night&#x27;s total</th><td></td><td></td><td>$1.50</td>",
+    ):
+        assert cells in page, cells
+    assert "$ —: cogvideox made no cost file." in page
+    assert not re.search(r"https?:|href=|url\(|@import", page, re.IGNORECASE)  # still self-contained
+
+
+def test_a_parallel_night_has_no_shared_part(runs) -> None:
+    report = Report.model_validate_json(runs["result"]["json"].read_text())
+    markdown = markdown_text(report.model_copy(update={"night": night_cost("parallel")}))
+    assert "Placement: parallel — one instance per model, each with its own setup and download." in markdown
+    assert "3 instances rented" in markdown and "shared" not in markdown
+    assert "| wan | run-flash | COMPLETED | $0.0042 |" in markdown  # a fraction of a cent does not read as $0.00
+    assert "| the night's total |  |  | $1.50 |" in markdown
+
+
+def test_runs_compared_loose_say_nothing_about_a_night(runs) -> None:
+    result = runs["result"]
+    assert json.loads(result["json"].read_text())["night"] is None
+    for text in (result["markdown"], result["html"].read_text()):
+        assert "night" not in text.lower() and "placement" not in text.lower()
+
+
+def test_cli_report_shows_the_night_s_cost_of_one_night_s_runs(runs, tmp_path, capsys) -> None:
+    night_dir = tmp_path / "compare-20260101-010000"
+    clean, flashed, _ = runs["dirs"]
+    run_dirs = []
+    for name, run in (("kenburns", clean), ("wan", flashed)):
+        run_dirs.append(shutil.copytree(run, night_dir / name / run.name))
+        if (cost := run.with_name(f"{run.name}.cost.json")).exists():
+            shutil.copy(cost, night_dir / name / cost.name)
+    night = night_cost()
+    (night_dir / "night.cost.json").write_text(night.to_json())
+    out = tmp_path / "report"
+    assert main(["report", *map(str, run_dirs), "--out", str(out)]) == 0
+    assert capsys.readouterr().err == ""
+    assert NightCost.model_validate(json.loads((out / "report.json").read_text())["night"]) == night
+    assert "| the night's total |  |  | $1.50 |" in (out / "report.md").read_text()
+
+    bad = json.loads(night.to_json()) | {"placement": "two-box"}
+    for text, said in ((json.dumps(bad), "placement"), ("{not json", "Invalid JSON")):
+        (night_dir / "night.cost.json").write_text(text)
+        assert main(["report", *map(str, run_dirs), "--out", str(out)]) == 0  # a warning, not a failure
+        err = capsys.readouterr().err
+        assert err.startswith(f"WARNING {night_dir / 'night.cost.json'}: not read (") and said in err, err
+        assert json.loads((out / "report.json").read_text())["night"] is None
+        assert "night" not in (out / "report.md").read_text().lower()
