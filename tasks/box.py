@@ -281,7 +281,8 @@ class WorkerFollower:
             progress_log = self.box.transport.read_text(f"{self.job_dir}/run/status/progress.log") or ""
             status_json = self.box.transport.read_text(f"{self.job_dir}/run/status/status.json")
         except Exception as exc:
-            self.check_interrupted(now=True)  # a box Vast stopped answers no more: say so, not "unreachable"
+            # a box Vast stopped answers no more: say so at the first failed read, not "unreachable" at the last
+            self.check_interrupted(now=self.unreachable_since is None)
             self.unreachable_since = self.unreachable_since or time.monotonic()
             if time.monotonic() - self.unreachable_since > UNREACHABLE_S:
                 raise BoxError(f"the box has not answered for {UNREACHABLE_S} s ({exc!r}); lost") from None
