@@ -408,3 +408,51 @@ def test_odd_offers_from_the_api_are_rented_and_costed_or_skipped(fake, sshd, tm
     (cost,) = made.costs()
     assert cost.usd_per_hour == 0.42 and cost.usd_transfer == 0.0 and cost.usd_total > 0
     assert any("(machine 15001, $0.420/h)" in line for line in logs)
+
+
+def test_an_interruptible_instance_is_created_with_its_bid_and_reported_once_vast_stops_it(fake, sshd, tmp_path):
+    """The bid search (type bid), the cheapest min_bid first; the create carries min_bid × margin; interrupted() is
+    None while it runs and names Vast's stop once the fake outbids it; its cost is billed at the bid."""
+    import dataclasses
+
+    fake.update_offer(5001, min_bid=0.30)
+    fake.update_offer(5002, min_bid=0.20)  # the cheaper bid, though dearer on demand
+    made, records, logs = provider(fake, sshd, tmp_path, query=dataclasses.replace(QUERY, interruptible=True))
+    box = made.acquire("run-1")
+    search = fake.requests_to("POST", "/api/v0/bundles/")[-1]["body"]
+    assert search["type"] == "bid"
+    (create,) = fake.requests_to("PUT", "/api/v0/asks/*/")
+    assert create["path"].rstrip("/").endswith("/5002") and create["body"]["price"] == pytest.approx(0.25)
+    assert made.interrupted() is None and records[0]["usd_per_hour"] == pytest.approx(0.25)
+    fake.preempt(box.instance_id)
+    reason = made.interrupted()
+    assert reason.startswith(f"Vast stopped interruptible instance {box.instance_id} (actual_status stopped")
+    made.release(box, "run-1", fetched=False)
+    (cost,) = made.costs()
+    assert cost.interruptible and cost.interrupted == reason and cost.usd_per_hour == pytest.approx(0.25)
+    assert "(bid)" in cost.line() and "(preempted)" in cost.line() and fake.live_instances() == []
+    assert any("--type bid -o min_bid" in line for line in logs)
+
+
+def test_a_bid_vast_refuses_leaves_a_stopped_instance_that_is_destroyed_and_on_demand_is_never_asked(
+    fake, sshd, tmp_path
+):
+    """A create Vast answers with success false and a new_contract (a bid below a min_bid that rose since the search:
+    the instance exists, stopped): it is destroyed and a fresh search tried (its min_bid now current). An on-demand
+    provider never asks Vast whether it was interrupted."""
+    import dataclasses
+
+    fake.update_offer(5001, min_bid=0.20)
+    refused = {"success": False, "error": "insufficient_bid", "msg": "your bid is below the minimum"}
+    fake.inject("PUT", "/api/v0/asks/5001/", 200, body=refused, create_stopped=True, times=1)
+    made, _, logs = provider(fake, sshd, tmp_path, query=dataclasses.replace(QUERY, interruptible=True))
+    box = made.acquire("run-1")
+    assert [r["path"].rstrip("/")[-4:] for r in fake.requests_to("PUT", "/api/v0/asks/*/")] == ["5001", "5001"]
+    assert fake.live_instances() == [box.instance_id]  # the stopped one is gone
+    assert any("create answered success=false but made instance" in line for line in logs)
+    made.release(box, "run-1", fetched=True)
+    on_demand, _, _ = provider(fake, sshd, tmp_path)
+    box = on_demand.acquire("run-2")
+    shows = len(fake.requests_to("GET", "/api/v0/instances/*/"))
+    assert on_demand.interrupted() is None and len(fake.requests_to("GET", "/api/v0/instances/*/")) == shows
+    on_demand.release(box, "run-2", fetched=True)
