@@ -203,12 +203,12 @@ def generate_on_a_box(
         return run_on_box(box, job, run_id, commit, finished, keep, out, provider)
 
 
-def bundle_here(job: LoadedSpec, run_id: str, commit: dict, keep: Path, out: Path, reason: str) -> Finished:
-    """No box is left to finish on: the clips kept here, stitched and bundled on this machine as a stopped run (the
-    same stitch and bundle code as on a box), fetched and verified like any bundle."""
+def bundle_here(job: LoadedSpec, run_id: str, commit: dict, finished: Path | None, out: Path, reason: str) -> Finished:
+    """No box is left to finish on: the clips finished so far (kept here), stitched and bundled on this machine as a
+    stopped run (the same stitch and bundle code as on a box), fetched and verified like any bundle."""
     provider = LocalProvider(out / ".box")
     box = provider.acquire(run_id)
-    job_dir = upload_job(box, job, run_id, commit, finished=keep)
+    job_dir = upload_job(box, job, run_id, commit, finished=finished)
     status = mark_stopped(box, job_dir, job.spec.clip_count, reason)
     if status.clips_done:
         stitch_on_box(box, job_dir)
@@ -271,23 +271,21 @@ def shootout(
         except Interrupted as exc:
             interruptions.append(str(exc))
             get_run_logger().warning(f"preemption {len(interruptions)} of at most {infra.max_preemptions}: {exc}")
+            stop = None
         except Exception as exc:
             if not interruptions or isinstance(exc, DestroyFailed):
                 raise  # a run's own failure (the box's bundle holds what finished), or an instance that may live on
-            # renting again (or the new box) failed after a preemption: what was kept here is bundled here
-            stop = f"preempted {len(interruptions)} times, then {type(exc).__name__}: {exc}"
-            end = bundle_here(job, run_id, commit, keep, out, stop)
-            break
+            stop = f"preempted {len(interruptions)} times, then {type(exc).__name__}: {exc}"  # renting again failed
         if kept_clip_count(keep) > kept_clip_count(finished):
             finished = keep  # the next box starts from what was copied here
-        if len(interruptions) > infra.max_preemptions:
-            stop = f"preempted {len(interruptions)} times, more than max_preemptions = {infra.max_preemptions}"
-            end = bundle_here(job, run_id, commit, keep, out, f"{stop}; the last: {interruptions[-1]}")
-            break
         left = remaining_budget(budget_usd, provider)
-        if left is not None and left <= 0:
+        if stop is None and len(interruptions) > infra.max_preemptions:
+            stop = f"preempted {len(interruptions)} times, more than max_preemptions = {infra.max_preemptions}"
+            stop += f"; the last: {interruptions[-1]}"
+        elif stop is None and left is not None and left <= 0:
             stop = f"preempted {len(interruptions)} times and budget_usd = {budget_usd:.2f} is spent"
-            end = bundle_here(job, run_id, commit, keep, out, stop)
+        if stop is not None:  # no box is rented again: what finished is bundled here
+            end = bundle_here(job, run_id, commit, finished, out, stop)
             break
         get_run_logger().info(f"renting again: the run goes on after {kept_clip_count(finished)} finished clips")
     if keep is not None:

@@ -83,6 +83,7 @@ def test_the_demo_deployment_shows_its_cost_progress_and_summary_in_prefect(demo
         "usd_per_video_s": 0.0,
         "estimate_usd": 0.0,
         "estimate_s": None,
+        "preemptions": 0,
     }
     assert cost["billed_s"] > 0 and cost["estimate_s"] > 0  # the planner's prediction, next to the wall time
     assert artifacts["progress-demo"]["data"] == 100.0
