@@ -7,7 +7,7 @@ shootout verify BUNDLE [--extract DIR]
 shootout report RUN_DIR... [--out DIR] [--reference IMG] [--weights KEY=W ...]
 shootout setup [--live-instances N] [--secrets-from-env]   (the Prefect side: pool, limit, automation, secrets)
 shootout watch RUN                                          (follow a flow run live: its logs and progress)
-shootout runs [--limit N] [--json]                          (past shootout runs: state, model, clips, cost)
+shootout runs [--limit N] [--json]                          (past shootout runs: state, model, clips, cost, files)
 """
 
 from __future__ import annotations
@@ -76,9 +76,25 @@ def at_least_one(text: str) -> int:
     return value
 
 
+EXAMPLES = [  # `shootout --help`'s epilog (tests/test_cli_help.py parses each command)
+    ("shootout run jobspecs/demo.yaml", "the demo on this machine: kenburns, no GPU, nothing rented"),
+    (
+        "shootout run jobspecs/wan.yaml --set infrastructure.gpu=auto --budget 2",
+        "Wan on the cheapest Vast.ai box that fits (VAST_API_KEY set), refused above $2",
+    ),
+    ("shootout plan jobspecs/wan.yaml --offers", "what it would rent, from which offers, at what price; rents nothing"),
+]
+
+
 def parser() -> argparse.ArgumentParser:
-    root = argparse.ArgumentParser(prog="shootout", description=__doc__.splitlines()[0])
-    commands = root.add_subparsers(dest="command", required=True)
+    examples = "\n".join(f"  {command}\n      {what}" for command, what in EXAMPLES)
+    root = argparse.ArgumentParser(
+        prog="shootout",
+        description=__doc__.splitlines()[0],
+        epilog=f"examples:\n{examples}\n\n`shootout COMMAND --help` for a command's arguments.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    commands = root.add_subparsers(dest="command", required=True, metavar="COMMAND", help="what to do")
     helps = {
         "run": "run the flow: generate, stitch, bundle, fetch, verify",
         "validate": "check a spec; nothing runs",
@@ -122,7 +138,7 @@ def parser() -> argparse.ArgumentParser:
         "states a wrong hash; 2 BUNDLE is missing or not a file, or DIR is a file or "
         "cannot be written (or DIR/<run_id>/ exists)",
     )
-    verify.add_argument("bundle", type=Path)
+    verify.add_argument("bundle", type=Path, help="the run's <run_id>.tar")
     verify.add_argument("--extract", type=Path, metavar="DIR", help="also extract into DIR/<run_id>/")
     setup = commands.add_parser("setup", help="prepare the Prefect server: work pool, limits, automation, secrets")
     setup.add_argument("--live-instances", type=at_least_one, default=3, help="rented instances alive at once")
@@ -133,7 +149,7 @@ def parser() -> argparse.ArgumentParser:
     )
     watch = commands.add_parser("watch", help="follow a flow run live (its id or name)")
     watch.add_argument("run", help="the flow run's id or name, as `prefect deployment run` printed it")
-    runs = commands.add_parser("runs", help="list past shootout runs from Prefect")
+    runs = commands.add_parser("runs", help="list past shootout runs from Prefect: state, cost, where their files are")
     runs.add_argument("--limit", type=at_least_one, default=20, help="how many runs (default 20)")
     runs.add_argument("--json", action="store_true", help="one JSON list instead of a table")
     report = commands.add_parser("report", help="compare finished runs: report.html, report.json, report.md")

@@ -42,12 +42,16 @@ class RunNotFound(LookupError):
 
 
 def find_run(client: SyncPrefectClient, run: str) -> FlowRun:
-    """A flow run by its id or its name (what `prefect deployment run` and the UI show)."""
+    """A flow run by its id or its name (what the UI shows), else the newest whose name holds `run`: a shootout run's
+    name holds the name `prefect deployment run` printed and the run id (tasks/naming.py)."""
     try:
         by = FlowRunFilter(id=FlowRunFilterId(any_=[uuid.UUID(run)]))
     except ValueError:
         by = FlowRunFilter(name=FlowRunFilterName(any_=[run]))
     found = client.read_flow_runs(flow_run_filter=by, limit=1)
+    if not found and by.name is not None:
+        by = FlowRunFilter(name=FlowRunFilterName(like_=run))
+        found = client.read_flow_runs(flow_run_filter=by, sort=FlowRunSort.EXPECTED_START_TIME_DESC, limit=1)
     if not found:
         raise RunNotFound(f"no flow run with id or name '{run}' at {client.api_url}")
     return found[0]
@@ -80,8 +84,9 @@ def new_logs(client: SyncPrefectClient, flow_run_id: uuid.UUID, since: datetime 
 
 
 def watch(run: str, out: Callable[[str], None] = print, poll_s: float = POLL_S, drain_s: float = DRAIN_S) -> int:
-    """Print the run's log lines (the box's clip progress is mirrored into them) and its progress until it ends;
-    0 when it ends Completed, 1 otherwise. A run's last lines reach the server after its final state does, so the
+    """Print the run's log lines (the box's clip progress is mirrored into them) and its progress artifact (clip,
+    step and time left: tasks/box.py ClipProgress) whenever it changes, until the run ends; 0 when it ends
+    Completed, 1 otherwise. A run's last lines reach the server after its final state does, so the
     log is drained after the end: until the engine's own last line ("Finished in state …"), or `drain_s` without a
     new line (a run whose process was killed writes no last line)."""
     with get_client(sync_client=True) as client:
@@ -98,9 +103,9 @@ def watch(run: str, out: Callable[[str], None] = print, poll_s: float = POLL_S, 
                 since = log.timestamp
                 finished = finished or (log.task_run_id is None and log.message.startswith(ENGINE_LAST_LINE))
             for artifact in run_artifacts(client, [flow_run.id]):
-                if artifact.type == "progress" and artifact.data != progress:
-                    progress = artifact.data
-                    out(f"progress: {float(progress):.0f} % ({artifact.description})")
+                if artifact.type == "progress" and (artifact.data, artifact.description) != progress:
+                    progress = (artifact.data, artifact.description)
+                    out(f"progress: {float(artifact.data):.0f} % ({artifact.description})")
             now = time.monotonic()
             quiet_since = quiet_since if not new and quiet_since is not None else now
             if ended and (finished or now - quiet_since >= drain_s):
@@ -123,7 +128,12 @@ def cost_row(artifacts: list) -> RunCost | None:
 
 
 def past_runs(limit: int = 20) -> list[dict]:
-    """The latest shootout and overnight runs, newest first: deployment, state, model, clips, wall time and cost."""
+    """The latest shootout and overnight runs, newest first: deployment, state, model, clips, wall time, cost and
+    where the run's files are: `<out_dir>/<run_id>/` (its bundle `<run_id>.tar` beside it) with out_dir as the flow
+    run was given it (relative: to where it ran); an overnight's `<out_dir>/compare-<UTC date>-*/`; only out_dir
+    where no cost names the run id (a run that failed before its cost)."""
+    from tasks.costs import cost_of_artifact  # here: tasks.costs loads the planner
+
     with get_client(sync_client=True) as client:
         runs = client.read_flow_runs(
             flow_filter=FlowFilter(name=FlowFilterName(any_=RUN_FLOWS)),
@@ -133,9 +143,20 @@ def past_runs(limit: int = 20) -> list[dict]:
         runs = [run for run in runs if run.state is not None and not run.state.is_scheduled()]
         artifacts = run_artifacts(client, [run.id for run in runs]) if runs else []
         deployments = {d: client.read_deployment(d).name for d in {r.deployment_id for r in runs if r.deployment_id}}
+    costs = {}  # flow run id → its RunCost (tasks/costs.py publish_costs' table artifact)
+    for artifact in artifacts:
+        if (artifact.key or "").startswith("cost-") and (cost := cost_of_artifact(artifact)) is not None:
+            costs.setdefault(artifact.flow_run_id, cost)
     rows = []
     for run in runs:
-        cost = cost_row([a for a in artifacts if a.flow_run_id == run.id])
+        cost = costs.get(run.id)
+        out_dir = str(run.parameters.get("out_dir") or "outputs").rstrip("/")
+        if "deployments" in run.parameters:  # overnight: <out_dir>/compare-<UTC time>/<name>/<run_id>/
+            files = f"{out_dir}/compare-{run.start_time:%Y%m%d}-*/" if run.start_time else f"{out_dir}/compare-*/"
+        elif cost:
+            files = f"{out_dir}/{cost.run}/"
+        else:
+            files = f"{out_dir}/"
         rows.append(
             {
                 "flow_run": run.name,
@@ -147,12 +168,17 @@ def past_runs(limit: int = 20) -> list[dict]:
                 "model": cost.model if cost else "-",
                 "clips": cost.clips if cost else "-",
                 "usd_total": cost.usd_total if cost else None,
+                "run_id": cost.run if cost else None,
+                "files": files,
             }
         )
     return rows
 
 
 def runs_table(rows: list[dict]) -> str:
+    """The runs as text for 120 columns: one line each, where its files are on the line under it. A flow run's
+    name shows up to its first " · " (tasks/naming.py: Prefect's own name, which `shootout watch` takes; the model,
+    title and run id follow it), cut at 24 characters; `--json` has it whole."""
     header = (
         f"{'flow run':<24} {'deployment':<11} {'state':<10} {'started (UTC)':<17} {'wall':>7} "
         f"{'model':<20} {'clips':>5} {'cost':>8}"
@@ -160,8 +186,10 @@ def runs_table(rows: list[dict]) -> str:
     lines = [header, "-" * len(header)]
     for r in rows:
         cost = f"${r['usd_total']:.2f}" if r["usd_total"] is not None else "-"
+        name = r["flow_run"].split(" · ")[0][:24]
         lines.append(
-            f"{r['flow_run']:<24} {r['deployment']:<11} {r['state']:<10} {r['started']:<17} "
+            f"{name:<24} {r['deployment']:<11} {r['state']:<10} {r['started']:<17} "
             f"{r['wall_s']:>6}s {r['model']:<20} {r['clips']!s:>5} {cost:>8}"
         )
+        lines.append(f"  files: {r['files']}")
     return "\n".join(lines)

@@ -51,6 +51,7 @@ from tasks.box import (
 )
 from tasks.costs import artifact_key, estimate_at, plan_run, publish_costs, run_cost
 from tasks.job import code_commit, load_job, new_run_id
+from tasks.naming import add_run_id_to_name, shootout_run_name
 from tasks.providers import HF_TOKEN_BLOCK, InstanceRecord, destroy_recorded, make_provider, rented, secret
 from tasks.report import publish_summary, verify
 
@@ -219,7 +220,12 @@ def bundle_here(job: LoadedSpec, run_id: str, commit: dict, finished: Path | Non
     return Finished(status, archive, manifest)
 
 
-@flow(name="shootout", on_crashed=[destroy_on_crash], on_cancellation=[destroy_on_crash])
+@flow(
+    name="shootout",
+    flow_run_name=shootout_run_name,
+    on_crashed=[destroy_on_crash],
+    on_cancellation=[destroy_on_crash],
+)
 def shootout(
     spec: str = "jobspecs/demo.yaml",
     out_dir: str = "outputs",
@@ -246,6 +252,7 @@ def shootout(
         if not swept.is_completed():  # named in the sweep's log, with the command to destroy it; this run goes on
             get_run_logger().warning(f"the start-of-run sweep: {swept.message}")
     run_id = new_run_id(job.spec.model)
+    add_run_id_to_name(run_id)  # the flow run's name (tasks/naming.py) then ends with the run id
     # a remote box's finished clips, copied here as each finishes (the box can vanish); a local run's are here
     keep = out / f"{run_id}.partial" if infra.provider != "local" else None
     record = InstanceRecord(str(current_flow_run.id))  # the instance's record for the hooks and the reaper

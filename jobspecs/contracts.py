@@ -146,6 +146,15 @@ class WorkerStatus(Contract):
     clips_done: int = 0
     clip: int | None = None  # the clip generating now
     clip_started_at: str | None = None
+    # `clip`'s denoising as it goes, written at each step's end (None for a model without steps: kenburns)
+    step: int | None = None  # steps finished
+    steps: int | None = None  # the clip's steps
+    step_s: float | None = None  # the last step's seconds (the first also carries the clip's preparation)
+    # the mean of the clip's steps after the first two, so far (None before the third): the first carries the clip's
+    # preparation and a compile, the second ran slower too on the GPU (benchmarks/results' step_s)
+    steady_step_s: float | None = None
+    clip_elapsed_s: float | None = None  # seconds from the clip's start to the end of its last step
+    last_clip_s: float | None = None  # the last finished clip's seconds (its log's timings_s.clip_total)
     stopped_at_clip: int | None = None
     started_at: str | None = None  # when the supervisor started
     updated_at: str | None = None
@@ -497,3 +506,7 @@ class Report(Contract):
     metrics: list[Metric]
     runs: list[RunRow]
     night: NightCost | None = None  # the overnight's cost (<night>/night.cost.json); None: runs compared loose
+    # the comparison film beside report.json (report/film.py): the reference and every run's final video in a
+    # grid, at OUTPUT_FPS; None: no run has a final video
+    film: str | None = None
+    film_held_s: dict[str, float] = {}  # run id → seconds its last frame is held at the film's end (0: the longest)

@@ -1099,21 +1099,29 @@ def offers_table(rows: list[OfferVerdict]) -> str:
 
 
 def offer_line(rows: list[OfferVerdict]) -> str | None:
-    """The offer picked, on one line (`shootout plan` without --offers); None where none is."""
+    """The offer picked, on one line (`shootout plan` without --offers), and which price it is at: the offer's
+    on-demand ask or the bid, from the dated snapshot or live offers; None where none is."""
     chosen = next((row for row in rows if row.chosen), None)
     if chosen is None:
         return None
-    return f"offer: {offer_summary(chosen)} ({chosen.offer.source}; --offers for the table)"
+    source = chosen.offer.source
+    where = f"{source}, not live" if source == snapshot_source() else source
+    if chosen.interruptible and chosen.bid_usd_per_hour is not None:
+        price = f"the bid, from the min_bid in the {where}"
+    else:
+        price = f"the offer's on-demand ask in the {where}"
+    return f"offer: {offer_summary(chosen)} (price: {price}; --offers for the table)"
 
 
 def cost_line(spec: JobSpec, rows: list[OfferVerdict]) -> str | None:
-    """The chosen offer's dollars per film on demand against interruptible, the one the run pays marked (`shootout
-    plan`); None where no offer is chosen."""
+    """The chosen offer's dollars per film on demand (at its ask) against interruptible (at the bid), where the
+    prices are from (the dated snapshot or live offers) and which price the run pays (`shootout plan`); None where no
+    offer is chosen."""
     chosen = next((row for row in rows if row.chosen and row.usd_per_film is not None), None)
     if chosen is None:
         return None
     per_hour = offer_snapshot().interruptible.preemptions_per_hour
-    on_demand = f"${chosen.usd_per_film:.2f} per film on demand (${chosen.offer.usd_per_hour:.2f}/h)"
+    on_demand = f"${chosen.usd_per_film:.2f} per film on demand (the ask, ${chosen.offer.usd_per_hour:.2f}/h)"
     if chosen.bid_usd_per_hour is None:
         interruptible = f"interruptible: none, {chosen.bid_problem}"
     else:
@@ -1122,9 +1130,14 @@ def cost_line(spec: JobSpec, rows: list[OfferVerdict]) -> str | None:
             f"{bid_text(spec, chosen)}; {chosen.expected_preemptions:.2f} preemptions expected at {per_hour:g}/h, "
             f"ASSUMED, +{chosen.preemption_s:.0f} s rented each)"
         )
-    used = "interruptible" if chosen.interruptible else "on demand"
+    if chosen.interruptible and chosen.bid_usd_per_hour is not None:
+        pays = f"this run rents interruptible and pays the bid, ${chosen.bid_usd_per_hour:.3f}/h"
+    else:
+        pays = f"this run rents on demand and pays the offer's ask, ${chosen.offer.usd_per_hour:.2f}/h"
     flag = f"infrastructure.interruptible = {str(chosen.interruptible).lower()}"
-    return f"cost on {chosen.offer.name}: {on_demand}; {interruptible}; this run rents {used} ({flag})"
+    source = chosen.offer.source
+    prices = f"{source}, not live" if source == snapshot_source() else source
+    return f"cost on {chosen.offer.name} (prices: {prices}): {on_demand}; {interruptible}; {pays} ({flag})"
 
 
 class PlannedClip(BaseModel):
@@ -1188,7 +1201,8 @@ def plan_report(spec: JobSpec, with_offers: bool = False, source: OfferSource = 
 
 
 def prediction_table(prediction: RunPrediction, usd_per_hour: float | None = None) -> str:
-    """Per-clip predictions and the totals, as text (what `shootout plan` prints after the clip table)."""
+    """Per-clip predictions and the totals, as text (what `shootout plan` prints after the clip table); with
+    `usd_per_hour`, the spec's cap (infrastructure.max_usd_per_hour), the GPU time's estimate at it."""
     rows = [f"predicted on {prediction.device} (model {prediction.model}, profile {prediction.profile}):"]
     rows.append(f"{'clip':>4} {'forwards':>8} {'TFLOP':>9} {'seconds':>8}  phases (s)")
     for clip in prediction.clips:
@@ -1202,8 +1216,9 @@ def prediction_table(prediction: RunPrediction, usd_per_hour: float | None = Non
     )
     if usd_per_hour:
         rows.append(
-            f"estimate: ${prediction.estimate_usd(usd_per_hour):.2f} of GPU time at ${usd_per_hour:g}/h "
-            "(provisioning and transfers not included)"
+            f"estimate: ${prediction.estimate_usd(usd_per_hour):.2f} of GPU time at ${usd_per_hour:g}/h, the spec's "
+            "cap (infrastructure.max_usd_per_hour: the most a box may cost, not an offer's price; provisioning and "
+            "transfers not included)"
         )
     if prediction.longest_with_published_hits_s is not None:
         knob = throughput().knobs.first_block_cache

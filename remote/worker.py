@@ -35,11 +35,12 @@ from remote.bundle import sha256_file
 from remote.color import match_colors
 from remote.ffmpeg import ACCURATE_SWS, encode_frames, rawvideo_input, run_ffmpeg, x264_args
 from remote.layout import JobPaths, written_atomically
-from remote.models import ModelAdapter, load_adapter, parallel
+from remote.models import ModelAdapter, StepCallback, load_adapter, parallel
 from remote.status import PARENT_TASK_RUN, log_progress, now_iso, update_status
 
 EXIT_BUSY = 75  # another worker holds this box's lock
 INTERPOLATE = "minterpolate=mi_mode=mci:mc_mode=aobmc:me_mode=bidir:vsbmc=1:scd=none"  # then :fps=<target>
+NO_STEP = dict.fromkeys(("step", "steps", "step_s", "steady_step_s", "clip_elapsed_s"))  # a clip before its first step
 
 
 class WorkerBusy(RuntimeError):
@@ -96,13 +97,33 @@ def encode_interpolated(frames: np.ndarray, path: Path, fps: int, target_fps: in
     return written
 
 
+def step_reporter(run_dir: Path, clip_started: float) -> StepCallback:
+    """The adapter's on_step for one clip: each step's end into status.json (the step, the clip's steps, that step's
+    seconds, the mean of the steady steps so far, the clip's seconds so far), for the laptop's progress and ETA."""
+    seconds: list[float] = []
+
+    def on_step(step: int, steps: int, step_s: float) -> None:
+        seconds.append(step_s)
+        steady = seconds[2:]  # WorkerStatus.steady_step_s: the first two steps are slower
+        update_status(
+            run_dir,
+            step=step,
+            steps=steps,
+            step_s=round(step_s, 3),
+            steady_step_s=round(sum(steady) / len(steady), 4) if steady else None,
+            clip_elapsed_s=round(time.monotonic() - clip_started, 3),
+        )
+
+    return on_step
+
+
 @task(name="generate-clip", cache_policy=NO_CACHE)
 def generate_clip(
     adapter: ModelAdapter, spec: JobSpec, clip: ClipPlan, paths: JobPaths, run: RunInfo, load_s: float
 ) -> ClipLog:
     run_dir = paths.run_dir
     started, started_at = time.monotonic(), now_iso()
-    update_status(run_dir, state="generating", clip=clip.index, clip_started_at=started_at)
+    update_status(run_dir, state="generating", clip=clip.index, clip_started_at=started_at, **NO_STEP)
     log_progress(run_dir, "generate", clip.index, f"start: {clip.camera}, {clip.frames} frames, seed {clip.seed}")
 
     if clip.index == 0:
@@ -118,7 +139,7 @@ def generate_clip(
         log_progress(run_dir, "color", clip.index, f"ΔE {color_log['delta_e_before']} → {color_log['delta_e_after']}")
 
     parallel.from_rank0((clip.index, image))  # the other ranks of a several-GPU worker compute with this image
-    result = adapter.generate(clip.prompt, image, clip, clip.seed)
+    result = adapter.generate(clip.prompt, image, clip, clip.seed, on_step=step_reporter(run_dir, started))
     window = result.params.get("prompt_window") or {}
     if window.get("cut"):  # the pipelines truncate silently; the user should know what the model never read
         cut = window["cut"] if len(window["cut"]) <= 160 else window["cut"][:160] + "…"
@@ -201,7 +222,7 @@ def generate_clip(
     )
     with written_atomically(paths.log(clip.index)) as part:  # last: the clip is finished once its log exists
         part.write_text(log.to_json())
-    update_status(run_dir, clips_done=clip.index + 1)
+    update_status(run_dir, clips_done=clip.index + 1, last_clip_s=log.timings_s.clip_total)
     log_progress(run_dir, "clip", clip.index, f"done in {log.timings_s.clip_total:.1f} s")
     return log
 

@@ -48,6 +48,7 @@ from jobspecs.contracts import (
 )
 from remote.ffmpeg import FfmpegError
 from report import metrics as m
+from report.film import FILM_NAME, Film, comparison_film, final_video
 
 
 class ReportError(RuntimeError):
@@ -598,6 +599,25 @@ def winner_of(runs: list[RunRow]) -> str | None:
 # --- the report ----------------------------------------------------------------------------------------
 
 
+def film_of(runs: list[RunRow], reference: Path | None, out_dir: Path) -> Film | None:
+    """out_dir/comparison.mp4 (report/film.py) of the reference and the runs' final videos; None where no run has
+    a final video. The reference tile: the given image, else the first run's clip 0 first frame, decoded."""
+    from report.page import display_names
+
+    if not any(final_video(run).is_file() for run in runs):
+        return None
+    first = next((run for run in runs if run.clips_finished), runs[0])
+    logs = read_logs(Path(first.run_dir))
+    image, _ = reference_frame(Path(first.run_dir), logs, reference)
+    label = (
+        f"{Path(reference).name} (given), a still" if reference else f"{first.run_id}: clip 0's first frame, a still"
+    )
+    try:
+        return comparison_film(runs, display_names(runs), image, label, out_dir)
+    except FfmpegError as exc:  # a final video that won't decode
+        raise ReportError(f"{out_dir / FILM_NAME}: {exc}") from None
+
+
 def compare_runs(
     run_dirs: list[Path],
     out_dir: Path,
@@ -606,11 +626,12 @@ def compare_runs(
     *,
     night: NightCost | None = None,
 ) -> dict:
-    """Compare finished runs; writes out_dir/report.html, report.json, report.md. `night`: the overnight's cost
-    (<night>/night.cost.json), shown as it is (not scored; each run's own cost is); None for runs compared loose.
+    """Compare finished runs; writes out_dir/report.html, report.json, report.md, and comparison.mp4 where a run
+    has a final video (report/film.py). `night`: the overnight's cost (<night>/night.cost.json), shown as it is
+    (not scored; each run's own cost is); None for runs compared loose.
 
     Returns {"html": Path, "json": Path, "markdown": str, "runs": [each run as report.json holds it], "winner":
-    model or run id}."""
+    model or run id, "film": the comparison film's Path or None}."""
     from report.page import html_page, markdown_text
 
     if not run_dirs:
@@ -628,6 +649,9 @@ def compare_runs(
     resolved, source = resolve_weights(jobs, weights)
     used, left_out = score_runs(runs, resolved)
     winner = winner_of(runs)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    film = film_of(runs, reference, out_dir)
     report = Report(
         generated_at=datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
         title=next((r.title for r in runs if r.title), "runs"),
@@ -642,9 +666,9 @@ def compare_runs(
         metrics=METRICS,
         runs=runs,
         night=night,
+        film=film.path.name if film else None,
+        film_held_s=film.held_s if film else {},
     )
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
     json_path, html_path = out_dir / "report.json", out_dir / "report.html"
     data = report.model_dump(mode="json")
     json_path.write_text(json.dumps(data, indent=2, ensure_ascii=False, allow_nan=False))
@@ -654,5 +678,12 @@ def compare_runs(
     for run, extra in zip(runs, [e for _, e in analysed], strict=True):
         sheet = jpeg_bytes(contact_sheet_image(Path(run.run_dir))) if run.clips_finished else None
         images[run.run_id] = {"contact": sheet, "strips": extra["strips"]}
-    html_path.write_text(html_page(report, images))
-    return {"html": html_path, "json": json_path, "markdown": markdown, "runs": data["runs"], "winner": winner}
+    html_path.write_text(html_page(report, images, out_dir))
+    return {
+        "html": html_path,
+        "json": json_path,
+        "markdown": markdown,
+        "runs": data["runs"],
+        "winner": winner,
+        "film": film.path if film else None,
+    }

@@ -1,6 +1,8 @@
 """The report's two faces: markdown (report.md, the Prefect artifact) and one self-contained HTML page.
 
-The page references nothing outside itself: images are inline base64 JPEGs, plots are inline SVG drawn here.
+The page references nothing outside itself but the videos: images are inline base64 JPEGs, plots are inline SVG
+drawn here, the players' script is inline; the videos (the comparison film and each run's final video) are loaded
+by paths relative to the page's folder, and a player whose file is missing says so.
 """
 
 from __future__ import annotations
@@ -8,9 +10,14 @@ from __future__ import annotations
 import base64
 import html
 import math
+import os
+from pathlib import Path
+from urllib.parse import quote
 
 from jobspecs.contracts import Metric, NightCost, Report, RunRow
+from jobspecs.schema import OUTPUT_FPS
 from report.compare import METRICS
+from report.film import FINAL_VIDEO, final_video
 
 DASHES = ["none", "6 3", "2 2", "9 3 2 3"]
 PALETTE = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf"]
@@ -25,6 +32,10 @@ img { max-width: 100%; display: block; margin: 4px 0 12px; }
 figure { display: inline-block; margin: 0 16px 12px 0; }
 figure img { width: 360px; margin: 0 0 4px; }
 figcaption, .note { color: #555; font-size: 12px; }
+figure.film video { width: 560px; background: #111; display: block; }
+figure.film.grid video { width: 100%; max-width: 1200px; }
+.missing { color: #b00; font-weight: bold; }
+kbd { border: 1px solid #bbb; border-radius: 3px; padding: 0 4px; font-size: 12px; }
 """
 
 
@@ -149,6 +160,19 @@ def notes(report: Report) -> list[str]:
     return lines
 
 
+def film_line(report: Report) -> str | None:
+    """What the comparison film is, for both faces; None where there is none."""
+    if report.film is None:
+        return None
+    held = [f"{run_id} {seconds:.2f} s" for run_id, seconds in report.film_held_s.items() if seconds > 0]
+    padding = f" Shorter runs hold their last frame to the end: {', '.join(held)}." if held else ""
+    return (
+        f"Comparison film: {report.film}, beside this report: the reference (a still) and each run's final video "
+        f"in one grid, all at {OUTPUT_FPS} fps from frame 0, each tile labelled with the model, profile and score."
+        + padding
+    )
+
+
 def markdown_text(report: Report) -> str:
     runs = report.runs
     winner = next((r for r in runs if report.winner in (r.model, r.run_id)), None)
@@ -161,6 +185,8 @@ def markdown_text(report: Report) -> str:
     lines.append("")
     if report.night is not None:
         lines += night_markdown(report.night)
+    if line := film_line(report):
+        lines += [line, ""]
     lines += [*(f"- {line}" for line in notes(report)), "", "Metrics:"]
     lines += [f"- `{x.key}`: {x.definition}" for x in report.metrics]
     return "\n".join(lines) + "\n"
@@ -303,6 +329,124 @@ def run_section(run: RunRow, name: str, images: dict) -> str:
     return "\n".join(out)
 
 
+# The players: one play/pause button and one slider for all; every player follows the first playable one's time
+# (the comparison film, the longest, where it loads). `,` and `.` step one frame back and forward.
+PLAYERS_SCRIPT = """
+(() => {
+  const FPS = %(fps)d;
+  const videos = Array.from(document.querySelectorAll("video.sync"));
+  const button = document.getElementById("films-play");
+  const seek = document.getElementById("films-seek");
+  const clock = document.getElementById("films-time");
+  const live = () => videos.filter((v) => !v.error);
+  const lead = () => live()[0];
+  let playing = false;
+  function show(t) {
+    seek.value = t;
+    clock.textContent = t.toFixed(2) + " s, frame " + Math.floor(t * FPS + 1e-6);
+  }
+  function place(v, t) {
+    const target = Math.min(t, v.duration || t);
+    if (Math.abs(v.currentTime - target) > 1e-3) v.currentTime = target;
+  }
+  function seekAll(t) {
+    for (const v of live()) place(v, t);
+    show(t);
+  }
+  function follow() {
+    const first = lead();
+    if (!first || !playing) return;
+    const t = first.currentTime;
+    for (const v of live().slice(1)) {
+      const target = Math.min(t, v.duration || t);
+      if (Math.abs(v.currentTime - target) > 2 / FPS) v.currentTime = target;
+      if (v.paused && target < v.duration - 1 / FPS) v.play();
+    }
+    show(t);
+    if (first.ended) stop();
+    else requestAnimationFrame(follow);
+  }
+  function start() {
+    playing = true;
+    button.textContent = "pause";
+    for (const v of live()) if (!(v.currentTime >= v.duration)) v.play();
+    requestAnimationFrame(follow);
+  }
+  function stop() {
+    playing = false;
+    button.textContent = "play";
+    for (const v of live()) v.pause();
+    const first = lead();
+    if (first) seekAll(first.currentTime);
+  }
+  function step(frames) {
+    if (playing) stop();
+    const first = lead();
+    if (!first) return;
+    const frame = Math.max(0, Math.floor(first.currentTime * FPS + 1e-6) + frames);
+    seekAll(Math.min((frame + 0.5) / FPS, first.duration || Infinity));
+  }
+  button.addEventListener("click", () => (playing ? stop() : start()));
+  seek.addEventListener("input", () => {
+    if (playing) stop();
+    seekAll(Number(seek.value));
+  });
+  document.addEventListener("keydown", (event) => {
+    if (event.key === ",") step(-1);
+    if (event.key === ".") step(1);
+  });
+  for (const v of videos) {
+    v.addEventListener("loadedmetadata", () => {
+      const first = lead();
+      if (first && first.duration) seek.max = first.duration;
+    });
+  }
+})();
+"""
+SHOW_MISSING = "this.parentElement.querySelector('.missing').hidden = false"
+
+
+def player(path: str, caption: str, grid: bool = False) -> str:
+    """A muted player of the video at `path` (relative to the page's folder) that says so where it is missing."""
+    return (
+        f'<figure class="film{" grid" if grid else ""}"><video class="sync" src="{html.escape(quote(path))}" muted '
+        f'preload="metadata" playsinline onerror="{SHOW_MISSING}"></video>'
+        f'<figcaption>{html.escape(caption)}</figcaption><p class="missing" hidden>missing: {html.escape(path)}</p>'
+        "</figure>"
+    )
+
+
+def films_html(report: Report, names: list[str], out_dir: Path) -> list[str]:
+    """The films section: the comparison film and each run's final video, played in sync."""
+    out = ["<h2>The films</h2>"]
+    in_film = [(run, name) for run, name in zip(report.runs, names, strict=True) if run.run_id in report.film_held_s]
+    without = [run.run_id for run in report.runs if run.run_id not in report.film_held_s]
+    if report.film is None:
+        return [*out, f"<p>No run has a final video ({FINAL_VIDEO}): no films to show.</p>"]
+    sources = [(report.film, "comparison film: the reference and every run's final video")]
+    for run, name in in_film:
+        held = report.film_held_s[run.run_id]
+        note = f"; {held:.2f} s shorter than the longest (the comparison film holds its last frame on)" if held else ""
+        path = os.path.relpath(final_video(run), Path(out_dir).resolve())
+        sources.append((path, f"{name} ({run.run_id}): {FINAL_VIDEO}{note}"))
+    out += [
+        f"<p>{html.escape(str(film_line(report)))}</p>",
+        '<p><button id="films-play" type="button">play</button> '
+        f'<input id="films-seek" type="range" min="0" max="0" step="{1 / OUTPUT_FPS:.6f}" value="0" '
+        'aria-label="seek all films"> <span id="films-time">0.00 s, frame 0</span></p>',
+        f'<p class="note">One button and one slider drive every player; every player follows the first one\'s time '
+        "(the comparison film's, where it loads). "
+        f"Keys: <kbd>,</kbd> one frame back, <kbd>.</kbd> one frame forward (1/{OUTPUT_FPS} s).</p>",
+        f'<p class="note">The players expect these files, relative to this page\'s folder: '
+        f"{html.escape(', '.join(path for path, _ in sources))}.</p>",
+    ]
+    if without:
+        out.append(f'<p class="note">No final video ({FINAL_VIDEO}): {html.escape(", ".join(without))}.</p>')
+    out += [player(path, caption, grid=i == 0) for i, (path, caption) in enumerate(sources)]
+    out.append(f"<script>{PLAYERS_SCRIPT % {'fps': OUTPUT_FPS}}</script>")
+    return out
+
+
 def definition(x: Metric) -> str:
     return (
         f"<li><b>{html.escape(x.key)}</b> ({html.escape(x.unit)}, tolerance {x.tolerance:g}): "
@@ -310,7 +454,8 @@ def definition(x: Metric) -> str:
     )
 
 
-def html_page(report: Report, images: dict[str, dict]) -> str:
+def html_page(report: Report, images: dict[str, dict], out_dir: Path) -> str:
+    """The page, to be written into `out_dir` (the videos are found relative to it)."""
     runs = report.runs
     names = display_names(runs)
     winner_col = next((i for i, r in enumerate(runs) if report.winner in (r.model, r.run_id)), None)
@@ -334,6 +479,7 @@ def html_page(report: Report, images: dict[str, dict]) -> str:
         "<h2>Summary</h2>",
         table(names, summary_rows(report), winner_col),
         *(night_html(report.night) if report.night is not None else []),
+        *films_html(report, names, out_dir),
         "<h2>Per clip</h2>",
         *per_clip,
         "<h2>Runs</h2>",

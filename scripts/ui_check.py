@@ -72,7 +72,7 @@ def main() -> int:
     checks.append(
         (
             "the cost artifact page shows the table's columns",
-            all(column in cost_page for column in ("usd_total", "estimate_usd", "billed_s")),
+            all(column in cost_page for column in ("$ actual", "$ estimate", "Billed", "Run")),
         )
     )
     history = page(f"{ui}/artifacts/key/{args.key}", args.out / "cost-history.png")

@@ -24,7 +24,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 import remote
-from jobspecs import LoadedSpec
+from jobspecs import LoadedSpec, validate
 from jobspecs.contracts import (
     TERMINAL_STATES,
     BundleSummary,
@@ -37,11 +37,13 @@ from jobspecs.contracts import (
     WorkerStatus,
 )
 from jobspecs.load import open_reference, reference_png
+from jobspecs.plan import RunPrediction, predict_run
 from provisioning.base import Box, BoxError, Interrupted
 from provisioning.polling import poll_until
 from remote.bundle import sha256_file
 from remote.layout import clip_files, stage_job
 from remote.status import PARENT_TASK_RUN, now_iso, update_status
+from tasks.eta import Eta, duration_text, eta
 from tasks.job import REPO
 
 SETUP_SCRIPT = Path(remote.__file__).parent / "setup.sh"
@@ -185,21 +187,53 @@ def start_worker(box: Box, job_dir: str) -> int:
     return pid
 
 
-class ClipBar:
-    """A progress bar per clip in the terminal (plain log lines where there is no terminal)."""
+def clip_in_progress(status: WorkerStatus) -> int | None:
+    """The clip generating now; None between clips (`clip` stays on a finished clip until the next starts)."""
+    clip = status.clip if status.state == "generating" else None
+    return clip if clip is not None and clip >= status.clips_done else None
 
-    def __init__(self, total: int) -> None:
+
+def progress_fraction(status: WorkerStatus, total: int) -> float:
+    """The run's share done: (clips done + the clip now's steps done / its steps) / clips planned."""
+    done = float(status.clips_done)
+    if clip_in_progress(status) is not None and status.step and status.steps:
+        done += min(status.step / status.steps, 1.0)
+    return min(done / total, 1.0) if total else 1.0
+
+
+def progress_text(status: WorkerStatus, total: int, estimate: Eta | None) -> str:
+    """'clip 3 of 6, step 12/50, ~4 min 10 s left' (clips counted from 1); between clips and at the end
+    '2 of 6 clips, ~5 min 00 s left', '6 of 6 clips'. No ETA without a plan to make one from."""
+    left = f", {duration_text(estimate.run_s)} left" if estimate is not None and estimate.run_s > 0 else ""
+    clip = clip_in_progress(status)
+    if clip is None:
+        return f"{status.clips_done} of {total} clips{left}"
+    step = f", step {status.step}/{status.steps}" if status.step and status.steps else ""
+    return f"clip {clip + 1} of {total}{step}{left}"
+
+
+class ClipBar:
+    """The run in the terminal: a bar of clips and, under it, the bar of the clip generating now (its denoising
+    steps; kenburns has none), each with its time left (tasks/eta.py). Where stderr is no terminal there are no
+    bars: `log` gets one line per finished clip instead, with its seconds and the time left for the others (clips
+    finished before the first status seen are not logged again)."""
+
+    def __init__(self, total: int, log: logging.LoggerAdapter | None = None, console: Console | None = None) -> None:
+        self.on = console.is_terminal if console is not None else sys.stderr.isatty()
         self.progress = Progress(
             TextColumn("{task.description}"),
             BarColumn(),
             MofNCompleteColumn(),
             TimeElapsedColumn(),
-            console=Console(stderr=True),
-            disable=not sys.stderr.isatty(),
+            TextColumn("{task.fields[left]}"),
+            console=console or Console(stderr=True),
+            disable=not self.on,
         )
-        self.run = self.progress.add_task("clips", total=total)
+        self.total, self.log = total, log
+        self.run = self.progress.add_task("clips", total=total, left="")
         self.clip_task: int | None = None
         self.clip: int | None = None
+        self.logged: int | None = None  # finished clips accounted for in the log (no terminal)
 
     def __enter__(self) -> ClipBar:
         self.progress.start()
@@ -208,14 +242,37 @@ class ClipBar:
     def __exit__(self, *exc: object) -> None:
         self.progress.stop()
 
-    def update(self, status: WorkerStatus) -> None:
-        self.progress.update(self.run, completed=status.clips_done)
-        clip = status.clip if status.state == "generating" else None
+    def update(self, status: WorkerStatus, estimate: Eta | None = None) -> None:
+        run_left = f"{duration_text(estimate.run_s)} left" if estimate is not None and estimate.run_s > 0 else ""
+        self.progress.update(self.run, completed=status.clips_done, left=run_left)
+        clip = clip_in_progress(status)
         if clip != self.clip and self.clip_task is not None:
-            self.progress.update(self.clip_task, completed=1)
-        if clip is not None and clip != self.clip:
-            self.clip_task = self.progress.add_task(f"clip {clip}", total=1)
+            self.progress.remove_task(self.clip_task)
+            self.clip_task = None
+        if clip is not None:
+            if self.clip_task is None:
+                self.clip_task = self.progress.add_task(f"  clip {clip + 1} steps", total=1, left="")
+            if status.step and status.steps:
+                self.progress.update(self.clip_task, total=status.steps, completed=status.step)
+            if estimate is not None and estimate.clip_s is not None:
+                self.progress.update(self.clip_task, left=f"{duration_text(estimate.clip_s)} left")
         self.clip = clip
+        if not self.on and self.log is not None:
+            self.log_finished(status, estimate)
+
+    def log_finished(self, status: WorkerStatus, estimate: Eta | None) -> None:
+        """'clip 3 of 6 done in 41.2 s; ~2 min 50 s left for the other 3 clips', once per clip."""
+        if self.logged is None:
+            self.logged = status.clips_done
+        for index in range(self.logged, status.clips_done):
+            line = f"clip {index + 1} of {self.total} done"
+            last, rest = index == status.clips_done - 1, self.total - status.clips_done
+            if last and status.last_clip_s is not None:
+                line += f" in {status.last_clip_s:.1f} s"
+            if last and rest > 0 and estimate is not None:
+                line += f"; {duration_text(estimate.run_s)} left for the other {rest} clip{'s' if rest > 1 else ''}"
+            self.log.info(line)
+        self.logged = max(self.logged, status.clips_done)
 
 
 def fetch_finished_clips(box: Box, job_dir: str, keep: Path, first: int, count: int) -> None:
@@ -226,17 +283,63 @@ def fetch_finished_clips(box: Box, job_dir: str, keep: Path, first: int, count: 
 
 
 class ClipProgress:
-    """The run's progress artifact in Prefect (finished clips / planned), updated as each clip finishes."""
+    """The run's progress artifact in Prefect: (clips done + the clip now's steps done / its steps) / clips planned,
+    its description the clip, the step and the time left (progress_text), updated as the status changes."""
 
     def __init__(self, key: str, total: int) -> None:
-        self.total, self.done = total, 0
-        self.id = create_progress_artifact(progress=0.0, key=key, description=f"0 of {total} clips")
+        self.total = total
+        self.shown: tuple[float, str] = (0.0, f"0 of {total} clips")
+        self.id = create_progress_artifact(progress=0.0, key=key, description=self.shown[1])
 
-    def update(self, status: WorkerStatus) -> None:
-        done = status.clips_done
-        if done != self.done:
-            self.done = done
-            update_progress_artifact(self.id, 100.0 * done / self.total, description=f"{done} of {self.total} clips")
+    def update(self, status: WorkerStatus, estimate: Eta | None = None) -> None:
+        shown = (round(100.0 * progress_fraction(status, self.total), 2), progress_text(status, self.total, estimate))
+        if shown != self.shown:
+            self.shown = shown
+            update_progress_artifact(self.id, shown[0], description=shown[1])
+
+
+class RunProgress:
+    """The worker's status as follow_worker shows it, a status at a time: the time left (tasks/eta.py: the plan
+    corrected by the steps measured so far, their ratio carried from clip to clip), the terminal's bars (ClipBar, or
+    a line per clip in `log`) and the progress artifact (ClipProgress). Without a plan (None), no time left."""
+
+    def __init__(
+        self,
+        key: str,
+        total: int,
+        prediction: RunPrediction | None,
+        log: logging.LoggerAdapter | None = None,
+        console: Console | None = None,
+    ) -> None:
+        self.prediction, self.carried = prediction, None
+        self.bar, self.artifact = ClipBar(total, log, console), ClipProgress(key, total)
+
+    def __enter__(self) -> RunProgress:
+        self.bar.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.bar.__exit__(*exc)
+
+    def show(self, status: WorkerStatus) -> Eta | None:
+        estimate = eta(self.prediction, status, self.carried) if self.prediction is not None else None
+        self.carried = estimate.step_ratio if estimate is not None else None
+        self.bar.update(status, estimate)
+        self.artifact.update(status, estimate)
+        return estimate
+
+
+def planned_run(box: Box, job_dir: str, log: logging.LoggerAdapter) -> RunPrediction | None:
+    """The plan of the spec the worker runs (the box's run/job.yaml), which the ETA corrects as steps are measured;
+    None, with a warning, where it can't be read or planned: the progress is then shown without an ETA."""
+    try:
+        text = box.transport.read_text(f"{job_dir}/run/job.yaml")
+        if text is None:
+            raise FileNotFoundError(f"{job_dir}/run/job.yaml is not on the box")
+        return predict_run(validate(yaml.safe_load(text), source=f"{job_dir}/run/job.yaml"))
+    except Exception as exc:
+        log.warning(f"no time left is shown for this run: its plan could not be made ({type(exc).__name__}: {exc})")
+        return None
 
 
 class WorkerFollower:
@@ -372,12 +475,13 @@ def follow_worker(
     interrupted: Callable[[], str | None] | None = None,
     check_every_s: float = 30,
 ) -> WorkerStatus:
-    """Follow the worker until its run ends (WorkerFollower), its clips shown in the terminal and in the run's
-    progress artifact (`progress_key`); with `keep`, every finished clip is copied there. Returns the final status;
-    raises Interrupted when `interrupted` says the box was taken away."""
+    """Follow the worker until its run ends (WorkerFollower), its clips and steps shown with the time left (the
+    plan corrected by the steps measured: tasks/eta.py) in the terminal and in the run's progress artifact
+    (`progress_key`); with `keep`, every finished clip is copied there. Returns the final status; raises
+    Interrupted when `interrupted` says the box was taken away."""
     follower = WorkerFollower(box, job_dir, run_limit_s, keep, get_run_logger(), interrupted, check_every_s)
-    progress = ClipProgress(progress_key, clips_total)
-    with ClipBar(clips_total) as bar:
+    prediction = planned_run(box, job_dir, follower.log)
+    with RunProgress(progress_key, clips_total, prediction, follower.log) as progress:
         for _ in poll_until(None, POLL_S):
             reading = follower.read()
             if reading is None:
@@ -386,8 +490,7 @@ def follow_worker(
             follower.mirror(progress_log)
             follower.check_run_exists(status)
             if status is not None:
-                bar.update(status)
-                progress.update(status)
+                progress.show(status)
             follower.keep_finished_clips(status)
             follower.check_interrupted()
             final = follower.outcome(status)

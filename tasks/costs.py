@@ -1,17 +1,25 @@
 """What a run costs: the planner's prediction before anything is rented, the estimate at the offer's price
 (shown before the instance is created), and the actual cost after — side by side in a table artifact under a
-stable key per deployment, so the Prefect UI keeps the cost history, and in `<run_id>.cost.json` beside the bundle.
+stable key per deployment (`cost-<deployment>`), the last runs' costs of that key in a markdown artifact
+(`cost-history-<deployment>`), and in `<run_id>.cost.json` beside the bundle.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import re
+from datetime import UTC, datetime
 from pathlib import Path
 
 from prefect import get_run_logger, task
-from prefect.artifacts import create_table_artifact
-from prefect.runtime import deployment
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.actions import ArtifactCreate
+from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey, ArtifactFilterType
+from prefect.client.schemas.objects import Artifact
+from prefect.client.schemas.sorting import ArtifactSort
+from prefect.runtime import deployment, flow_run, task_run
 
 from jobspecs import JobSpec
 from jobspecs.contracts import NightCost, RunCost
@@ -191,17 +199,168 @@ def run_cost(
     )
 
 
+HISTORY_RUNS = 20  # the runs cost-history-<deployment> lists
+
+
+def usd_text(usd: float | None) -> str:
+    """Dollars for a table cell: $0.42, $12.35; under 10 cents two significant digits ($0.0042); None: -."""
+    if usd is None:
+        return "-"
+    if usd == 0 or abs(usd) >= 0.1:
+        return f"${usd:,.2f}"
+    return f"${usd:.{1 - math.floor(math.log10(abs(usd)))}f}"
+
+
+def rate_text(usd_per_hour: float) -> str:
+    """A price per hour for a table cell: $0.24, $0.264 (a bid: three decimals where the third is not 0)."""
+    text = f"{usd_per_hour:.3f}"
+    return "$" + (text[:-1] if text.endswith("0") else text)
+
+
+def duration_text(seconds: float | None) -> str:
+    """Seconds for a table cell: "12 min 5 s", "1 h 2 min", "42 s"; None: -."""
+    if seconds is None:
+        return "-"
+    hours, rest = divmod(round(seconds), 3600)
+    minutes, secs = divmod(rest, 60)
+    parts = [f"{value} {unit}" for value, unit in ((hours, "h"), (minutes, "min"), (secs, "s")) if value]
+    return " ".join(parts) or "0 s"
+
+
+def cost_table_row(cost: RunCost) -> dict[str, str | int]:
+    """The cost table artifact's row, as a user reads it: what ran first, the actual cost next to the estimate,
+    the long ids last. Display only: the RunCost itself rides in the artifact's metadata (cost_of_artifact)."""
+    return {
+        "Model": cost.model,
+        "GPU": cost.gpu or "-",
+        "Clips": cost.clips,
+        "$ actual": usd_text(cost.usd_total),
+        "$ estimate": usd_text(cost.estimate_usd),
+        "Billed": duration_text(cost.billed_s),
+        "Estimated": duration_text(cost.estimate_s),
+        "$/video s": usd_text(cost.usd_per_video_s),
+        "$/h": rate_text(cost.usd_per_hour),
+        "Preemptions": cost.preemptions,
+        "Instances": cost.instance,
+        "Run": cost.run,
+    }
+
+
+def cost_of_artifact(artifact: Artifact) -> RunCost | None:
+    """The RunCost a `cost-<deployment>` table artifact carries: in its metadata (each field's JSON, written by
+    publish_costs), else, in an artifact older than the human headers, as its one row; None where it holds neither
+    (the night's `cost-overnight` table, a layout this code cannot read)."""
+    if artifact.type != "table":
+        return None
+    fields = {name: value for name, value in (artifact.metadata_ or {}).items() if name in RunCost.model_fields}
+    try:
+        if fields:
+            return RunCost.model_validate({name: json.loads(value) for name, value in fields.items()})
+        rows = json.loads(artifact.data) if isinstance(artifact.data, str) else artifact.data
+        return RunCost.model_validate(rows[0]) if rows else None
+    except (ValueError, LookupError, TypeError):  # pydantic's ValidationError is a ValueError
+        return None
+
+
+def create_cost_artifact(key: str, cost: RunCost) -> None:
+    """The cost table artifact: one human row (cost_table_row), the RunCost in the metadata for the readers
+    (`shootout runs`, the cost history). Prefect's create_table_artifact takes no metadata, so the client does."""
+    with get_client(sync_client=True) as client:
+        client.create_artifact(
+            ArtifactCreate(
+                key=key,
+                type="table",
+                description=f"${cost.usd_total:.2f} (estimate ${cost.estimate_usd or 0:.2f})"
+                + (f", {cost.preemptions} preemptions" if cost.preemptions else "")
+                + f" — {cost.run}",
+                data=json.dumps([cost_table_row(cost)]),
+                # one JSON value per field: Prefect cuts a metadata value past 500 characters
+                metadata_={name: json.dumps(value) for name, value in cost.model_dump(mode="json").items()},
+                flow_run_id=flow_run.id,
+                task_run_id=task_run.id,
+            )
+        )
+
+
+def cost_history(key: str, limit: int = HISTORY_RUNS) -> list[tuple[datetime, RunCost]]:
+    """The costs of the last `limit` versions of the `key` table artifact (one per run), newest first, each with
+    when it was published; versions without a readable cost are left out."""
+    with get_client(sync_client=True) as client:
+        versions = client.read_artifacts(
+            artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[key]), type=ArtifactFilterType(any_=["table"])),
+            sort=ArtifactSort.CREATED_DESC,
+            limit=limit,
+        )
+    history = [(version.created, cost_of_artifact(version)) for version in versions]
+    return [(created.astimezone(UTC), cost) for created, cost in history if cost is not None]
+
+
+def cost_history_markdown(key: str, history: list[tuple[datetime, RunCost]]) -> str:
+    """The cost history page: one row per run, newest first, and their total."""
+    right = ["Clips", "$ actual", "$ estimate", "Billed", "Estimated", "Preemptions"]  # numbers, right-aligned
+    header = ["Ended (UTC)", "Model", "GPU", *right, "Run"]
+
+    def line(cells: list) -> str:
+        return "| " + " | ".join(str(cell).replace("|", "\\|") for cell in cells) + " |"
+
+    rows = [
+        [
+            f"{created:%Y-%m-%d %H:%M}",
+            cost.model,
+            cost.gpu or "-",
+            cost.clips,
+            usd_text(cost.usd_total),
+            usd_text(cost.estimate_usd),
+            duration_text(cost.billed_s),
+            duration_text(cost.estimate_s),
+            cost.preemptions,
+            cost.run,
+        ]
+        for created, cost in history
+    ]
+    costs = [cost for _, cost in history]
+    runs = f"{len(costs)} run" + ("" if len(costs) == 1 else "s")
+    usd = sum(cost.usd_total for cost in costs)
+    estimate = sum(cost.estimate_usd or 0 for cost in costs)
+    total = [
+        f"**total, {runs}**",
+        "",
+        "",
+        sum(cost.clips for cost in costs),
+        f"**{usd_text(usd)}**",
+        usd_text(estimate),
+        duration_text(sum(cost.billed_s for cost in costs)),
+        duration_text(sum(cost.estimate_s or 0 for cost in costs)),
+        sum(cost.preemptions for cost in costs),
+        "",
+    ]
+    return "\n".join(
+        [
+            f"# Cost history: `{key}`",
+            "",
+            f"The last {runs} of this key (at most {HISTORY_RUNS}), newest first: {usd_text(usd)} actual, "
+            f"{usd_text(estimate)} estimated before renting.",
+            "",
+            line(header),
+            line(["---:" if name in right else "---" for name in header]),
+            *(line(row) for row in rows),
+            line(total),
+        ]
+    )
+
+
 @task(name="publish-costs")
 def publish_costs(cost: RunCost, out_dir: Path) -> Path:
-    """The cost table artifact (estimate next to actual) and `<run_id>.cost.json` beside the bundle."""
-    row = cost.model_dump(mode="json")
-    create_table_artifact(
-        key=artifact_key("cost", cost.model),
-        table=[row],
-        description=f"${cost.usd_total:.2f} (estimate ${cost.estimate_usd or 0:.2f})"
-        + (f", {cost.preemptions} preemptions" if cost.preemptions else "")
-        + f" — {cost.run}",
+    """The cost table artifact (estimate next to actual), the cost history artifact (the last HISTORY_RUNS runs of
+    that key, this one first) and `<run_id>.cost.json` beside the bundle."""
+    key = artifact_key("cost", cost.model)
+    create_cost_artifact(key, cost)
+    history = cost_history(key)
+    create_markdown_artifact(
+        key=artifact_key("cost-history", cost.model),
+        markdown=cost_history_markdown(key, history),
+        description=f"${sum(c.usd_total for _, c in history):.2f} over the last {len(history)} runs of {key}",
     )
     path = out_dir / f"{cost.run}.cost.json"
-    path.write_text(json.dumps(row, indent=2) + "\n")
+    path.write_text(json.dumps(cost.model_dump(mode="json"), indent=2) + "\n")
     return path

@@ -26,7 +26,7 @@ RANK_1_FAILS = "--rank-1-fails" in sys.argv
 
 
 class HungOnSecondClip(KenBurns):
-    def generate(self, prompt, image, clip, seed):
+    def generate(self, prompt, image, clip, seed, on_step=None):
         if clip.index >= 1:
             if RANK_1_FAILS and RANK == 1:
                 raise RuntimeError("rank 1 lost its GPU at clip 1")

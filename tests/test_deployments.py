@@ -15,6 +15,7 @@ import pytest
 from conftest import BIN, HF_TOKEN, REPO, SMALL, VAST_KEY, run_deployment_cli, shootout_cli, wait_until
 
 from remote.bundle import verify_bundle
+from tasks.costs import duration_text
 
 TINY = [
     "model_source=tiny",
@@ -25,6 +26,13 @@ TINY = [
     "stitch.preset=ultrafast",
     *(f"shots.{i}.duration_s=5" for i in range(6)),
 ]
+# The overnight tests' films: two shots (one seam), so three models (parallel or on one box) stay a few minutes.
+TWO_SHOTS = (
+    "shots=[{subject: a red espresso cup, action: the crema settles, environment: a wooden counter, camera: push-in,"
+    " duration_s: 5}, {subject: the steel spoon, action: a highlight slides along it, environment: the wooden"
+    " counter, camera: pan right, duration_s: 5}]"
+)
+NIGHT = [*(o for o in TINY if not o.startswith("shots.")), TWO_SHOTS]
 
 
 def flow_run_id(done) -> str:
@@ -68,9 +76,9 @@ def test_the_demo_deployment_shows_its_cost_progress_and_summary_in_prefect(demo
     run = httpx.get(f"{api}/flow_runs/{flow_run_id(done)}").json()
     assert run["state_type"] == "COMPLETED"
     artifacts = artifacts_of(api, run["id"])
-    assert {"cost-demo", "progress-demo", "summary-demo"} <= set(artifacts)
-    (cost,) = json.loads(artifacts["cost-demo"]["data"])  # the table the UI shows under a stable key
+    assert {"cost-demo", "cost-history-demo", "progress-demo", "summary-demo"} <= set(artifacts)
     run_id = demo_run["archive"].name.removesuffix(".tar")
+    cost = json.loads((demo_run["out"] / f"{run_id}.cost.json").read_text())  # the RunCost the report reads
     assert cost | {"billed_s": None, "estimate_s": None} == {
         "run": run_id,
         "model": "kenburns",
@@ -86,11 +94,28 @@ def test_the_demo_deployment_shows_its_cost_progress_and_summary_in_prefect(demo
         "preemptions": 0,
     }
     assert cost["billed_s"] > 0 and cost["estimate_s"] > 0  # the planner's prediction, next to the wall time
+    (row,) = json.loads(artifacts["cost-demo"]["data"])  # the table the UI shows under a stable key
+    assert row == {
+        "Model": "kenburns",
+        "GPU": "this machine",
+        "Clips": 6,
+        "$ actual": "$0.00",
+        "$ estimate": "$0.00",
+        "Billed": duration_text(cost["billed_s"]),
+        "Estimated": duration_text(cost["estimate_s"]),
+        "$/video s": "$0.00",
+        "$/h": "$0.00",
+        "Preemptions": 0,
+        "Instances": "local",
+        "Run": run_id,
+    }
+    assert {key: json.loads(value) for key, value in artifacts["cost-demo"]["metadata_"].items()} == cost
+    history = artifacts["cost-history-demo"]["data"]  # the last runs of cost-demo, this one first
+    assert history.startswith("# Cost history: `cost-demo`") and f"| {run_id} |" in history
     assert artifacts["progress-demo"]["data"] == 100.0
     summary = artifacts["summary-demo"]["data"]
     assert "final/final_stitched.mp4" in summary and "guardrails: ok" in summary and "cost: $0.00" in summary
     assert "![contact sheet](data:image/jpeg;base64," in summary
-    assert json.loads((demo_run["out"] / f"{run_id}.cost.json").read_text()) == cost
     plan = logs_of(api, run["id"])
     assert "plan: clip 5:" in plan and "clip=5" in plan  # predicted per clip, and the box's progress mirrored
 
@@ -107,6 +132,7 @@ def test_shootout_runs_and_watch_read_the_runs_back_from_prefect(demo_run) -> No
         6,
         0.0,
     )
+    assert row["files"] == f"{demo_run['out']}/{row['run_id']}/" and row["run_id"] in demo_run["archive"].name
     watched = shootout_cli("watch", row["flow_run"], env=env, timeout=120)
     assert watched.returncode == 0, watched.stderr[-3000:]
     assert "progress: 100 % (6 of 6 clips)" in watched.stdout and "COMPLETED" in watched.stdout
@@ -140,7 +166,7 @@ def test_overnight_runs_the_three_models_side_by_side_and_reports(prefect_worker
     fake, api = prefect_worker["fake"], prefect_worker["api"].rstrip("/")
     for offer in (5001, 5002, 5003):  # three good machines (Hunyuan's query also asks for 96 GB of RAM)
         fake.update_offer(offer, cpu_ram=128000, cuda_max_good=13.0, reliability=0.995, reliability2=0.995)
-    params = {"out_dir": str(tmp_path), "overrides": [*TINY, *vast_overrides(sshd_server, box_venv, tmp_path / "box")]}
+    params = {"out_dir": str(tmp_path), "overrides": [*NIGHT, *vast_overrides(sshd_server, box_venv, tmp_path / "box")]}
     done = run_deployment_cli(prefect_worker["env"], "overnight/nightly", params, timeout_s=1200)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     (night,) = tmp_path.glob("compare-*")
@@ -251,7 +277,7 @@ def test_the_one_box_night_makes_three_verified_bundles_and_one_report_from_one_
     for offer in (5001, 5002, 5003):  # Hunyuan's 96 GB of host RAM; the night's disk holds every model's weights
         fake.update_offer(offer, cpu_ram=128000, cuda_max_good=13.0, reliability=0.995, reliability2=0.995)
     created_before = len(fake.requests_to("PUT", "/api/v0/asks/*/"))
-    overrides = [*TINY, *vast_overrides(sshd_server, box_venv, tmp_path / "box")]
+    overrides = [*NIGHT, *vast_overrides(sshd_server, box_venv, tmp_path / "box")]
     params = {"out_dir": str(tmp_path), "overrides": overrides, "placement": "one-box"}
     done = run_deployment_cli(prefect_worker["env"], "overnight/nightly", params, timeout_s=1200)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]

@@ -112,6 +112,8 @@ def test_the_run_is_recorded_in_prefect(demo_run) -> None:
 
     (demo,) = [r for r in runs_of("shootout") if r["parameters"].get("out_dir") == str(demo_run["out"])]
     assert demo["state_type"] == "COMPLETED"
+    # its name (tasks/naming.py): the one Prefect gave it, the model and title, the run id
+    assert demo["name"].endswith(f" · kenburns: Morning espresso · {run_id}") and demo["name"].count(" · ") == 2
     (worker,) = [r for r in runs_of("generate-clips") if r["parameters"]["job_dir"].endswith(run_id)]
     assert worker["state_type"] == "COMPLETED"  # the local box's worker flow reports to the same server
     artifacts = httpx.post(f"{api}/artifacts/filter", json={"artifacts": {"flow_run_id": {"any_": [demo["id"]]}}})

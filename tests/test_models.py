@@ -97,6 +97,8 @@ def test_tiny_model_runs_two_chained_clips_into_a_verified_bundle(tiny_runs, tin
     logs = [json.loads((run_dir / "logs" / f"log_{i:03d}.json").read_text()) for i in range(2)]
 
     assert manifest["clips"] == manifest["clips"] | {"planned": 2, "finished": 2}
+    status = run["status"]  # each step reported as it ended (tests/test_progress.py follows them): the last clip's
+    assert (status.step, status.steps) == (2, 2) and status.step_s > 0 and status.last_clip_s > 0
     assert manifest["model"]["revision"] == tiny_home["commits"][model]  # the commit actually loaded
     assert manifest["model"]["source"] == "tiny" and manifest["model"]["pipeline"] == pipeline
     assert manifest["model"]["baseline_overrides"] == {"width": 64, "height": 64, "steps": 2, **KNOBS.get(model, {})}

@@ -12,7 +12,7 @@ from conftest import REPO, demo_data, write_spec
 
 from jobspecs import SpecError, validate
 from jobspecs.config import architectures, offer_snapshot, throughput
-from jobspecs.offers import OfferShape
+from jobspecs.offers import OfferShape, snapshot_source
 from jobspecs.plan import PlanReport, pick_offer, plan_clips, predict_clip, predict_run
 from jobspecs.schema import JobSpec
 
@@ -560,15 +560,28 @@ def test_shootout_plan_shows_the_price_on_demand_and_interruptible(capsys, monke
         assert main(["plan", spec_file, *flag]) == 0
         out = capsys.readouterr().out
         line = next(line for line in out.splitlines() if line.startswith("cost on "))
-        used = "interruptible" if interruptible == "true" else "on demand"
-        assert line == (
-            f"cost on 1× RTX 4090: ${offer.usd_per_film:.2f} per film on demand ($0.24/h); "
-            f"${offer.usd_per_film_interruptible:.2f} interruptible (bid $0.150/h = min_bid $0.120 × bid_margin 1.25; "
-            f"{offer.expected_preemptions:.2f} preemptions expected at 0.2/h, ASSUMED, +{offer.preemption_s:.0f} s "
-            f"rented each); this run rents {used} (infrastructure.interruptible = {interruptible})"
+        pays = (
+            "rents interruptible and pays the bid, $0.150/h"
+            if interruptible == "true"
+            else "rents on demand and pays the offer's ask, $0.24/h"
         )
+        assert line == (
+            f"cost on 1× RTX 4090 (prices: {snapshot_source()}, not live): ${offer.usd_per_film:.2f} per film on "
+            f"demand (the ask, $0.24/h); ${offer.usd_per_film_interruptible:.2f} interruptible (bid $0.150/h = "
+            f"min_bid $0.120 × bid_margin 1.25; {offer.expected_preemptions:.2f} preemptions expected at 0.2/h, "
+            f"ASSUMED, +{offer.preemption_s:.0f} s rented each); this run {pays} (infrastructure.interruptible = "
+            f"{interruptible})"
+        )
+        price = "the bid, from the min_bid in the" if interruptible == "true" else "the offer's on-demand ask in the"
+        (offer_text,) = [line for line in out.splitlines() if line.startswith("offer: ")]
+        assert offer_text.endswith(f"(price: {price} {snapshot_source()}, not live; --offers for the table)")
         assert offer.usd_per_film_interruptible < offer.usd_per_film
     assert f"offer: 1× RTX 4090 interruptible at a bid of $0.150/h, ${offer.usd_per_film_interruptible:.2f}" in out
+    assert main(["plan", spec_file, "--set", "infrastructure.max_usd_per_hour=0.5"]) == 0  # the cap's estimate
+    (estimate,) = [line for line in capsys.readouterr().out.splitlines() if line.startswith("estimate: ")]
+    assert " at $0.5/h, the spec's cap (infrastructure.max_usd_per_hour: the most a box may cost, not an offer" in (
+        estimate
+    )
 
     assert main(["plan", spec_file, "--offers", "--set", "infrastructure.interruptible=true"]) == 0
     out = capsys.readouterr().out

@@ -406,3 +406,16 @@ def test_cli_report_shows_the_night_s_cost_of_one_night_s_runs(runs, tmp_path, c
         assert err.startswith(f"WARNING {night_dir / 'night.cost.json'}: not read (") and said in err, err
         assert json.loads((out / "report.json").read_text())["night"] is None
         assert "night" not in (out / "report.md").read_text().lower()
+
+
+def test_runs_without_a_final_video_make_no_film(runs) -> None:
+    """These runs were never stitched: no comparison.mp4, no players, and the page says why; a report.json written
+    before the film existed still reads."""
+    result = runs["result"]
+    report = json.loads(result["json"].read_text())
+    assert report["film"] is None and report["film_held_s"] == {} and result["film"] is None
+    assert not (runs["out"] / "comparison.mp4").exists()
+    page = result["html"].read_text()
+    assert "No run has a final video (final/final_stitched.mp4): no films to show." in page and "<video" not in page
+    older = {key: value for key, value in report.items() if key not in ("film", "film_held_s")}
+    assert Report.model_validate(older).film is None

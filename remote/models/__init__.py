@@ -3,6 +3,7 @@
 An adapter is loaded once per run and then generates clip after clip:
     adapter = load_adapter(spec); adapter.load()
     result = adapter.generate(prompt, image, clip, seed)   # result.frames: (F, H, W, 3) uint8 RGB
+    (with on_step=report: report(step, steps, seconds) at each denoising step's end, for the run's status)
 
 One file per model. kenburns.py renders on the CPU. The three diffusers models (wan22.py, cogvideox.py, hunyuan.py)
 subclass hf.DiffusersAdapter, which does what they share (the weights from the local cache, the memory plan's
@@ -18,6 +19,7 @@ tiny.py builds the random-weight pipelines of `model_source: tiny`.
 from __future__ import annotations
 
 import importlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -35,6 +37,11 @@ ADAPTERS: dict[str, str] = {
 }
 
 
+# Called at each denoising step's end: (steps finished, the clip's steps, that step's seconds). Models without steps
+# (kenburns) never call it.
+StepCallback = Callable[[int, int, float], None]
+
+
 @dataclass
 class Generated:
     frames: np.ndarray  # (frames, height, width, 3) uint8 RGB; frames[0] shows the input image
@@ -49,8 +56,11 @@ class ModelAdapter(Protocol):
     def load(self) -> None:
         """Load weights (once per run)."""
 
-    def generate(self, prompt: str, image: Image.Image, clip: ClipPlan, seed: int) -> Generated:
-        """One clip from `image` (already at the clip's size), deterministic for `seed`."""
+    def generate(
+        self, prompt: str, image: Image.Image, clip: ClipPlan, seed: int, on_step: StepCallback | None = None
+    ) -> Generated:
+        """One clip from `image` (already at the clip's size), deterministic for `seed`; `on_step` is called at
+        each denoising step's end."""
 
     def info(self) -> dict:
         """id, repo, revision and `libraries` (versions), for the logs; every other key (the weights' source,

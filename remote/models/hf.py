@@ -28,7 +28,7 @@ from PIL import Image
 from jobspecs import ClipPlan, JobSpec, plan_clips
 from jobspecs.config import architectures
 from remote.bundle import installed_versions
-from remote.models import Generated
+from remote.models import Generated, StepCallback
 
 TINY_HOME_ENV = "SHOOTOUT_TINY_HF_HOME"
 DEFAULT_TINY_HOME = Path.home() / ".cache" / "i2v-shootout" / "tiny-hf"
@@ -200,8 +200,9 @@ class Call:
     step_s: list[float]  # each step's seconds, the first from the call (with the preparation): cache hits show
 
 
-def timed_call(pipe, device, **kwargs) -> Call:
-    """One pipeline call with output_type 'np', timed per step (the callback marks each step's end).
+def timed_call(pipe, device, on_step: StepCallback | None = None, **kwargs) -> Call:
+    """One pipeline call with output_type 'np', timed per step (the callback marks each step's end), each step
+    also reported to `on_step` (steps finished, the pipeline's steps, that step's seconds) as it ends.
 
     timings: `denoise` = from the call to the end of the last step (image/prompt encoding included),
     `decode` = from there to the frames (the VAE decode and post-processing)."""
@@ -213,7 +214,10 @@ def timed_call(pipe, device, **kwargs) -> Call:
     def on_step_end(pipeline, step, timestep, callback_kwargs):
         if cuda:
             torch.cuda.synchronize()
-        step_ends.append(time.monotonic())
+        ended, previous = time.monotonic(), step_ends[-1] if step_ends else start
+        step_ends.append(ended)
+        if on_step is not None:
+            on_step(len(step_ends), pipeline.num_timesteps, ended - previous)
         return callback_kwargs
 
     if cuda:
@@ -562,8 +566,11 @@ class DiffusersAdapter(abc.ABC):
             raise RuntimeError("this prompt was not encoded at load (prompts come from the spec's plan)")
         return self.embeds[prompt]
 
-    def generate(self, prompt: str, image: Image.Image, clip: ClipPlan, seed: int) -> Generated:
-        """One clip from `image` (already at the clip's size), deterministic for `seed`."""
+    def generate(
+        self, prompt: str, image: Image.Image, clip: ClipPlan, seed: int, on_step: StepCallback | None = None
+    ) -> Generated:
+        """One clip from `image` (already at the clip's size), deterministic for `seed`; `on_step` at each
+        denoising step's end (timed_call)."""
         if image.size != (clip.width, clip.height):
             raise ValueError(f"input image is {image.size}, the clip is {clip.width}x{clip.height}")
         own = self.call_kwargs(prompt)
@@ -572,6 +579,7 @@ class DiffusersAdapter(abc.ABC):
             call = timed_call(
                 self.pipe,
                 self.device,
+                on_step,
                 image=image,
                 height=clip.height,
                 width=clip.width,

@@ -18,7 +18,7 @@ import PIL
 from PIL import Image, ImageFilter
 
 from jobspecs import ClipPlan, JobSpec
-from remote.models import Generated
+from remote.models import Generated, StepCallback
 
 FOCAL_PER_WIDTH = 50 / 36  # a 50 mm lens on a 36 mm wide sensor
 PAD = 0.3  # the soft continuation around the picture, as a fraction of each side
@@ -165,7 +165,10 @@ class KenBurns:
     def load(self) -> None:
         pass  # nothing to load
 
-    def generate(self, prompt: str, image: Image.Image, clip: ClipPlan, seed: int) -> Generated:
+    def generate(
+        self, prompt: str, image: Image.Image, clip: ClipPlan, seed: int, on_step: StepCallback | None = None
+    ) -> Generated:
+        """One clip from `image`; no denoising steps, so `on_step` is never called."""
         if image.size != (clip.width, clip.height):
             raise ValueError(f"input image is {image.size}, the clip is {clip.width}x{clip.height}")
         start = time.monotonic()
