@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
-"""Check the Prefect UI with headless Chromium: the runs page lists the shootout runs, and the cost table artifact
-page shows the cost history. Screenshots go to outputs/ui-check/.
+"""Check the Prefect UI with headless Chromium: the runs page lists the shootout runs by what they ran, the run's
+artifacts tab, the cost table artifact's columns, and the cost history artifact. Screenshots go to
+outputs/ui-check/.
 
     # a server with the UI, the deployments, a worker and at least one finished run (README: "Run it from your
     # laptop"), then:
@@ -66,6 +67,8 @@ def main() -> int:
     checks = []
     runs_page = page(f"{ui}/runs", args.out / "runs.png")
     checks.append(("the runs page lists the latest shootout run", finished[0]["name"] in runs_page))
+    name = finished[0]["name"]
+    checks.append(("the run's name says what it ran (model: title · run id)", name.count(" · ") >= 2 and ": " in name))
     run_page = page(f"{ui}/runs/flow-run/{finished[0]['id']}?tab=Artifacts", args.out / "run-artifacts.png")
     checks.append(("the run page shows its state", finished[0]["state_name"] in run_page))
     cost_page = page(f"{ui}/artifacts/artifact/{costs[0]['id']}", args.out / "cost-table.png")
@@ -75,8 +78,15 @@ def main() -> int:
             all(column in cost_page for column in ("$ actual", "$ estimate", "Billed", "Run")),
         )
     )
-    history = page(f"{ui}/artifacts/key/{args.key}", args.out / "cost-history.png")
-    checks.append((f"the {args.key} history page exists", args.key in history))
+    history = page(f"{ui}/artifacts/key/{args.key}", args.out / "cost-versions.png")
+    checks.append((f"the {args.key} versions page exists", args.key in history))
+    history_key = args.key.replace("cost-", "cost-history-", 1)
+    found = httpx.post(f"{api}/artifacts/filter", json={"artifacts": {"key": {"any_": [history_key]}}}).json()
+    if found:
+        page_text = page(f"{ui}/artifacts/artifact/{found[0]['id']}", args.out / "cost-history.png")
+        checks.append((f"the {history_key} page tabulates the runs", "total" in page_text))
+    else:
+        checks.append((f"the {history_key} artifact exists", False))
     for what, ok in checks:
         print(f"{'ok  ' if ok else 'FAIL'} {what}")
     print(f"screenshots: {args.out}/")
