@@ -7,7 +7,8 @@ both ways, the scaling efficiency (1-rank time / (N × N-rank time)) and peak Gi
     torchrun --standalone --nproc-per-node=N benchmarks/gpu_cp.py MODEL [--profile baseline|quantized]
              [--frames F] [--out DIR]
 
-One GPU per rank over NCCL: the measurement of issue #15, NOT RUN YET (no machine with several GPUs was lent). Two
+One GPU per rank over NCCL: the measurement of issue #15, run so far only at N = 1 on one H200 (the one-GPU side;
+no machine with several GPUs was lent). Two
 ranks sharing one GPU over gloo crashed in gloo's CUDA all-gather (benchmarks/results/experiments/
 gpu_cp_one_gpu_gloo_attempt_h200.json); NCCL refuses two ranks on one GPU. Hunyuan runs prompt_trim as in its
 baseline (context parallelism needs it). Results: gpu_cp_<model>_<profile>_<N>x<gpu>.json.
