@@ -3,7 +3,6 @@ Both only read the Prefect API (PREFECT_API_URL); nothing here talks to a box.""
 
 from __future__ import annotations
 
-import json
 import time
 import uuid
 from collections.abc import Callable
@@ -24,9 +23,7 @@ from prefect.client.schemas.filters import (
 )
 from prefect.client.schemas.objects import FlowRun
 from prefect.client.schemas.sorting import FlowRunSort, LogSort
-from pydantic import ValidationError
 
-from jobspecs.contracts import RunCost
 from provisioning.polling import poll_until
 
 POLL_S = 2.0
@@ -112,19 +109,6 @@ def watch(run: str, out: Callable[[str], None] = print, poll_s: float = POLL_S, 
                 break
         out(f"{flow_run.name}: {flow_run.state.type.value} {flow_run.state.message or ''}".rstrip())
         return 0 if flow_run.state.is_completed() else 1
-
-
-def cost_row(artifacts: list) -> RunCost | None:
-    """The run's cost table row (tasks/costs.py), or None when it wrote none (a failed or running run) or one this
-    code cannot read (an older layout)."""
-    for artifact in artifacts:
-        if artifact.type == "table" and (artifact.key or "").startswith("cost-"):
-            rows = json.loads(artifact.data) if isinstance(artifact.data, str) else artifact.data
-            try:
-                return RunCost.model_validate(rows[0]) if rows else None
-            except ValidationError:
-                return None
-    return None
 
 
 def past_runs(limit: int = 20) -> list[dict]:
