@@ -41,6 +41,7 @@ from tasks.box import (
     bundle_on_box,
     fetch_bundle,
     follow_worker,
+    kept_clip_count,
     mark_stopped,
     prefetch_model,
     resolved_spec,
@@ -118,10 +119,6 @@ def remaining_budget(budget_usd: float | None, provider: Provider) -> float | No
     if budget_usd is None:
         return None
     return budget_usd - sum(cost.usd_total for cost in provider.costs())
-
-
-def kept_clip_count(folder: Path | None) -> int:
-    return len(list((folder / "logs").glob("log_*.json"))) if folder is not None else 0
 
 
 @contextmanager

@@ -102,6 +102,11 @@ def resolved_spec(job: LoadedSpec) -> dict:
     return job.spec.model_dump(mode="json") | {"reference_image": job.reference.name}
 
 
+def kept_clip_count(folder: Path | None) -> int:
+    """Finished clips in a folder with a run's layout (a run dir, a failed run's .partial): its clip logs."""
+    return len(list((folder / "logs").glob("log_*.json"))) if folder is not None else 0
+
+
 def finished_clip_files(folder: Path) -> list[Path]:
     """Clip, last frame and log of each finished clip kept in `folder` (a failed run's .partial), in order."""
     files, index = [], 0
@@ -423,7 +428,7 @@ class WorkerFollower:
         if self.keep is None or status is None:
             return
         if self.kept is None:
-            self.kept = len(list((self.keep / "logs").glob("log_*.json")))
+            self.kept = kept_clip_count(self.keep)
         if status.clips_done > self.kept:
             fetch_finished_clips(self.box, self.job_dir, self.keep, self.kept, status.clips_done)
             self.kept = status.clips_done
@@ -508,7 +513,7 @@ def mark_stopped(box: Box, job_dir: str, clips_total: int, reason: str) -> Worke
     if box.provider != "local":
         raise BoxError(f"mark_stopped writes the status on this machine, not on a {box.provider} box")
     run_dir = Path(job_dir) / "run"
-    done = len(list((run_dir / "logs").glob("log_*.json")))
+    done = kept_clip_count(run_dir)
     fields = dict(state="stopped", reason=reason, clips_total=clips_total, clips_done=done, stopped_at_clip=done)
     return update_status(run_dir, **fields, exit_code=0)
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import math
 import re
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -67,14 +68,24 @@ def estimate_at(
     if spec is not None and spec.infrastructure.interruptible:
         preemption_s = expected_preemption_s(spec, planned_s + PROVISIONING_S, prediction).extra_s
     seconds = planned_s + PROVISIONING_S + preemption_s
+    preempted = f" + {preemption_s:.0f} s expected preemption overhead" if preemption_s else ""
+    return priced(
+        seconds,
+        usd_per_hour,
+        budget_usd,
+        lambda usd: (
+            f"budget_usd: ${budget_usd:.2f} is left, and the estimate at the cheapest matching offer is "
+            f"${usd:.2f} ({seconds:.0f} s at ${usd_per_hour:.3f}/h: {planned_s:.0f} s planned + {PROVISIONING_S:.0f} s "
+            f"provisioning{preempted}); raise the budget, lower infrastructure.max_usd_per_hour or shorten the film"
+        ),
+    )
+
+
+def priced(seconds: float, usd_per_hour: float, budget_usd: float | None, refusal: Callable[[float], str]) -> Estimate:
+    """`seconds` at `usd_per_hour`; OverBudget (`refusal(usd)` its message) above `budget_usd`."""
     usd = usd_per_hour * seconds / 3600
     if budget_usd is not None and usd > budget_usd:
-        preempted = f" + {preemption_s:.0f} s expected preemption overhead" if preemption_s else ""
-        raise OverBudget(
-            f"budget_usd: ${budget_usd:.2f} is left, and the estimate at the cheapest matching offer is ${usd:.2f} "
-            f"({seconds:.0f} s at ${usd_per_hour:.3f}/h: {planned_s:.0f} s planned + {PROVISIONING_S:.0f} s "
-            f"provisioning{preempted}); raise the budget, lower infrastructure.max_usd_per_hour or shorten the film"
-        )
+        raise OverBudget(refusal(usd))
     return Estimate(seconds=round(seconds), usd=round(usd, 4))
 
 
@@ -86,14 +97,16 @@ def night_estimate(
     much), × $/h. Raises OverBudget above `budget_usd`."""
     planned_s = sum(prediction.total_s for prediction in predictions)
     seconds = planned_s + PROVISIONING_S + sum(download_seconds(model) for model in models)
-    usd = usd_per_hour * seconds / 3600
-    if budget_usd is not None and usd > budget_usd:
-        raise OverBudget(
-            f"budget_usd: ${budget_usd:.2f}, and the night's estimate on one box at the cheapest matching offer is "
-            f"${usd:.2f} ({seconds:.0f} s at ${usd_per_hour:.3f}/h: {planned_s:.0f} s planned for {len(models)} "
-            f"runs + provisioning and downloads); raise the budget or use placement parallel"
-        )
-    return Estimate(seconds=round(seconds), usd=round(usd, 4))
+    return priced(
+        seconds,
+        usd_per_hour,
+        budget_usd,
+        lambda usd: (
+            f"budget_usd: ${budget_usd:.2f}, and the night's estimate on one box at the cheapest matching "
+            f"offer is ${usd:.2f} ({seconds:.0f} s at ${usd_per_hour:.3f}/h: {planned_s:.0f} s planned for "
+            f"{len(models)} runs + provisioning and downloads); raise the budget or use placement parallel"
+        ),
+    )
 
 
 def shared_box_costs(

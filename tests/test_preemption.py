@@ -55,6 +55,18 @@ def preempt_when(fake: FakeVast, root: Path, clips_done: int, machine_gone: bool
     return instance_id
 
 
+def run_preempted(args: list[str], env: dict[str, str], fake: FakeVast, root: Path, *at: tuple[int, bool]):
+    """`shootout run` with `args`, outbid once per (clips done, machine gone) of `at`, in order; the finished
+    process (returncode, stdout, stderr) and the first preempted instance's id."""
+    run = start_run(args, env)
+    try:
+        first = [preempt_when(fake, root, clips_done=done, machine_gone=gone) for done, gone in at][0]
+        stdout, stderr = run.communicate(timeout=600)
+    finally:
+        run.kill()
+    return run.returncode, stdout, stderr, first
+
+
 def created_bids(fake: FakeVast) -> list[tuple[str, float]]:
     """(offer id, bid) of every create, in order."""
     return [
@@ -70,14 +82,9 @@ def test_a_run_preempted_after_clip_2_and_after_clip_4_finishes_with_the_same_fi
     again after clip 4 (5003 is offered again: rented again); the third instance finishes the film."""
     out, root = tmp_path / "out", tmp_path / "box"
     args = ["--out", str(out), *remote_args("vast", sshd_server, box_venv, root, *SMALL_SETS, *BID_SETS)]
-    run = start_run(args, run_env(small_local_run["api"], tmp_path, fake))
-    try:
-        first = preempt_when(fake, root, clips_done=2, machine_gone=True)
-        preempt_when(fake, root, clips_done=4)
-        stdout, stderr = run.communicate(timeout=600)
-    finally:
-        run.kill()
-    assert run.returncode == 0, stdout[-3000:] + stderr[-5000:]
+    env = run_env(small_local_run["api"], tmp_path, fake)
+    returncode, stdout, stderr, first = run_preempted(args, env, fake, root, (2, True), (4, False))
+    assert returncode == 0, stdout[-3000:] + stderr[-5000:]
     run_dir, manifest = bundle_of(out)
     assert hashes(manifest) == local_hashes(small_local_run)  # the same clips, frames and film, byte for byte
     assert manifest["guardrails"]["outcome"] == "ok"
@@ -101,16 +108,11 @@ def test_a_preemption_past_max_preemptions_bundles_what_finished_here(
 ) -> None:
     out, root = tmp_path / "out", tmp_path / "box"
     sets = [*SMALL_SETS, *BID_SETS, "--set", "infrastructure.max_preemptions=0"]
-    run = start_run(
-        ["--out", str(out), *remote_args("vast", sshd_server, box_venv, root, *sets)],
-        run_env(small_local_run["api"], tmp_path, fake),
+    args = ["--out", str(out), *remote_args("vast", sshd_server, box_venv, root, *sets)]
+    returncode, stdout, stderr, _ = run_preempted(
+        args, run_env(small_local_run["api"], tmp_path, fake), fake, root, (2, False)
     )
-    try:
-        preempt_when(fake, root, clips_done=2)
-        stdout, stderr = run.communicate(timeout=600)
-    finally:
-        run.kill()
-    assert run.returncode == 1 and "RunIncomplete" in stderr
+    assert returncode == 1 and "RunIncomplete" in stderr
     assert "preempted 1 times, more than max_preemptions = 0" in stderr
     run_dir, manifest = bundle_of(out)  # bundled on this machine from the clips kept here, and verified
     finished = manifest["clips"]["finished"]
@@ -157,13 +159,10 @@ def test_a_budget_that_cannot_pay_for_the_next_rental_bundles_what_finished_here
     args = ["--out", str(out), *remote_args("vast", sshd_server, box_venv, root, *SMALL_SETS, *BID_SETS)]
     spec = load_spec(DEMO, set_values(args)).spec
     first = estimate_at(predict_run(spec), 0.2 * BID_MARGIN, None, spec=spec)
-    run = start_run([*args, "--budget", f"{first.usd + 0.0005:.4f}"], run_env(small_local_run["api"], tmp_path, fake))
-    try:
-        preempt_when(fake, root, clips_done=2)
-        stdout, stderr = run.communicate(timeout=600)
-    finally:
-        run.kill()
-    assert run.returncode == 1 and "RunIncomplete" in stderr
+    budgeted = [*args, "--budget", f"{first.usd + 0.0005:.4f}"]
+    env = run_env(small_local_run["api"], tmp_path, fake)
+    returncode, stdout, stderr, _ = run_preempted(budgeted, env, fake, root, (2, False))
+    assert returncode == 1 and "RunIncomplete" in stderr
     assert "preempted 1 times, then OverBudget: budget_usd: $" in stderr and " is left, and the estimate" in stderr
     run_dir, manifest = bundle_of(out)
     assert manifest["clips"]["finished"] >= 2 and manifest["guardrails"]["outcome"] == "stopped"
